@@ -1,0 +1,7 @@
+"""All Tortoise models; Tortoise loads this module as the ``models`` app."""
+
+from db.models.api_token import ApiToken
+from db.models.config import SiteConfig, UserConfig
+from db.models.user import Group, GroupMember, User
+
+__all__ = ["ApiToken", "Group", "GroupMember", "SiteConfig", "User", "UserConfig"]

@@ -1,0 +1,74 @@
+"""Words every layer shares: roles, permissions, error codes and hard limits.
+
+They live in ``db`` because both the GraphQL side and the daemon need them and
+``db`` is the one package both may import.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class UserRole(str, Enum):
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+class Permission(str, Enum):
+    """What a viewer may do; clients read these instead of provoking a 403."""
+
+    MANAGE_USERS = "manage_users"
+    MANAGE_DEPLOYMENT_CONFIG = "manage_deployment_config"
+    MANAGE_PROVIDERS = "manage_providers"
+    VIEW_ALL_COSTS = "view_all_costs"
+    VIEW_INSIGHTS = "view_insights"
+    VIEW_REQUEST_LOGS = "view_request_logs"
+    CREATE_CHAT = "create_chat"
+
+
+ROLE_PERMISSIONS: dict[UserRole, tuple[Permission, ...]] = {
+    UserRole.ADMIN: tuple(Permission),
+    UserRole.MEMBER: (Permission.CREATE_CHAT,),
+}
+
+
+class TokenKind(str, Enum):
+    """A session comes from ``login``; an API token is created explicitly."""
+
+    SESSION = "session"
+    API = "api"
+
+
+class ErrorCode(str, Enum):
+    """The one vocabulary for ``errors[].extensions.code``."""
+
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    CONFLICT = "CONFLICT"
+    QUEUE_FULL = "QUEUE_FULL"
+    USAGE_LIMIT_EXCEEDED = "USAGE_LIMIT_EXCEEDED"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    RATE_LIMITED = "RATE_LIMITED"
+    QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+    INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+
+# Account rules.
+USERNAME_MIN = 1
+USERNAME_MAX = 64
+PASSWORD_MIN = 8
+PASSWORD_MAX = 1024
+NAME_MAX = 200
+EMAIL_MAX = 320
+TOKEN_NAME_MAX = 100
+
+# Session tokens from ``login`` live this long unless revoked by ``logout``.
+SESSION_TTL_DAYS = 30
+# ``last_used_at`` is written at most this often per token, so reads stay reads.
+TOKEN_TOUCH_INTERVAL_S = 60
+
+# Connections.
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200

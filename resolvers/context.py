@@ -1,0 +1,49 @@
+"""The per-operation context every resolver receives.
+
+Built by the server for each HTTP request and for each WebSocket operation, so
+dataloaders and auth state never outlive one operation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from db.models import ApiToken, User
+from resolvers.errors import ApiError
+
+
+class SessionCookie(Protocol):
+    """How resolvers set or clear the login cookie without knowing HTTP."""
+
+    def set(self, token: str, max_age_s: int) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+class NoCookie:
+    """Used where there is no HTTP response (WebSockets, tests, the CLI)."""
+
+    def set(self, token: str, max_age_s: int) -> None:
+        return None
+
+    def clear(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Deployment settings resolvers must honour."""
+
+    allow_signup: bool = False
+
+
+@dataclass
+class RequestContext:
+    request_id: str
+    viewer: User | None = None
+    token: ApiToken | None = None
+    # A presented but invalid token: raised by anything that needs the viewer.
+    auth_error: ApiError | None = None
+    policy: Policy = field(default_factory=Policy)
+    cookie: SessionCookie = field(default_factory=NoCookie)

@@ -1,0 +1,51 @@
+"""Assembling the schema: root types merged from the per-domain modules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import strawberry
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.printer import print_schema
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from schema.auth import AuthMutations
+from schema.errors import ErrorShaping
+from schema.limits import LimitGuard, QueryLimits
+from schema.node_queries import NodeQueries
+from schema.user import ApiToken, User, UserMutations, UserQueries
+
+Query = merge_types("Query", (NodeQueries, UserQueries))
+Mutation = merge_types("Mutation", (AuthMutations, UserMutations))
+
+
+def build_schema(
+    limits: QueryLimits | None = None,
+    extra_extensions: Sequence[Callable[[], SchemaExtension]] = (),
+) -> strawberry.Schema:
+    """The schema with its extensions; ``extra_extensions`` come from the server
+    (metrics), so this package does not depend on it."""
+    chosen = limits or QueryLimits()
+
+    def limit_guard() -> SchemaExtension:
+        return LimitGuard(chosen)
+
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        ErrorShaping,
+        limit_guard,
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+        *extra_extensions,
+    ]
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        types=[User, ApiToken],
+        extensions=extensions,
+        config=StrawberryConfig(sort_schema=True),
+    )
+
+
+def export_sdl() -> str:
+    return print_schema(build_schema())

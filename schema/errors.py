@@ -1,0 +1,64 @@
+"""Every error leaves with a code; unexpected ones leave with nothing else.
+
+Replaces Strawberry's MaskErrors (which masks everything, validation included):
+- ``ApiError`` from resolvers: kept, its code and facts in ``extensions``;
+- request-level errors (parse, validation, variable coercion: no ``path``):
+  BAD_USER_INPUT, or QUERY_TOO_COMPLEX for the token limit;
+- anything else: logged with the request id, masked as INTERNAL_SERVER_ERROR.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from graphql import GraphQLError, GraphQLSyntaxError
+from strawberry.extensions import SchemaExtension
+
+from db.vocabulary import ErrorCode
+from resolvers.context import RequestContext
+from resolvers.errors import ApiError
+
+log = logging.getLogger("agentgql.errors")
+
+MASKED_MESSAGE = "Internal server error"
+
+
+def _request_id(context: object) -> str | None:
+    return context.request_id if isinstance(context, RequestContext) else None
+
+
+def shape_error(error: GraphQLError, request_id: str | None) -> GraphQLError:
+    original = error.original_error
+    if isinstance(original, ApiError):
+        error.extensions = dict(original.extensions)
+        return error
+    extensions = dict(error.extensions or {})
+    if "code" in extensions:
+        return error
+    if error.path is None and (original is None or isinstance(original, GraphQLError)):
+        too_many_tokens = isinstance(error, GraphQLSyntaxError) and "tokens" in error.message
+        code = ErrorCode.QUERY_TOO_COMPLEX if too_many_tokens else ErrorCode.BAD_USER_INPUT
+        error.extensions = {**extensions, "code": code.value}
+        return error
+    log.error(
+        "unexpected error in resolver",
+        exc_info=original if original is not None else error,
+        extra={"request_id": request_id, "path": error.path},
+    )
+    return GraphQLError(
+        MASKED_MESSAGE,
+        nodes=error.nodes,
+        path=error.path,
+        extensions={"code": ErrorCode.INTERNAL_SERVER_ERROR.value, "requestId": request_id},
+    )
+
+
+class ErrorShaping(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if result is not None and errors:
+            rid = _request_id(self.execution_context.context)
+            result.errors = [shape_error(e, rid) for e in errors]

@@ -1,0 +1,140 @@
+"""The ``agentgql`` command: serve, migrate, createuser, export-schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+
+from server.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        key: value
+        for key, value in (
+            ("host", getattr(args, "host", None)),
+            ("port", getattr(args, "port", None)),
+            ("data_dir", getattr(args, "data_dir", None)),
+        )
+        if value is not None
+    }
+    return Settings(**overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+    from server.logs import configure_logging
+
+    settings = _settings(args)
+    configure_logging(settings.log_level, settings.log_format)
+    app = create_app(settings, migrate=args.migrate)
+    where = "embedded PostgreSQL" if settings.embedded else "DATABASE_URL"
+    print(
+        f"agentgql: GraphiQL at http://{settings.host}:{settings.port}/graphql ({where})",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        ws_ping_interval=20,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from server.database import database
+
+    async def run() -> None:
+        async with database(_settings(args), migrate=True):
+            pass
+
+    asyncio.run(run())
+    print("agentgql: database is up to date", file=sys.stderr)
+    return 0
+
+
+def cmd_createuser(args: argparse.Namespace) -> int:
+    from db.vocabulary import UserRole
+    from resolvers.accounts import create_user
+    from resolvers.errors import ApiError
+    from server.database import database
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Repeat: "):
+            print("agentgql: passwords differ", file=sys.stderr)
+            return 2
+
+    async def run() -> None:
+        async with database(_settings(args)):
+            role = UserRole.ADMIN if args.admin else UserRole.MEMBER
+            await create_user(args.username, password, email=args.email, role=role)
+
+    try:
+        asyncio.run(run())
+    except ApiError as exc:
+        print(f"agentgql: {exc.message}", file=sys.stderr)
+        return 2
+    print(f"agentgql: created {args.username}", file=sys.stderr)
+    return 0
+
+
+def cmd_export_schema(args: argparse.Namespace) -> int:
+    from schema.build import export_sdl
+
+    sys.stdout.write(export_sdl().rstrip("\n") + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentgql", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_place(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--data-dir", type=Path, help="embedded database and secret key")
+        return p
+
+    serve = with_place(sub.add_parser("serve", help="run the API server"))
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--migrate", action="store_true", help="apply pending migrations to DATABASE_URL first"
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = with_place(sub.add_parser("migrate", help="apply pending database migrations"))
+    migrate.set_defaults(func=cmd_migrate)
+
+    createuser = with_place(sub.add_parser("createuser", help="create a user account"))
+    createuser.add_argument("username")
+    createuser.add_argument("--admin", action="store_true", help="give the ADMIN role")
+    createuser.add_argument("--email")
+    createuser.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    createuser.set_defaults(func=cmd_createuser)
+
+    export = sub.add_parser("export-schema", help="print the GraphQL SDL")
+    export.set_defaults(func=cmd_export_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

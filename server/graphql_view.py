@@ -1,0 +1,143 @@
+"""The one Strawberry view mounted at ``/graphql`` for HTTP and graphql-transport-ws.
+
+It builds a fresh ``RequestContext`` per HTTP request, authenticates WebSockets
+in ``connection_init``, enforces the CSRF rule for cookie-authenticated posts,
+serves the offline GraphiQL page and encodes responses with orjson.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UnsetType
+
+from db.vocabulary import ErrorCode
+from resolvers.context import NoCookie, Policy, RequestContext
+from server.graphiql import graphiql_html
+from server.request_auth import COOKIE_NAME, AuthState, credentials_of, resolve_token
+from server.request_ids import current_request_id
+from server.settings import Settings
+
+PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-requested-with")
+
+
+class ResponseCookie:
+    """Sets the session cookie on the HTTP response being built."""
+
+    def __init__(self, response: Response, secure: bool) -> None:
+        self.response = response
+        self.secure = secure
+
+    def set(self, token: str, max_age_s: int) -> None:
+        self.response.set_cookie(
+            COOKIE_NAME,
+            token,
+            max_age=max_age_s,
+            httponly=True,
+            samesite="lax",
+            secure=self.secure,
+            path="/",
+        )
+
+    def clear(self) -> None:
+        self.response.delete_cookie(COOKIE_NAME, path="/", samesite="lax", httponly=True)
+
+
+class WsContext(RequestContext):
+    """A connection's context; ``connection_params`` is filled by Strawberry."""
+
+    connection_params: dict[str, Any] | None = None
+
+
+def csrf_refusal(request: Request) -> str | None:
+    """Why a POST must be refused, or None.
+
+    A cross-site form can post ``multipart/form-data`` or ``text/plain`` with the
+    victim's cookie without a CORS preflight. Requiring JSON or a custom header
+    (which forces a preflight) for cookie-authenticated posts, and a custom header
+    for every multipart post, closes that door.
+    """
+    if request.method != "POST":
+        return None
+    has_header = any(request.headers.get(h, "").strip() for h in PREFLIGHT_HEADERS)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data" and not has_header:
+        return "multipart requests need an Apollo-Require-Preflight or X-Requested-With header"
+    cookie_only = (
+        COOKIE_NAME in request.cookies and "authorization" not in request.headers
+    )
+    if cookie_only and content_type != "application/json" and not has_header:
+        return "cookie-authenticated requests must be application/json or carry a preflight header"
+    return None
+
+
+class AgentGraphQL(GraphQL[RequestContext, None]):
+    def __init__(self, schema: Any, settings: Settings) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            multipart_uploads_enabled=True,
+            allowed_origins=tuple(settings.allowed_origins),
+        )
+        self.settings = settings
+        self.policy = Policy(allow_signup=settings.allow_signup)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            reason = csrf_refusal(Request(scope))
+            if reason is not None:
+                body = {"errors": [{"message": reason, "extensions": {"code": "FORBIDDEN"}}]}
+                await JSONResponse(body, status_code=403)(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> RequestContext:
+        state = await resolve_token(credentials_of(request).token)
+        if isinstance(request, WebSocket):
+            ctx: RequestContext = WsContext(request_id=current_request_id(), policy=self.policy)
+        else:
+            assert isinstance(response, Response)
+            cookie = ResponseCookie(response, self.settings.cookie_secure)
+            ctx = RequestContext(
+                request_id=current_request_id(), policy=self.policy, cookie=cookie
+            )
+        _apply(ctx, state)
+        return ctx
+
+    async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:
+        """``authToken`` in connection_init wins over header, query and cookie."""
+        params = getattr(context, "connection_params", None) or {}
+        raw = params.get("authToken") if isinstance(params, Mapping) else None
+        if raw is not None:
+            if not isinstance(raw, str):
+                raise ConnectionRejectionError({"code": ErrorCode.UNAUTHENTICATED.value})
+            _apply(context, await resolve_token(raw))
+        if context.auth_error is not None:
+            # A bad token is refused at the door: close 4403 before any operation.
+            raise ConnectionRejectionError({"code": ErrorCode.UNAUTHENTICATED.value})
+        return await super().on_ws_connect(context)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(graphiql_html(str(request.url.path)))
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+
+def _apply(ctx: RequestContext, state: AuthState) -> None:
+    ctx.viewer, ctx.token, ctx.auth_error = state.viewer, state.token, state.error
+
+
+__all__ = ["AgentGraphQL", "NoCookie"]
