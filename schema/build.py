@@ -5,16 +5,28 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import strawberry
-from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from schema.auth import AuthMutations
 from schema.errors import ErrorShaping
 from schema.limits import LimitGuard, QueryLimits
 from schema.node_queries import NodeQueries
 from schema.user import ApiToken, User, UserMutations, UserQueries
+
+class AgentSchema(strawberry.Schema):
+    """Strawberry logs every error with a traceback; ErrorShaping already logs
+    the unexpected ones, and client errors are not server events."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        return None
+
 
 Query = merge_types("Query", (NodeQueries, UserQueries))
 Mutation = merge_types("Mutation", (AuthMutations, UserMutations))
@@ -33,12 +45,11 @@ def build_schema(
 
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ErrorShaping,
-        limit_guard,
-        lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
+        limit_guard,  # after ValidationCache: it checks validated documents
         *extra_extensions,
     ]
-    return strawberry.Schema(
+    return AgentSchema(
         query=Query,
         mutation=Mutation,
         types=[User, ApiToken],

@@ -1,19 +1,23 @@
 """Query limits: depth, aliases, tokens and a static cost, checked before execution.
 
-Cost model: a scalar costs 0, an object field 1 plus its selection, a connection
-(a field taking ``first``/``last``) 1 plus ``first × its selection`` (page size
-defaulted and clamped like the resolvers do). Unions sum their fragments.
+Cost model: a scalar costs 0, an object field 1 plus its selection; in a
+connection (a field taking ``first``/``last``) its ``edges`` and ``nodes`` count
+``first`` times (page size defaulted and clamped like the resolvers do), its
+``pageInfo`` once. Unions sum their fragments.
 Introspection is exempt from depth and cost, so GraphiQL always works.
 The computed cost is returned in ``extensions.cost`` of every response.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -28,10 +32,20 @@ from graphql import (
     VariableNode,
     get_named_type,
     is_leaf_type,
+    parse,
 )
 from strawberry.extensions import SchemaExtension
 
 from db.vocabulary import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ErrorCode
+
+
+# The fields of a connection that repeat once per item of the page.
+ITEM_FIELDS = frozenset({"edges", "nodes"})
+
+
+@functools.lru_cache(maxsize=512)
+def _parse(query: str, max_tokens: int) -> DocumentNode:
+    return parse(query, max_tokens=max_tokens)
 
 
 @dataclass(frozen=True)
@@ -64,7 +78,7 @@ class _Walker:
 
     def _size(self, node: FieldNode) -> int:
         size: int | None = None
-        for arg in node.arguments:
+        for arg in node.arguments or ():
             if arg.name.value not in {"first", "last"}:
                 continue
             value: Any = None
@@ -76,23 +90,27 @@ class _Walker:
                 size = max(size or 0, value)
         return min(max(size if size is not None else DEFAULT_PAGE_SIZE, 0), MAX_PAGE_SIZE)
 
-    def walk(self, selection_set: SelectionSetNode | None, parent: Any, depth: int) -> int:
+    def walk(
+        self, selection_set: SelectionSetNode | None, parent: Any, depth: int, page: int = 1
+    ) -> int:
+        """Cost of a selection; ``page`` multiplies the item lists of a connection."""
         if selection_set is None:
             return 0
         cost = 0
         for sel in selection_set.selections:
             if isinstance(sel, FieldNode):
-                cost += self._field(sel, parent, depth)
+                times = page if sel.name.value in ITEM_FIELDS else 1
+                cost += times * self._field(sel, parent, depth)
             elif isinstance(sel, InlineFragmentNode):
                 target = parent
                 if sel.type_condition is not None:
                     target = self.schema.get_type(sel.type_condition.name.value) or parent
-                cost += self.walk(sel.selection_set, target, depth)
+                cost += self.walk(sel.selection_set, target, depth, page)
             elif isinstance(sel, FragmentSpreadNode):
                 frag = self.fragments.get(sel.name.value)
                 if frag is not None:
                     target = self.schema.get_type(frag.type_condition.name.value) or parent
-                    cost += self.walk(frag.selection_set, target, depth)
+                    cost += self.walk(frag.selection_set, target, depth, page)
         return cost
 
     def _field(self, node: FieldNode, parent: Any, depth: int) -> int:
@@ -110,10 +128,8 @@ class _Walker:
         named = get_named_type(field.type)
         if is_leaf_type(named):
             return 0
-        child = self.walk(node.selection_set, named, depth + 1)
-        if "first" in field.args or "last" in field.args:
-            return 1 + self._size(node) * child
-        return 1 + child
+        page = self._size(node) if "first" in field.args or "last" in field.args else 1
+        return 1 + self.walk(node.selection_set, named, depth + 1, page)
 
 
 def measure(
@@ -155,14 +171,28 @@ class LimitGuard(SchemaExtension):
         self.measured: Measure | None = None
 
     def on_parse(self) -> Iterator[None]:
-        self.execution_context.parse_options["max_tokens"] = self.limits.max_tokens
+        """Parse through an LRU cache, with the token limit.
+
+        Unlike Strawberry's ParserCache, a parse error is left for Strawberry's own
+        parse step to raise, inside its handler, so every extension still sees
+        the failed operation finish.
+        """
+        ctx = self.execution_context
+        ctx.parse_options["max_tokens"] = self.limits.max_tokens
+        if ctx.graphql_document is None and ctx.query is not None:
+            with contextlib.suppress(GraphQLError):
+                ctx.graphql_document = _parse(ctx.query, self.limits.max_tokens)
         yield
 
     def on_validate(self) -> Iterator[None]:
-        yield
+        """Runs after ValidationCache has validated (it precedes this extension)
+        and before Strawberry checks for errors, so a refusal stops execution."""
         ctx = self.execution_context
-        if ctx.pre_execution_errors or ctx.graphql_document is None:
-            return
+        if not ctx.pre_execution_errors and ctx.graphql_document is not None:
+            self._check(ctx)
+        yield
+
+    def _check(self, ctx: Any) -> None:
         found = measure(
             ctx.schema._schema, ctx.graphql_document, ctx.operation_name, ctx.variables
         )

@@ -1,0 +1,151 @@
+"""Test plumbing: which Postgres to use, template databases, a GraphQL client.
+
+Postgres: the server on 127.0.0.1:5432 when reachable (always in CI, where its
+absence is a failure), else a throwaway embedded cluster. One migrated template
+database per session; each test module gets ``CREATE DATABASE … TEMPLATE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from db.connection import close_database, open_database, tortoise_config
+from db.embedded import EmbeddedCluster, database_url
+from db.migrator import apply_migrations
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+SERVER_DSN = os.environ.get("AGENTGQL_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("AGENTGQL_TEST_REDIS", "redis://127.0.0.1:6379")
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class PostgresServer:
+    admin_dsn: str
+    kind: str
+    cluster: EmbeddedCluster | None = None
+    created: list[str] = field(default_factory=list)
+
+    def url(self, name: str) -> str:
+        return database_url(self.admin_dsn, name)
+
+    async def execute(self, sql: str) -> None:
+        conn = await asyncpg.connect(self.admin_dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def create(self, name: str, template: str | None = None) -> str:
+        suffix = f' TEMPLATE "{template}"' if template else ""
+        await self.execute(f'CREATE DATABASE "{name}"{suffix}')
+        self.created.append(name)
+        return self.url(name)
+
+    async def drop_all(self) -> None:
+        for name in reversed(self.created):
+            await self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.created.clear()
+
+
+def start_postgres() -> PostgresServer:
+    if reachable("127.0.0.1", 5432):
+        return PostgresServer(admin_dsn=SERVER_DSN, kind="server")
+    if IN_CI:
+        raise RuntimeError("CI=true but no PostgreSQL server on 127.0.0.1:5432")
+    cluster = EmbeddedCluster(Path(tempfile.mkdtemp(prefix="agentgql-test-")))
+    return PostgresServer(admin_dsn=cluster.start(), kind="embedded", cluster=cluster)
+
+
+async def make_template(pg: PostgresServer) -> str:
+    name = f"agentgql_tpl_{uuid.uuid4().hex[:10]}"
+    url = await pg.create(name)
+    await open_database(url)
+    try:
+        await apply_migrations(tortoise_config(url))
+    finally:
+        await close_database()
+    return name
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+class GraphQLClient:
+    """Posts GraphQL over HTTP the way a browser client would."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def post(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        body: dict[str, Any] = {"query": query}
+        if variables is not None:
+            body["variables"] = variables
+        try:
+            return await self.http.post("/graphql", json=body, headers=sent)
+        finally:
+            self.http.cookies.clear()  # each call is its own client: no session carry-over
+
+    async def __call__(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        response = await self.post(query, variables, token=token, headers=headers)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def ok(self, query: str, variables: dict[str, Any] | None = None, **kw: Any) -> Any:
+        """The ``data`` of a response that must have no errors."""
+        result = await self(query, variables, **kw)
+        assert "errors" not in result, result["errors"]
+        return result["data"]
+
+    async def error(self, query: str, variables: dict[str, Any] | None = None, **kw: Any) -> Any:
+        """The first error of a response that must fail."""
+        result = await self(query, variables, **kw)
+        assert result.get("errors"), result
+        return result["errors"][0]
+
+
+SIGN_UP = """
+mutation($u: String!, $p: String!) {
+  signUp(input: {username: $u, password: $p}) { token user { id username role } }
+}"""
+LOGIN = """
+mutation($u: String!, $p: String!) {
+  login(input: {username: $u, password: $p}) { token user { id username role } }
+}"""
+PASSWORD = "correct-horse-battery"
