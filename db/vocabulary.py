@@ -6,15 +6,15 @@ They live in ``db`` because both the GraphQL side and the daemon need them and
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class UserRole(str, Enum):
+class UserRole(StrEnum):
     ADMIN = "admin"
     MEMBER = "member"
 
 
-class Permission(str, Enum):
+class Permission(StrEnum):
     """What a viewer may do; clients read these instead of provoking a 403."""
 
     MANAGE_USERS = "manage_users"
@@ -32,14 +32,14 @@ ROLE_PERMISSIONS: dict[UserRole, tuple[Permission, ...]] = {
 }
 
 
-class TokenKind(str, Enum):
+class TokenKind(StrEnum):
     """A session comes from ``login``; an API token is created explicitly."""
 
     SESSION = "session"
     API = "api"
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(StrEnum):
     """The one vocabulary for ``errors[].extensions.code``."""
 
     UNAUTHENTICATED = "UNAUTHENTICATED"

@@ -18,6 +18,7 @@ from schema.limits import LimitGuard, QueryLimits
 from schema.node_queries import NodeQueries
 from schema.user import ApiToken, User, UserMutations, UserQueries
 
+
 class AgentSchema(strawberry.Schema):
     """Strawberry logs every error with a traceback; ErrorShaping already logs
     the unexpected ones, and client errors are not server events."""

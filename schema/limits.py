@@ -38,7 +38,6 @@ from strawberry.extensions import SchemaExtension
 
 from db.vocabulary import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ErrorCode
 
-
 # The fields of a connection that repeat once per item of the page.
 ITEM_FIELDS = frozenset({"edges", "nodes"})
 
@@ -193,9 +192,7 @@ class LimitGuard(SchemaExtension):
         yield
 
     def _check(self, ctx: Any) -> None:
-        found = measure(
-            ctx.schema._schema, ctx.graphql_document, ctx.operation_name, ctx.variables
-        )
+        found = measure(ctx.schema._schema, ctx.graphql_document, ctx.operation_name, ctx.variables)
         self.measured = found
         if found is None:
             return

@@ -33,7 +33,9 @@ class ApiToken(Node):
     id: strawberry.ID = global_id_field("ApiToken")
     kind: TokenKind
     name: str
-    prefix: str = strawberry.field(description="The secret's first characters, to tell tokens apart.")
+    prefix: str = strawberry.field(
+        description="The secret's first characters, to tell tokens apart."
+    )
     created_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None

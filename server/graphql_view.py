@@ -73,9 +73,7 @@ def csrf_refusal(request: Request) -> str | None:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data" and not has_header:
         return "multipart requests need an Apollo-Require-Preflight or X-Requested-With header"
-    cookie_only = (
-        COOKIE_NAME in request.cookies and "authorization" not in request.headers
-    )
+    cookie_only = COOKIE_NAME in request.cookies and "authorization" not in request.headers
     if cookie_only and content_type != "application/json" and not has_header:
         return "cookie-authenticated requests must be application/json or carry a preflight header"
     return None
@@ -92,7 +90,7 @@ class TextFrames(ASGIWebSocketAdapter):
 
 
 class AgentGraphQL(GraphQL[RequestContext, None]):
-    websocket_adapter_class = TextFrames  # type: ignore[assignment]
+    websocket_adapter_class = TextFrames
 
     def __init__(self, schema: Any, settings: Settings) -> None:
         super().__init__(
@@ -123,9 +121,7 @@ class AgentGraphQL(GraphQL[RequestContext, None]):
         else:
             assert isinstance(response, Response)
             cookie = ResponseCookie(response, self.settings.cookie_secure)
-            ctx = RequestContext(
-                request_id=current_request_id(), policy=self.policy, cookie=cookie
-            )
+            ctx = RequestContext(request_id=current_request_id(), policy=self.policy, cookie=cookie)
         _apply(ctx, state)
         return ctx
 

@@ -17,7 +17,15 @@ from starlette.applications import Starlette
 from resolvers.accounts import create_user
 from server.app import create_app
 from server.settings import Settings
-from tests.harness import LOGIN, PASSWORD, SIGN_UP, GraphQLClient, PostgresServer, make_template, start_postgres
+from tests.harness import (
+    LOGIN,
+    PASSWORD,
+    SIGN_UP,
+    GraphQLClient,
+    PostgresServer,
+    make_template,
+    start_postgres,
+)
 
 _counter = itertools.count()
 
@@ -42,7 +50,9 @@ async def database_url(postgres: PostgresServer, template_db: str) -> str:
     return await postgres.create(name, template=template_db)
 
 
-def make_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory, **extra: Any) -> Settings:
+def make_settings(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, **extra: Any
+) -> Settings:
     return Settings(
         database_url=database_url,
         data_dir=tmp_path_factory.mktemp("data"),

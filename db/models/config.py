@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -10,7 +12,7 @@ from db.models.user import User
 
 class SiteConfig(Model):
     key = fields.CharField(max_length=200, primary_key=True)
-    value = fields.JSONField()
+    value: fields.Field[Any] = fields.JSONField()
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
@@ -23,7 +25,7 @@ class UserConfig(Model):
         "models.User", related_name="configs", on_delete=fields.CASCADE
     )
     key = fields.CharField(max_length=200)
-    value = fields.JSONField()
+    value: fields.Field[Any] = fields.JSONField()
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:

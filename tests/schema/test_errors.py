@@ -11,7 +11,10 @@ from tests.harness import GraphQLClient
 
 
 async def test_internal_failure_is_masked_and_logged(
-    gql: GraphQLClient, admin_token: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    gql: GraphQLClient,
+    admin_token: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     async def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("connection string postgres://secret@db")
@@ -25,8 +28,11 @@ async def test_internal_failure_is_masked_and_logged(
     assert "secret" not in str(result)
     assert error["extensions"]["requestId"]
     logged = [r for r in caplog.records if r.name == "agentgql.errors"]
-    assert logged and "postgres://secret@db" in str(logged[0].exc_info[1])
-    assert logged[0].request_id == error["extensions"]["requestId"]
+    assert logged
+    exc_info = logged[0].exc_info
+    assert exc_info is not None
+    assert "postgres://secret@db" in str(exc_info[1])
+    assert getattr(logged[0], "request_id", None) == error["extensions"]["requestId"]
 
 
 async def test_request_id_header_matches_the_masked_error(
@@ -36,7 +42,9 @@ async def test_request_id_header_matches_the_masked_error(
         raise ValueError("boom")
 
     monkeypatch.setattr(users, "users", explode)
-    response = await gql.post("{ users { nodes { id } } }", token=admin_token, headers={"X-Request-ID": "req-42"})
+    response = await gql.post(
+        "{ users { nodes { id } } }", token=admin_token, headers={"X-Request-ID": "req-42"}
+    )
     assert response.headers["x-request-id"] == "req-42"
     assert response.json()["errors"][0]["extensions"]["requestId"] == "req-42"
 

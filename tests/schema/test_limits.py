@@ -7,7 +7,6 @@ from graphql import get_introspection_query
 from resolvers.context import RequestContext
 from schema.build import build_schema
 from schema.limits import QueryLimits
-
 from tests.harness import GraphQLClient
 
 
@@ -37,7 +36,9 @@ async def test_depth_over_the_limit_is_query_too_complex() -> None:
         "maximum": 4,
         "actual": 5,
     }
-    ok = await schema.execute("{ viewer { apiTokens { nodes { id } } } }", context_value=RequestContext(request_id="t"))
+    ok = await schema.execute(
+        "{ viewer { apiTokens { nodes { id } } } }", context_value=RequestContext(request_id="t")
+    )
     assert ok.errors is None
 
 
@@ -68,7 +69,10 @@ async def test_cost_over_the_limit() -> None:
 
 
 async def test_a_full_page_passes_the_default_limits(gql: GraphQLClient, admin_token: str) -> None:
-    query = "{ users(first: 200) { edges { cursor node { id username role } } pageInfo { endCursor } } }"
+    query = (
+        "{ users(first: 200) { edges { cursor node { id username role } } "
+        "pageInfo { endCursor } } }"
+    )
     result = await gql(query, token=admin_token)
     assert "errors" not in result
     assert result["extensions"]["cost"] == 1 + 200 * 2 + 1

@@ -1,0 +1,122 @@
+"""The zero-configuration path: an embedded cluster, shared by processes on one
+data directory, and ``agentgql serve`` with no settings at all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from db.embedded import EmbeddedCluster
+from tests.harness import SIGN_UP
+
+ROOT = Path(__file__).resolve().parents[2]
+JOIN = """
+import sys
+from pathlib import Path
+from db.embedded import EmbeddedCluster
+from tests.harness import SIGN_UP
+c = EmbeddedCluster(Path(sys.argv[1]))
+print(c.start())
+"""
+
+
+def _postmaster_pid(data_dir: Path) -> int:
+    return int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+
+
+def test_second_process_joins_the_running_cluster(tmp_path: Path) -> None:
+    cluster = EmbeddedCluster(tmp_path)
+    uri = cluster.start()
+    pid = _postmaster_pid(tmp_path)
+    try:
+        joined = subprocess.run(
+            [sys.executable, "-c", JOIN, str(tmp_path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert joined.stdout.strip() == uri
+        # The joiner left; the cluster it did not start keeps running.
+        assert psutil.pid_exists(pid)
+        assert _postmaster_pid(tmp_path) == pid
+    finally:
+        cluster.stop()
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(base: str, proc: subprocess.Popen[str], deadline_s: float = 60) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("server did not become ready")
+
+
+def test_serve_with_no_configuration(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "BROADCAST_URL"}}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--data-dir",
+            str(tmp_path),
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, proc)
+        page = httpx.get(f"{base}/graphql", headers={"Accept": "text/html"})
+        assert page.status_code == 200
+        assert "graphiql" in page.text.lower()
+        signed = httpx.post(
+            f"{base}/graphql",
+            json={"query": SIGN_UP, "variables": {"u": "root", "p": "first-admin-pw"}},
+        ).json()
+        token = signed["data"]["signUp"]["token"]
+        viewer = httpx.post(
+            f"{base}/graphql",
+            json={"query": "{ viewer { user { username role } } }"},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+        assert viewer["data"]["viewer"]["user"] == {"username": "root", "role": "ADMIN"}
+        assert (tmp_path / "secret.key").stat().st_mode & 0o077 == 0
+        pid = _postmaster_pid(tmp_path)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    # uvicorn re-raises the signal after a graceful shutdown.
+    assert proc.returncode in {0, -signal.SIGTERM}, stderr
+    assert "Application shutdown complete" in stderr
+    assert f"GraphiQL at http://127.0.0.1:{port}/graphql" in stderr
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

@@ -1,0 +1,93 @@
+"""The committed SDL is what the code exports, and keeps the contract's shapes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from graphql import (
+    GraphQLEnumType,
+    GraphQLInputObjectType,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    build_schema,
+)
+
+from schema.build import export_sdl
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The contract's binding names for what exists so far: "Type.field": "type".
+CONTRACT = {
+    "Node.id": "ID!",
+    "PageInfo.hasNextPage": "Boolean!",
+    "PageInfo.hasPreviousPage": "Boolean!",
+    "PageInfo.startCursor": "String",
+    "PageInfo.endCursor": "String",
+    "User.id": "ID!",
+    "User.username": "String!",
+    "User.name": "String",
+    "User.email": "String",
+    "User.role": "UserRole!",
+    "User.createdAt": "DateTime!",
+    "Viewer.user": "User!",
+    "Viewer.permissions": "[Permission!]!",
+    "AuthPayload.token": "String!",
+    "AuthPayload.user": "User!",
+    "SignUpInput.username": "String!",
+    "SignUpInput.password": "String!",
+    "SignUpInput.email": "String",
+    "SignUpInput.name": "String",
+    "LoginInput.username": "String!",
+    "LoginInput.password": "String!",
+    "Query.node": "Node",
+    "Query.nodes": "[Node]!",
+    "Query.viewer": "Viewer",
+    "Mutation.signUp": "AuthPayload!",
+    "Mutation.login": "AuthPayload!",
+    "Mutation.logout": "Boolean!",
+}
+ENUMS = {
+    "UserRole": {"ADMIN", "MEMBER"},
+    "Permission": {
+        "MANAGE_USERS",
+        "MANAGE_DEPLOYMENT_CONFIG",
+        "MANAGE_PROVIDERS",
+        "VIEW_ALL_COSTS",
+        "VIEW_INSIGHTS",
+        "VIEW_REQUEST_LOGS",
+        "CREATE_CHAT",
+    },
+}
+
+
+def test_committed_schema_matches_the_code() -> None:
+    committed = (ROOT / "schema.graphql").read_text()
+    assert committed == export_sdl().rstrip("\n") + "\n", (
+        "schema.graphql is stale: run `agentgql export-schema > schema.graphql`"
+    )
+
+
+@pytest.mark.parametrize(("path", "expected"), sorted(CONTRACT.items()))
+def test_contract_field_shapes(path: str, expected: str) -> None:
+    schema = build_schema(export_sdl())
+    type_name, field_name = path.split(".")
+    owner = schema.get_type(type_name)
+    assert isinstance(owner, GraphQLObjectType | GraphQLInputObjectType | GraphQLInterfaceType)
+    fields = owner.fields
+    assert field_name in fields, f"{path} missing"
+    assert str(fields[field_name].type) == expected
+
+
+@pytest.mark.parametrize(("name", "values"), sorted(ENUMS.items()))
+def test_contract_enums(name: str, values: set[str]) -> None:
+    enum = build_schema(export_sdl()).get_type(name)
+    assert isinstance(enum, GraphQLEnumType)
+    assert set(enum.values) == values
+
+
+def test_node_arguments() -> None:
+    query = build_schema(export_sdl()).query_type
+    assert query is not None
+    assert str(query.fields["node"].args["id"].type) == "ID!"
+    assert str(query.fields["nodes"].args["ids"].type) == "[ID!]!"
