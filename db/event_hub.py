@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from broadcaster import Broadcast
+
+from db.redis_pubsub import RedisPubSub
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +28,10 @@ class PayloadTooLarge(ValueError):
 class EventHub:
     def __init__(self, url: str) -> None:
         self.url = url
-        self._broadcast = Broadcast(url)
+        if urlsplit(url).scheme in {"redis", "rediss"}:
+            self._broadcast = Broadcast(backend=RedisPubSub(url))
+        else:
+            self._broadcast = Broadcast(url)
         self._connected = False
 
     @property
