@@ -13,7 +13,7 @@ from broadcaster._backends.redis import RedisBackend
 from broadcaster._base import Event
 
 
-class RedisPubSub(RedisBackend):  # type: ignore[misc]
+class RedisPubSub(RedisBackend):
     async def subscribe(self, channel: str) -> None:
         await self._pubsub.subscribe(channel)
         self._ready.set()

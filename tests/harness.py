@@ -8,16 +8,20 @@ database per session; each test module gets ``CREATE DATABASE … TEMPLATE``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+from httpx_ws import AsyncWebSocketSession, aconnect_ws
+from httpx_ws.transport import ASGIWebSocketTransport
 
 from db.connection import close_database, open_database, tortoise_config
 from db.embedded import EmbeddedCluster, database_url
@@ -149,3 +153,28 @@ mutation($u: String!, $p: String!) {
   login(input: {username: $u, password: $p}) { token user { id username role } }
 }"""
 PASSWORD = "correct-horse-battery"
+
+
+@contextlib.asynccontextmanager
+async def graphql_ws(
+    app: Any,
+    path: str = "/graphql",
+    *,
+    headers: dict[str, str] | None = None,
+    init: dict[str, Any] | None = None,
+) -> AsyncIterator[AsyncWebSocketSession]:
+    """An acknowledged graphql-transport-ws session against ``app`` (in-process)."""
+    transport = ASGIWebSocketTransport(app=app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+        aconnect_ws(
+            path, client, subprotocols=["graphql-transport-ws"], headers=headers or {}
+        ) as ws,
+    ):
+        message: dict[str, Any] = {"type": "connection_init"}
+        if init is not None:
+            message["payload"] = init
+        await ws.send_json(message)
+        ack = await ws.receive_json(timeout=5)
+        assert ack["type"] == "connection_ack", ack
+        yield ws

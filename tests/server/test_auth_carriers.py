@@ -11,7 +11,7 @@ from httpx_ws.transport import ASGIWebSocketTransport
 
 from db.models import ApiToken
 from server.request_auth import COOKIE_NAME
-from tests.harness import PASSWORD, GraphQLClient
+from tests.harness import PASSWORD, GraphQLClient, graphql_ws
 
 VIEWER = "{ viewer { user { username } permissions } }"
 LOGIN_ADMIN = (
@@ -104,12 +104,6 @@ async def test_revoked_api_token_is_unauthenticated(gql: GraphQLClient, admin_to
     assert (error["extensions"]["code"], error["message"]) == ("UNAUTHENTICATED", "token revoked")
 
 
-def _ws_client(app) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=ASGIWebSocketTransport(app=app), base_url="http://testserver"
-    )
-
-
 async def _ws_viewer(ws) -> dict:
     await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": VIEWER}})
     message = await ws.receive_json(timeout=5)
@@ -118,48 +112,34 @@ async def _ws_viewer(ws) -> dict:
 
 
 async def test_websocket_connection_init_auth_token(app, admin_token: str) -> None:
-    async with (
-        _ws_client(app) as client,
-        aconnect_ws("/graphql", client, subprotocols=["graphql-transport-ws"]) as ws,
-    ):
-        await ws.send_json({"type": "connection_init", "payload": {"authToken": admin_token}})
-        assert (await ws.receive_json(timeout=5))["type"] == "connection_ack"
+    async with graphql_ws(app, init={"authToken": admin_token}) as ws:
         payload = await _ws_viewer(ws)
-        assert payload["data"]["viewer"]["user"]["username"] == "admin"
+    assert payload["data"]["viewer"]["user"]["username"] == "admin"
 
 
 async def test_websocket_session_token_query_parameter(app, admin_token: str) -> None:
-    async with (
-        _ws_client(app) as client,
-        aconnect_ws(
-            f"/graphql?session_token={admin_token}", client, subprotocols=["graphql-transport-ws"]
-        ) as ws,
-    ):
-        await ws.send_json({"type": "connection_init", "payload": {}})
-        assert (await ws.receive_json(timeout=5))["type"] == "connection_ack"
+    async with graphql_ws(app, f"/graphql?session_token={admin_token}") as ws:
         payload = await _ws_viewer(ws)
-        assert payload["data"]["viewer"]["user"]["username"] == "admin"
+    assert payload["data"]["viewer"]["user"]["username"] == "admin"
 
 
 async def test_websocket_cookie(app, admin_token: str) -> None:
-    async with (
-        _ws_client(app) as client,
-        aconnect_ws(
-            "/graphql",
-            client,
-            subprotocols=["graphql-transport-ws"],
-            headers={"Cookie": f"{COOKIE_NAME}={admin_token}"},
-        ) as ws,
-    ):
-        await ws.send_json({"type": "connection_init"})
-        assert (await ws.receive_json(timeout=5))["type"] == "connection_ack"
+    async with graphql_ws(app, headers={"Cookie": f"{COOKIE_NAME}={admin_token}"}) as ws:
         payload = await _ws_viewer(ws)
-        assert payload["data"]["viewer"]["user"]["username"] == "admin"
+    assert payload["data"]["viewer"]["user"]["username"] == "admin"
+
+
+async def test_init_token_wins_over_a_stale_cookie(app, admin_token: str) -> None:
+    stale = {"Cookie": f"{COOKIE_NAME}=agq_stale"}
+    async with graphql_ws(app, headers=stale, init={"authToken": admin_token}) as ws:
+        payload = await _ws_viewer(ws)
+    assert payload["data"]["viewer"]["user"]["username"] == "admin"
 
 
 async def test_websocket_bad_token_is_refused_at_init(app) -> None:
+    transport = ASGIWebSocketTransport(app=app)
     async with (
-        _ws_client(app) as client,
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
         aconnect_ws("/graphql", client, subprotocols=["graphql-transport-ws"]) as ws,
     ):
         await ws.send_json({"type": "connection_init", "payload": {"authToken": "agq_wrong"}})
@@ -169,10 +149,5 @@ async def test_websocket_bad_token_is_refused_at_init(app) -> None:
 
 
 async def test_websocket_signed_out_viewer_is_null(app) -> None:
-    async with (
-        _ws_client(app) as client,
-        aconnect_ws("/graphql", client, subprotocols=["graphql-transport-ws"]) as ws,
-    ):
-        await ws.send_json({"type": "connection_init"})
-        assert (await ws.receive_json(timeout=5))["type"] == "connection_ack"
+    async with graphql_ws(app) as ws:
         assert (await _ws_viewer(ws))["data"] == {"viewer": None}

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import httpx
-from httpx_ws import aconnect_ws
-from httpx_ws.transport import ASGIWebSocketTransport
 
-from tests.harness import GraphQLClient
+from tests.harness import GraphQLClient, graphql_ws
 
 
 async def test_healthz(http: httpx.AsyncClient) -> None:
@@ -34,12 +32,7 @@ async def test_metrics_count_operations_errors_and_sockets(
 ) -> None:
     await gql("query Probe { viewer { user { username } } }")
     await gql("{ users { nodes { id } } }")  # UNAUTHENTICATED
-    client = httpx.AsyncClient(
-        transport=ASGIWebSocketTransport(app=app), base_url="http://testserver"
-    )
-    async with client, aconnect_ws("/graphql", client, subprotocols=["graphql-transport-ws"]) as ws:
-        await ws.send_json({"type": "connection_init"})
-        await ws.receive_json(timeout=5)
+    async with graphql_ws(app):
         text = (await http.get("/metrics")).text
         assert "agentgql_websocket_connections 1.0" in text
     assert 'agentgql_graphql_operations_total{operation="Probe",type="query"} 1.0' in text
