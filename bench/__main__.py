@@ -1,0 +1,173 @@
+"""``python -m bench NAME``: one benchmark, the GraphQL path against a raw baseline, in one run.
+
+Sequence: fresh database (migrated, seeded, ANALYZEd) → agentgql and baseline
+servers as uvicorn processes → one correctness check (same data on both sides)
+→ a separate load-generator process alternating timed rounds → medians and the
+ratio. Every process and the database are cleaned up on any exit, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+
+import orjson
+
+from bench.load import LoadSpec, RoundResult, Target, fetch_once
+from bench.postgres import DatabaseFailed, bench_database, prepare
+from bench.registry import BENCHMARKS
+from bench.report import RunInfo, as_json, header, summarize, table
+from bench.servers import REPO_ROOT, ServerFailed, agentgql_server, baseline_server, spawn, stop
+
+
+class BenchFailed(RuntimeError):
+    """The run cannot produce a trustworthy number (wrong answer, dead load generator)."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark to run")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per side")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per round")
+    parser.add_argument("--warmup", type=float, default=0.5, help="untimed seconds per round")
+    parser.add_argument("--connections", type=int, default=16, help="concurrent connections")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary instead")
+    parser.add_argument(
+        "--embedded", action="store_true", help="always use a private embedded PostgreSQL"
+    )
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.duration <= 0 or args.warmup < 0 or args.connections < 1:
+        parser.error("--rounds and --connections must be ≥ 1, --duration > 0, --warmup ≥ 0")
+    return args
+
+
+def progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def verify(graphql: Target, baseline: Target) -> None:
+    """Before timing: GraphQL answers without errors and its data equals the baseline's."""
+
+    async def both() -> tuple[tuple[int, bytes], tuple[int, bytes]]:
+        return await fetch_once(graphql), await fetch_once(baseline)
+
+    (g_status, g_body), (b_status, b_body) = asyncio.run(both())
+    if g_status != 200 or b_status != 200:
+        raise BenchFailed(f"status graphql {g_status}, baseline {b_status}: {g_body!r} {b_body!r}")
+    answer = orjson.loads(g_body)
+    expected = orjson.loads(b_body)
+    if answer.get("errors") or "data" not in answer:
+        raise BenchFailed(f"graphql answered with errors: {g_body.decode()}")
+    if answer["data"] != expected:
+        raise BenchFailed(f"data differ:\n  graphql  {answer['data']}\n  baseline {expected}")
+
+
+def run_load(spec: LoadSpec) -> list[RoundResult]:
+    """The load generator in its own process, so it is scheduled apart from the servers."""
+    process = spawn(
+        [sys.executable, "-m", "bench.load"],
+        env=os.environ,
+        cwd=REPO_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        out, _ = process.communicate(spec.to_json())
+    finally:
+        stop(process)
+    if process.returncode != 0:
+        raise BenchFailed(f"load generator exited with {process.returncode}")
+    return [RoundResult(**row) for row in orjson.loads(out)]
+
+
+def run(args: argparse.Namespace) -> int:
+    benchmark = BENCHMARKS[args.name]
+    load_before = os.getloadavg()[0]
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="agentgql-bench-")))
+        database = stack.enter_context(bench_database(embedded=args.embedded))
+        progress(f"database {database.name} on {database.where}: migrate, seed, ANALYZE")
+        pair = asyncio.run(prepare(database.url, benchmark))
+        progress("starting agentgql and baseline servers")
+        graphql = stack.enter_context(agentgql_server(database.url, workdir))
+        baseline = stack.enter_context(baseline_server(database.url, workdir))
+        targets = [
+            Target(
+                "graphql",
+                graphql.host,
+                graphql.port,
+                pair.graphql.encode(graphql.host, graphql.port),
+            ),
+            Target(
+                "baseline",
+                baseline.host,
+                baseline.port,
+                pair.baseline.encode(baseline.host, baseline.port),
+            ),
+        ]
+        verify(*targets)
+        progress("responses match; timing")
+        spec = LoadSpec(targets, args.rounds, args.duration, args.warmup, args.connections)
+        results = run_load(spec)
+        progress("stopping servers, dropping the database")
+
+    info = RunInfo(
+        benchmark=benchmark.name,
+        summary=benchmark.summary,
+        rounds=args.rounds,
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        connections=args.connections,
+        cpus=os.cpu_count() or 1,
+        postgres=database.where,
+        python=platform.python_version(),
+        load_before=load_before,
+        notes=[
+            f"graphql: {pair.graphql.method} {pair.graphql.path} on `agentgql serve`; "
+            f"baseline: {pair.baseline.method} {pair.baseline.path} on bench.baseline; "
+            "both one uvicorn worker (uvloop, httptools), pool 1–10",
+        ],
+    )
+    summary = summarize(info, results)
+    if args.json:
+        sys.stdout.buffer.write(as_json(summary, results) + b"\n")
+    else:
+        print(header(info))
+        print(table(summary))
+    if summary.graphql.errors or summary.baseline.errors:
+        progress("some requests failed; the numbers above exclude them")
+        return 1
+    return 0
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds the ExitStack like Ctrl-C does
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        return run(args)
+    except (BenchFailed, ServerFailed, DatabaseFailed) as exc:
+        progress(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        progress("interrupted; servers stopped, database dropped")
+        return 130
+    except SystemExit as exc:
+        progress("terminated; servers stopped, database dropped")
+        raise exc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
