@@ -22,10 +22,12 @@ GRAPHQL_PATH = "/graphql"
 
 @dataclass(frozen=True)
 class Fixtures:
-    """What every benchmark starts from: one user and a bearer token of theirs."""
+    """What every benchmark starts from: one user, a bearer token of theirs, and the
+    database (for bulk seeding with COPY)."""
 
     user: User
     token: str
+    database_url: str
 
 
 @dataclass(frozen=True)

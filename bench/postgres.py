@@ -109,7 +109,7 @@ async def prepare(url: str, benchmark: Benchmark) -> RequestPair:
         await apply_migrations(tortoise_config(url))
         user = await create_user(BENCH_USER, BENCH_PASSWORD)
         issued = await issue_token(user, TokenKind.API, BENCH_USER, None)
-        pair = await benchmark.prepare(Fixtures(user=user, token=issued.secret))
+        pair = await benchmark.prepare(Fixtures(user=user, token=issued.secret, database_url=url))
         await Tortoise.get_connection("default").execute_script("ANALYZE")
     finally:
         await close_database()

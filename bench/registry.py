@@ -6,7 +6,9 @@ baseline route exists exactly when the benchmark does.
 
 from __future__ import annotations
 
-from bench import viewer
+from bench import messages, viewer
 from bench.benchmark import Benchmark
 
-BENCHMARKS: dict[str, Benchmark] = {benchmark.name: benchmark for benchmark in (viewer.BENCHMARK,)}
+BENCHMARKS: dict[str, Benchmark] = {
+    benchmark.name: benchmark for benchmark in (viewer.BENCHMARK, messages.BENCHMARK)
+}

@@ -25,30 +25,13 @@ from bench.benchmark import (
 )
 from db.vocabulary import TOKEN_TOUCH_INTERVAL_S
 from resolvers.tokens import TOKEN_PREFIX, hash_token
+from resolvers.tokens import TOKEN_SQL as RESOLVER_TOKEN_SQL
 
 QUERY = "{ viewer { user { username } } }"
 BASELINE_PATH = "/viewer"
 
-# What ``resolvers.tokens.authenticate`` sends, as Tortoise renders
-# ``ApiToken.filter(token_hash=...).select_related("user").first()``.
-TOKEN_SQL = (
-    'SELECT "api_tokens"."created_at","api_tokens"."kind","api_tokens"."token_hash",'
-    '"api_tokens"."id","api_tokens"."user_id","api_tokens"."last_used_at",'
-    '"api_tokens"."prefix","api_tokens"."revoked_at","api_tokens"."expires_at",'
-    '"api_tokens"."name",'
-    '"api_tokens__user"."created_at" "api_tokens__user.created_at",'
-    '"api_tokens__user"."password_hash" "api_tokens__user.password_hash",'
-    '"api_tokens__user"."id" "api_tokens__user.id",'
-    '"api_tokens__user"."username" "api_tokens__user.username",'
-    '"api_tokens__user"."email" "api_tokens__user.email",'
-    '"api_tokens__user"."role" "api_tokens__user.role",'
-    '"api_tokens__user"."disabled" "api_tokens__user.disabled",'
-    '"api_tokens__user"."updated_at" "api_tokens__user.updated_at",'
-    '"api_tokens__user"."name" "api_tokens__user.name" '
-    'FROM "api_tokens" LEFT OUTER JOIN "users" "api_tokens__user" '
-    'ON "api_tokens__user"."id"="api_tokens"."user_id" '
-    'WHERE "api_tokens"."token_hash"=$1 LIMIT $2'
-)
+# What ``resolvers.tokens.authenticate`` sends.
+TOKEN_SQL = RESOLVER_TOKEN_SQL
 # The at-most-once-a-minute ``last_used_at`` touch that ``authenticate`` does too.
 TOUCH_SQL = 'UPDATE "api_tokens" SET "last_used_at"=$1 WHERE "id"=$2'
 
@@ -62,19 +45,19 @@ async def baseline_viewer(request: Request) -> Response:
     if scheme.lower() != "bearer" or not raw.startswith(TOKEN_PREFIX):
         return json_response(SIGNED_OUT)
     pool = pool_of(request)
-    row = await pool.fetchrow(TOKEN_SQL, hash_token(raw), 1)
+    row = await pool.fetchrow(TOKEN_SQL, hash_token(raw))
     now = datetime.now(UTC)
     if (
         row is None
-        or row["revoked_at"] is not None
-        or (row["expires_at"] is not None and row["expires_at"] <= now)
-        or row["api_tokens__user.disabled"]
+        or row["t_revoked_at"] is not None
+        or (row["t_expires_at"] is not None and row["t_expires_at"] <= now)
+        or row["u_disabled"]
     ):
         return json_response(SIGNED_OUT)
-    last_used = row["last_used_at"]
+    last_used = row["t_last_used_at"]
     if last_used is None or last_used < now - timedelta(seconds=TOKEN_TOUCH_INTERVAL_S):
-        await pool.execute(TOUCH_SQL, now, row["id"])
-    return json_response({"viewer": {"user": {"username": row["api_tokens__user.username"]}}})
+        await pool.execute(TOUCH_SQL, now, row["t_id"])
+    return json_response({"viewer": {"user": {"username": row["u_username"]}}})
 
 
 async def prepare(fixtures: Fixtures) -> RequestPair:

@@ -64,7 +64,7 @@ def decode_cursor(cursor: str, order: Sequence[SortKey]) -> tuple[Any, ...]:
         if not isinstance(values, list) or len(values) != len(order):
             raise InvalidCursor(cursor)
         return tuple(_PARSE[k.kind](v) for k, v in zip(order, values, strict=True))
-    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError) as exc:
+    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError, AttributeError) as exc:
         raise InvalidCursor(cursor) from exc
 
 
@@ -81,7 +81,7 @@ def seek(order: Sequence[SortKey], values: Sequence[Any], *, forward: bool) -> Q
     for i, key in enumerate(order):
         equal = {order[j].field: values[j] for j in range(i)}
         greater = key.descending != forward  # ascending+forward → greater
-        op = "lt" if greater else "gt"
+        op = "gt" if greater else "lt"
         clauses.append(Q(**equal, **{f"{key.field}__{op}": values[i]}))
     result = clauses[0]
     for clause in clauses[1:]:

@@ -72,3 +72,69 @@ TOKEN_TOUCH_INTERVAL_S = 60
 # Connections.
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+
+
+class ChatStatus(StrEnum):
+    WAITING = "waiting"
+    PENDING = "pending"
+    RUNNING = "running"
+    REQUIRES_ACTION = "requires_action"
+    INTERRUPTING = "interrupting"
+    ERROR = "error"
+
+
+# Statuses in which a turn is queued or under way: new messages wait in the queue.
+BUSY_STATUSES = frozenset({ChatStatus.PENDING, ChatStatus.RUNNING, ChatStatus.INTERRUPTING})
+
+
+class ChatMode(StrEnum):
+    EXPLORE = "explore"
+
+
+class MessageRole(StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+class Visibility(StrEnum):
+    """``model``: sent to the LLM, hidden from people; ``user``: the reverse."""
+
+    USER = "user"
+    MODEL = "model"
+    BOTH = "both"
+
+
+class BusyBehavior(StrEnum):
+    QUEUE = "queue"
+    INTERRUPT = "interrupt"
+
+
+# Chats and messages (numbers from the reference system).
+TITLE_MAX = 200
+FALLBACK_TITLE = "New Chat"
+FALLBACK_TITLE_WORDS = 6
+AUTO_TITLE_MAX = 80
+CHAT_SYSTEM_PROMPT_MAX = 10_000
+LABELS_MAX = 50
+LABEL_KEY_MAX = 64
+LABEL_VALUE_MAX = 256
+QUEUE_MAX = 20
+MESSAGE_PARTS_MAX = 100
+TEXT_PART_MAX = 1_000_000
+# Sorts unpinned chats after every pinned one (``chats.list_rank``).
+UNPINNED_RANK = 2**31 - 1
+
+
+class ChatErrorKind(StrEnum):
+    GENERIC = "generic"
+    OVERLOADED = "overloaded"
+    RATE_LIMIT = "rate_limit"
+    TIMEOUT = "timeout"
+    AUTH = "auth"
+    CONFIG = "config"
+    USAGE_LIMIT = "usage_limit"
+    MISSING_KEY = "missing_key"
+    PROVIDER_DISABLED = "provider_disabled"
+    CONTENT_FILTER = "content_filter"

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from db.chat_events import ChatEvents
 from db.models import ApiToken, User
 from resolvers.errors import ApiError
+from resolvers.loaders import Loaders
 
 
 class SessionCookie(Protocol):
@@ -47,3 +49,12 @@ class RequestContext:
     auth_error: ApiError | None = None
     policy: Policy = field(default_factory=Policy)
     cookie: SessionCookie = field(default_factory=NoCookie)
+    # None where nothing listens (the CLI); the server always sets it.
+    events: ChatEvents | None = None
+    _loaders: Loaders | None = None
+
+    @property
+    def loaders(self) -> Loaders:
+        if self._loaders is None:
+            self._loaders = Loaders()
+        return self._loaders

@@ -11,7 +11,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from resolvers import global_id
+from resolvers.chats import chats_by_ids
 from resolvers.context import RequestContext
+from resolvers.messages import messages_by_ids, queued_by_ids
 from resolvers.tokens import tokens_by_ids
 from resolvers.users import users_by_ids
 
@@ -21,6 +23,9 @@ Fetch = Callable[[RequestContext, list[Any]], Awaitable[dict[Any, Any]]]
 _FETCHERS: dict[str, tuple[Callable[[str], Any], Fetch]] = {
     "User": (uuid.UUID, users_by_ids),
     "ApiToken": (uuid.UUID, tokens_by_ids),
+    "Chat": (uuid.UUID, chats_by_ids),
+    "Message": (int, messages_by_ids),
+    "QueuedMessage": (int, queued_by_ids),
 }
 
 
@@ -40,6 +45,8 @@ def _parse(gid: str) -> tuple[str, Any] | None:
 
 
 async def nodes(ctx: RequestContext, ids: list[str]) -> list[object | None]:
+    if ctx.auth_error is not None:
+        raise ctx.auth_error  # like viewer: a bad token is an error, not "signed out"
     parsed = [_parse(gid) for gid in ids]
     wanted: dict[str, list[Any]] = {}
     for item in parsed:

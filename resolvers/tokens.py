@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from db.keyset import Page, SortKey
 from db.models import ApiToken, User
+from db.raw_sql import fetchrow, model_from
 from db.vocabulary import TOKEN_NAME_MAX, TOKEN_TOUCH_INTERVAL_S, TokenKind
 from resolvers import global_id
 from resolvers.context import RequestContext
@@ -18,6 +19,16 @@ from resolvers.pagination import PageArgs, paginate
 from resolvers.permissions import require_viewer
 
 TOKEN_PREFIX = "agq_"
+# Every request runs this: one prepared statement, no query building.
+TOKEN_SQL = (
+    "SELECT t.id AS t_id, t.user_id AS t_user_id, t.kind AS t_kind, t.name AS t_name, "
+    "t.token_hash AS t_token_hash, t.prefix AS t_prefix, t.created_at AS t_created_at, "
+    "t.expires_at AS t_expires_at, t.last_used_at AS t_last_used_at, "
+    "t.revoked_at AS t_revoked_at, u.id AS u_id, u.username AS u_username, u.name AS u_name, "
+    "u.email AS u_email, u.password_hash AS u_password_hash, u.role AS u_role, "
+    "u.disabled AS u_disabled, u.created_at AS u_created_at, u.updated_at AS u_updated_at "
+    "FROM api_tokens AS t JOIN users AS u ON u.id = t.user_id WHERE t.token_hash = $1"
+)
 _ORDER = (SortKey("created_at", descending=True, kind="datetime"), SortKey("id", kind="uuid"))
 
 
@@ -55,11 +66,11 @@ async def authenticate(raw: str) -> tuple[User, ApiToken]:
     """The user behind a presented token; UNAUTHENTICATED says why not."""
     if not raw.startswith(TOKEN_PREFIX):
         raise unauthenticated("invalid token")
-    token = (
-        await ApiToken.filter(token_hash=hash_token(raw)).select_related("user").first()
-    )
-    if token is None:
+    row = await fetchrow(TOKEN_SQL, hash_token(raw))
+    if row is None:
         raise unauthenticated("invalid token")
+    token = model_from(ApiToken, row, "t_")
+    token.user = model_from(User, row, "u_")
     now = datetime.now(UTC)
     if token.revoked_at is not None:
         raise unauthenticated("token revoked")

@@ -45,19 +45,23 @@ async def _managed_user(ctx: RequestContext, user_id: str) -> User:
 
 
 async def _guard_last_admin(user: User, conn: object) -> None:
-    """Refuse to leave the deployment without an enabled admin."""
-    others = (
+    """Refuse to leave the deployment without an enabled admin.
+
+    Locks the enabled admins' rows (``count()`` would drop FOR UPDATE), so two
+    admins demoting or disabling each other at once are judged one at a time.
+    """
+    admins = (
         await User.filter(role=UserRole.ADMIN, disabled=False)
-        .exclude(id=user.id)
         .using_db(conn)  # type: ignore[arg-type]
+        .order_by("id")
         .select_for_update()
-        .count()
     )
-    if others == 0:
+    if not any(admin.id != user.id for admin in admins):
         raise conflict("the last enabled admin cannot be demoted or disabled")
 
 
 async def set_user_role(ctx: RequestContext, user_id: str, role: UserRole) -> User:
+    role = UserRole(role)  # Strawberry hands input-object enums over as their plain value
     user = await _managed_user(ctx, user_id)
     if user.role is role:
         return user

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -13,8 +14,12 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from schema.auth import AuthMutations
+from schema.chat import Chat, ChatQueries
+from schema.chat_mutations import ChatMutations
 from schema.errors import ErrorShaping
+from schema.fast_execution import FastExecutor
 from schema.limits import LimitGuard, QueryLimits
+from schema.message import Message, QueuedMessage
 from schema.node_queries import NodeQueries
 from schema.user import ApiToken, User, UserMutations, UserQueries
 
@@ -23,14 +28,20 @@ class AgentSchema(strawberry.Schema):
     """Strawberry logs every error with a traceback; ErrorShaping already logs
     the unexpected ones, and client errors are not server events."""
 
+    _fast = FastExecutor()
+
+    def _get_execute_function(self) -> Callable[..., Any]:
+        # Queries run through compiled plans; everything else through graphql-core.
+        return self._fast
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         return None
 
 
-Query = merge_types("Query", (NodeQueries, UserQueries))
-Mutation = merge_types("Mutation", (AuthMutations, UserMutations))
+Query = merge_types("Query", (NodeQueries, UserQueries, ChatQueries))
+Mutation = merge_types("Mutation", (AuthMutations, UserMutations, ChatMutations))
 
 
 def build_schema(
@@ -53,7 +64,7 @@ def build_schema(
     return AgentSchema(
         query=Query,
         mutation=Mutation,
-        types=[User, ApiToken],
+        types=[User, ApiToken, Chat, Message, QueuedMessage],
         extensions=extensions,
         config=StrawberryConfig(sort_schema=True),
     )

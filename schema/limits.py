@@ -152,6 +152,29 @@ def measure(
     return Measure(cost=cost, depth=walker.depth, aliases=walker.aliases)
 
 
+_MEASURED: dict[tuple[int, str | None, str], tuple[Any, Measure | None]] = {}
+
+
+def _measure_cached(
+    schema: GraphQLSchema,
+    document: Any,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+) -> Measure | None:
+    """``measure`` once per document, operation and integer variables (only
+    ``first``/``last`` change the result; which variables feed them needs a walk)."""
+    ints = ",".join(f"{k}={v}" for k, v in sorted((variables or {}).items()) if type(v) is int)
+    key = (id(document), operation_name, ints)
+    cached = _MEASURED.get(key)
+    if cached is not None and cached[0] is document:
+        return cached[1]
+    found = measure(schema, document, operation_name, variables)
+    if len(_MEASURED) > 2048:
+        _MEASURED.clear()
+    _MEASURED[key] = (document, found)
+    return found
+
+
 def _too_complex(limit: str, maximum: int, actual: int) -> GraphQLError:
     return GraphQLError(
         f"query {limit} {actual} exceeds the maximum of {maximum}",
@@ -192,7 +215,9 @@ class LimitGuard(SchemaExtension):
         yield
 
     def _check(self, ctx: Any) -> None:
-        found = measure(ctx.schema._schema, ctx.graphql_document, ctx.operation_name, ctx.variables)
+        found = _measure_cached(
+            ctx.schema._schema, ctx.graphql_document, ctx.operation_name, ctx.variables
+        )
         self.measured = found
         if found is None:
             return

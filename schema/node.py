@@ -24,7 +24,7 @@ def global_id_field(type_name: str, key: str = "id") -> Any:
     return strawberry.field(resolver=resolve, description="Opaque global id.")
 
 
-def row_is(model: type) -> Callable[..., bool]:
+def row_is(model: type | tuple[type, ...]) -> Callable[..., bool]:
     """``is_type_of`` for a type that describes rows of ``model``."""
 
     def is_type_of(cls: type, obj: Any, info: Any) -> bool:

@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
+from db.chat_events import ChatEvents
 from db.event_hub import EventHub
 from schema.build import build_schema
 from server.body_limit import BodyLimitMiddleware
@@ -36,6 +37,7 @@ def create_app(settings: Settings, *, migrate: bool = False) -> Starlette:
             app.state.tortoise_config = db.config
             app.state.database_url = db.url
             app.state.event_hub = hub
+            app.state.chat_events = ChatEvents(hub)
             try:
                 yield
             finally:

@@ -1,4 +1,4 @@
-"""The ``agentgql`` command: serve, migrate, createuser, export-schema."""
+"""The ``agentgql`` command: serve, migrate, createuser, seed, export-schema."""
 
 from __future__ import annotations
 
@@ -90,6 +90,31 @@ def cmd_createuser(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_seed(args: argparse.Namespace) -> int:
+    import time
+
+    from db.seed import seed_chats
+    from server.database import database
+
+    async def run() -> int:
+        async with database(_settings(args)) as db:
+            started = time.perf_counter()
+            result = await seed_chats(db.url, args.owner, args.chats, args.messages)
+            elapsed = time.perf_counter() - started
+        print(
+            f"agentgql: seeded {len(result.chat_ids)} chats, {result.messages} messages "
+            f"for {args.owner} in {elapsed:.1f}s",
+            file=sys.stderr,
+        )
+        return 0
+
+    try:
+        return asyncio.run(run())
+    except LookupError as exc:
+        print(f"agentgql: {exc.args[0]}", file=sys.stderr)
+        return 2
+
+
 def cmd_export_schema(args: argparse.Namespace) -> int:
     from schema.build import export_sdl
 
@@ -124,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     createuser.set_defaults(func=cmd_createuser)
+
+    seed = with_place(sub.add_parser("seed", help="add demo chats full of messages"))
+    seed.add_argument("--owner", required=True, help="an existing username")
+    seed.add_argument("--chats", type=int, default=10)
+    seed.add_argument("--messages", type=int, default=100, help="messages per chat")
+    seed.set_defaults(func=cmd_seed)
 
     export = sub.add_parser("export-schema", help="print the GraphQL SDL")
     export.set_defaults(func=cmd_export_schema)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import asyncpg
 import pytest
+
+import db
 
 from db.connection import close_database, open_database, tortoise_config
 from db.migrator import apply_migrations, pending_migrations, unmigrated_model_changes
@@ -13,7 +16,20 @@ from server.database import SchemaBehind, database
 from server.settings import Settings
 from tests.harness import PostgresServer
 
-TABLES = {"users", "groups", "group_members", "api_tokens", "site_configs", "user_configs"}
+MIGRATIONS = sorted(
+    f"models.{path.stem}" for path in (Path(db.__file__).parent / "migrations").glob("0*.py")
+)
+TABLES = {
+    "users",
+    "groups",
+    "group_members",
+    "api_tokens",
+    "site_configs",
+    "user_configs",
+    "chats",
+    "chat_messages",
+    "chat_queued_messages",
+}
 
 
 async def _empty_database(postgres: PostgresServer) -> str:
@@ -27,8 +43,8 @@ async def test_migrations_apply_to_an_empty_database_and_match_the_models(
     config = tortoise_config(url)
     await open_database(url)
     try:
-        assert await pending_migrations(config) == ["models.0001_initial"]
-        assert await apply_migrations(config) == ["models.0001_initial"]
+        assert await pending_migrations(config) == MIGRATIONS
+        assert await apply_migrations(config) == MIGRATIONS
         assert await pending_migrations(config) == []
         # makemigrations would write nothing: the committed files match the models.
         assert await unmigrated_model_changes(config) == 0
@@ -47,7 +63,7 @@ async def test_external_database_behind_is_refused_with_a_clear_message(
 ) -> None:
     url = await _empty_database(postgres)
     settings = Settings(database_url=url, data_dir=tmp_path)
-    with pytest.raises(SchemaBehind, match=r"1 migration\(s\) pending .*agentgql migrate"):
+    with pytest.raises(SchemaBehind, match=rf"{len(MIGRATIONS)} migration\(s\) pending .*agentgql migrate"):
         async with database(settings):
             pass
     async with database(settings, migrate=True) as db:

@@ -1,0 +1,57 @@
+"""What changes publish, and on which channel.
+
+A chat's channel carries what its live view needs (status, durable messages,
+queue, history resets; the daemon adds part deltas, retries, failures); an
+owner's channel carries what their chat list needs. Payloads are ids and small
+fields: receivers read rows from the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from db.event_hub import EventHub
+
+log = logging.getLogger(__name__)
+
+
+def chat_channel(chat_id: uuid.UUID | str) -> str:
+    return f"chat:{chat_id}"
+
+
+def owner_channel(owner_id: uuid.UUID | str) -> str:
+    return f"owner:{owner_id}"
+
+
+class ChatEvents:
+    """Typed publishing helpers; one instance per process, around its hub."""
+
+    def __init__(self, hub: EventHub) -> None:
+        self.hub = hub
+
+    async def _chat(self, chat_id: uuid.UUID, kind: str, **fields: Any) -> None:
+        await self.hub.publish(
+            chat_channel(chat_id), {"kind": kind, "chatId": str(chat_id), **fields}
+        )
+
+    async def _owner(self, owner_id: uuid.UUID, kind: str, chat_id: uuid.UUID) -> None:
+        await self.hub.publish(owner_channel(owner_id), {"kind": kind, "chatId": str(chat_id)})
+
+    async def status(self, owner_id: uuid.UUID, chat_id: uuid.UUID, status: str) -> None:
+        await self._chat(chat_id, "status", status=status)
+        await self._owner(owner_id, "status_changed", chat_id)
+
+    async def message(self, chat_id: uuid.UUID, message_id: int) -> None:
+        await self._chat(chat_id, "message", messageId=message_id)
+
+    async def queue(self, chat_id: uuid.UUID) -> None:
+        await self._chat(chat_id, "queue")
+
+    async def history_reset(self, chat_id: uuid.UUID) -> None:
+        await self._chat(chat_id, "history_reset")
+
+    async def list_change(self, owner_id: uuid.UUID, chat_id: uuid.UUID, kind: str) -> None:
+        """``created``, ``title_changed``, ``archived``, ``unarchived``, ``deleted``…"""
+        await self._owner(owner_id, kind, chat_id)

@@ -1,0 +1,198 @@
+"""Chats: reading one, listing the viewer's, creating one."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.expressions import F, Q
+from tortoise.transactions import in_transaction
+
+from db.chat_events import ChatEvents
+from db.keyset import Page, SortKey
+from db.models import Chat, ChatMessage
+from db.parts import parts_to_json
+from db.raw_sql import fetchrow, model_from
+from db.vocabulary import (
+    CHAT_SYSTEM_PROMPT_MAX,
+    LABEL_KEY_MAX,
+    LABEL_VALUE_MAX,
+    LABELS_MAX,
+    ChatStatus,
+    MessageRole,
+    Permission,
+    Visibility,
+)
+from resolvers import global_id
+from resolvers.chat_search import parse_chat_query
+from resolvers.context import RequestContext
+from resolvers.errors import bad_input, not_found
+from resolvers.message_input import PartInputLike, fallback_title, parse_content
+from resolvers.pagination import PageArgs, paginate
+from resolvers.permissions import require_permission, require_viewer
+
+log = logging.getLogger(__name__)
+
+LIST_ORDER = (
+    SortKey("list_rank", kind="int"),
+    SortKey("updated_at", descending=True, kind="datetime"),
+    SortKey("id", descending=True, kind="uuid"),
+)
+_CHAT_SQL = "SELECT * FROM chats WHERE id = $1 AND owner_id = $2"
+_LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-/]*")
+
+
+async def publish(ctx: RequestContext, send: Callable[[ChatEvents], Awaitable[None]]) -> None:
+    """Publish after commit; a broadcast failure is logged, never undoes a write."""
+    if ctx.events is None:
+        return
+    try:
+        await send(ctx.events)
+    except Exception:
+        log.exception("publishing a chat event failed")
+
+
+def chat_key(gid: str, field_name: str = "id") -> uuid.UUID:
+    return global_id.decode_uuid(gid, "Chat", field=field_name)
+
+
+async def own_chat(ctx: RequestContext, gid: str, field_name: str = "id") -> Chat:
+    """The viewer's chat or NOT_FOUND: someone else's chat does not exist."""
+    viewer = require_viewer(ctx)
+    chat = await Chat.filter(id=chat_key(gid, field_name), owner_id=viewer.id).first()
+    if chat is None:
+        raise not_found("chat")
+    return chat
+
+
+async def chat(ctx: RequestContext, gid: str) -> Chat | None:
+    if ctx.auth_error is not None:
+        raise ctx.auth_error  # a bad token says so; no token is just signed out
+    if ctx.viewer is None:
+        return None
+    row = await fetchrow(_CHAT_SQL, chat_key(gid), ctx.viewer.id)
+    return None if row is None else model_from(Chat, row)
+
+
+async def chats_by_ids(ctx: RequestContext, keys: list[uuid.UUID]) -> dict[uuid.UUID, Chat]:
+    if ctx.viewer is None or ctx.auth_error is not None:
+        return {}
+    return {c.id: c for c in await Chat.filter(id__in=keys, owner_id=ctx.viewer.id)}
+
+
+async def chats(ctx: RequestContext, args: PageArgs, query: str | None) -> Page[Chat]:
+    """Root chats of the viewer, pinned first, then most recently updated."""
+    viewer = require_viewer(ctx)
+    wanted = parse_chat_query(query)
+    rows = Chat.filter(owner_id=viewer.id, parent_id=None)
+    if wanted.archived is not None:
+        rows = rows.filter(archived=wanted.archived)
+    if wanted.statuses:
+        rows = rows.filter(status__in=wanted.statuses)
+    if wanted.title:
+        rows = rows.filter(title__icontains=wanted.title)
+    if wanted.has_unread is not None:
+        unread = Q(last_assistant_message_id__isnull=False) & (
+            Q(last_read_message_id__isnull=True)
+            | Q(last_assistant_message_id__gt=F("last_read_message_id"))
+        )
+        rows = rows.filter(unread if wanted.has_unread else ~unread)
+    for key, value in wanted.labels.items():
+        rows = rows.filter(labels__contains={key: value})
+    return await paginate(rows, LIST_ORDER, args)
+
+
+def check_labels(labels: Any, field_name: str = "labels") -> dict[str, str]:
+    if labels is None:
+        return {}
+    if not isinstance(labels, dict):
+        raise bad_input(field_name, "must be an object of string values")
+    if len(labels) > LABELS_MAX:
+        raise bad_input(field_name, f"at most {LABELS_MAX} labels")
+    for key, value in labels.items():
+        if not _LABEL_KEY.fullmatch(key) or len(key) > LABEL_KEY_MAX:
+            raise bad_input(field_name, f"invalid key {key!r}", key=key)
+        if not isinstance(value, str) or len(value) > LABEL_VALUE_MAX:
+            raise bad_input(
+                field_name, f"{key}: values are strings of at most {LABEL_VALUE_MAX}", key=key
+            )
+    return dict(labels)
+
+
+@dataclass
+class CreatedChat:
+    chat: Chat
+    warnings: list[str] = field(default_factory=list)
+
+
+async def create_chat(
+    ctx: RequestContext,
+    content: list[PartInputLike],
+    *,
+    model_config_id: str | None = None,
+    workspace_id: str | None = None,
+    plan_mode: bool | None = None,
+    labels: Any = None,
+    system_prompt: str | None = None,
+) -> CreatedChat:
+    viewer = require_permission(ctx, Permission.CREATE_CHAT)
+    parts = parse_content(content)
+    checked_labels = check_labels(labels)
+    if system_prompt is not None and len(system_prompt) > CHAT_SYSTEM_PROMPT_MAX:
+        raise bad_input("systemPrompt", f"at most {CHAT_SYSTEM_PROMPT_MAX} characters")
+    model_key = (
+        global_id.decode_uuid(model_config_id, "ModelConfig", field="modelConfigId")
+        if model_config_id
+        else None
+    )
+    workspace_key = (
+        global_id.decode_uuid(workspace_id, "Workspace", field="workspaceId")
+        if workspace_id
+        else None
+    )
+    now = datetime.now(UTC)
+    chat_id = uuid.uuid4()
+    async with in_transaction() as conn:
+        row = await Chat.create(
+            id=chat_id,
+            owner_id=viewer.id,
+            root_id=chat_id,
+            title=fallback_title(parts),
+            status=ChatStatus.PENDING,
+            plan_mode=bool(plan_mode),
+            labels=checked_labels,
+            system_prompt=system_prompt or None,
+            model_config_id=model_key,
+            workspace_id=workspace_key,
+            updated_at=now,
+            using_db=conn,
+        )
+        if system_prompt and system_prompt.strip():
+            await ChatMessage.create(
+                chat_id=chat_id,
+                role=MessageRole.SYSTEM,
+                parts=[{"type": "text", "text": system_prompt}],
+                visibility=Visibility.MODEL,
+                using_db=conn,
+            )
+        message = await ChatMessage.create(
+            chat_id=chat_id,
+            role=MessageRole.USER,
+            parts=parts_to_json(parts),
+            created_by_id=viewer.id,
+            model_config_id=model_key,
+            using_db=conn,
+        )
+
+    async def announce(events: ChatEvents) -> None:
+        await events.list_change(viewer.id, chat_id, "created")
+        await events.message(chat_id, message.id)
+        await events.status(viewer.id, chat_id, ChatStatus.PENDING.value)
+
+    await publish(ctx, announce)
+    return CreatedChat(chat=row)

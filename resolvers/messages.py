@@ -1,0 +1,286 @@
+"""Messages: the history connection, sending, editing and the queue."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+from tortoise.transactions import in_transaction
+
+from db.chat_events import ChatEvents
+from db.keyset import InvalidCursor, Page
+from db.message_rows import MessageRow, message_page
+from db.models import Chat, ChatMessage, ChatQueuedMessage
+from db.parts import parts_to_json
+from db.vocabulary import (
+    BUSY_STATUSES,
+    DEFAULT_PAGE_SIZE,
+    QUEUE_MAX,
+    BusyBehavior,
+    ChatStatus,
+    ErrorCode,
+    MessageRole,
+    Visibility,
+)
+from resolvers import global_id
+from resolvers.chat_updates import promote_queue_head
+from resolvers.chats import own_chat, publish
+from resolvers.context import RequestContext
+from resolvers.errors import ApiError, bad_input, not_found
+from resolvers.message_input import PartInputLike, parse_content
+from resolvers.pagination import PageArgs
+from resolvers.permissions import require_viewer
+
+_DIGITS = re.compile(r"[0-9]{1,19}")
+BIGINT_MAX = 2**63 - 1
+
+
+async def messages(chat: Chat, args: PageArgs) -> Page[MessageRow]:
+    """Visible history, oldest first within the page; the newest page by default."""
+    if args.first is None and args.last is None:
+        size = DEFAULT_PAGE_SIZE
+        args = replace(args, first=size) if args.after else replace(args, last=size)
+    args = args.checked()
+    if args.first == 0 or args.last == 0:
+        return Page(items=[], cursors=[], has_next_page=False, has_previous_page=False)
+    try:
+        return await message_page(
+            chat.id,
+            first=args.first,
+            after=args.after,
+            last=args.last,
+            before=args.before,
+            default_size=DEFAULT_PAGE_SIZE,
+        )
+    except InvalidCursor:
+        raise bad_input("after" if args.after else "before", "not a valid cursor") from None
+
+
+@dataclass
+class SendResult:
+    chat: Chat
+    message: ChatMessage | None = None
+    queued_message: ChatQueuedMessage | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def queued(self) -> bool:
+        return self.queued_message is not None
+
+
+def _queue_full() -> ApiError:
+    return ApiError(
+        ErrorCode.QUEUE_FULL, f"Maximum {QUEUE_MAX} messages can be queued.", maximum=QUEUE_MAX
+    )
+
+
+async def send_message(
+    ctx: RequestContext,
+    chat_id: str,
+    content: list[PartInputLike],
+    *,
+    busy_behavior: BusyBehavior = BusyBehavior.QUEUE,
+    model_config_id: str | None = None,
+) -> SendResult:
+    """Append to an idle chat (→ PENDING), or queue behind a busy one or its queue."""
+    viewer = require_viewer(ctx)
+    busy_behavior = BusyBehavior(busy_behavior)  # Strawberry passes input enums as values
+    parts = parse_content(content)
+    model_key = (
+        global_id.decode_uuid(model_config_id, "ModelConfig", field="modelConfigId")
+        if model_config_id
+        else None
+    )
+    own = await own_chat(ctx, chat_id, "chatId")
+    if own.archived:
+        raise bad_input("chatId", "the chat is archived; unarchive it first")
+    result: SendResult
+    interrupted = False
+    async with in_transaction() as conn:
+        chat = await Chat.filter(id=own.id).using_db(conn).select_for_update().get()
+        waiting = await ChatQueuedMessage.filter(chat_id=chat.id).using_db(conn).count()
+        if model_key is not None:
+            chat.model_config_id = model_key
+            await chat.save(update_fields=["model_config_id"], using_db=conn)
+        if chat.status in BUSY_STATUSES or waiting:
+            if waiting >= QUEUE_MAX:
+                raise _queue_full()
+            queued = await ChatQueuedMessage.create(
+                chat_id=chat.id,
+                parts=parts_to_json(parts),
+                created_by_id=viewer.id,
+                model_config_id=model_key,
+                using_db=conn,
+            )
+            result = SendResult(chat=chat, queued_message=queued)
+            if busy_behavior is BusyBehavior.INTERRUPT and chat.status in BUSY_STATUSES:
+                interrupted = True
+                claimed = chat.worker_id is not None
+                chat.status, chat.worker_id = ChatStatus.WAITING, None
+                await chat.save(update_fields=["status", "worker_id"], using_db=conn)
+                if not claimed:  # nobody to hand over: the queue head runs now
+                    result.message = await promote_queue_head(conn, chat)
+        else:
+            message = await ChatMessage.create(
+                chat_id=chat.id,
+                role=MessageRole.USER,
+                parts=parts_to_json(parts),
+                created_by_id=viewer.id,
+                model_config_id=model_key or chat.model_config_id,
+                using_db=conn,
+            )
+            chat.status = ChatStatus.PENDING
+            await chat.save(update_fields=["status"], using_db=conn)
+            result = SendResult(chat=chat, message=message)
+    await chat.refresh_from_db(fields=["updated_at"])
+
+    async def announce(events: ChatEvents) -> None:
+        if result.queued_message is not None:
+            await events.queue(chat.id)
+        if interrupted:
+            await events.status(viewer.id, chat.id, ChatStatus.WAITING.value)
+        if result.message is not None:
+            await events.message(chat.id, result.message.id)
+        if result.message is not None or interrupted:
+            await events.status(viewer.id, chat.id, chat.status.value)
+
+    await publish(ctx, announce)
+    return result
+
+
+async def edit_message(
+    ctx: RequestContext, message_id: str, content: list[PartInputLike]
+) -> SendResult:
+    """Replace a user message: it and everything after it leave the history, the
+    queue is cleared and the turn runs again from the replacement."""
+    viewer = require_viewer(ctx)
+    parts = parse_content(content)
+    key = message_key(message_id, "messageId")
+    original = await ChatMessage.filter(id=key, deleted=False, chat__owner_id=viewer.id).first()
+    if original is None:
+        raise not_found("message")
+    if original.role is not MessageRole.USER:
+        raise bad_input("messageId", "only user messages can be edited")
+    async with in_transaction() as conn:
+        chat = (
+            await Chat.filter(id=original.chat_id)  # type: ignore[attr-defined]
+            .using_db(conn)
+            .select_for_update()
+            .get()
+        )
+        await (
+            ChatMessage.filter(chat_id=chat.id, id__gte=original.id)
+            .using_db(conn)
+            .update(deleted=True)
+        )
+        await ChatQueuedMessage.filter(chat_id=chat.id).using_db(conn).delete()
+        replacement = await ChatMessage.create(
+            chat_id=chat.id,
+            role=MessageRole.USER,
+            parts=parts_to_json(parts),
+            created_by_id=viewer.id,
+            model_config_id=original.model_config_id,
+            using_db=conn,
+        )
+        chat.status, chat.worker_id = ChatStatus.PENDING, None
+        await chat.save(update_fields=["status", "worker_id"], using_db=conn)
+
+    await chat.refresh_from_db(fields=["updated_at"])
+
+    async def announce(events: ChatEvents) -> None:
+        await events.history_reset(chat.id)
+        await events.queue(chat.id)
+        await events.status(viewer.id, chat.id, ChatStatus.PENDING.value)
+
+    await publish(ctx, announce)
+    return SendResult(chat=chat, message=replacement)
+
+
+def _bigint_key(gid: str, type_name: str, field_name: str) -> int:
+    raw = global_id.decode_as(gid, type_name, field=field_name)
+    if not _DIGITS.fullmatch(raw) or int(raw) > BIGINT_MAX:
+        raise bad_input(field_name, f"not a valid {type_name} id")
+    return int(raw)
+
+
+def message_key(gid: str, field_name: str = "id") -> int:
+    return _bigint_key(gid, "Message", field_name)
+
+
+def queued_key(gid: str, field_name: str = "id") -> int:
+    return _bigint_key(gid, "QueuedMessage", field_name)
+
+
+async def _own_queued(ctx: RequestContext, gid: str) -> ChatQueuedMessage:
+    viewer = require_viewer(ctx)
+    row = await ChatQueuedMessage.filter(id=queued_key(gid), chat__owner_id=viewer.id).first()
+    if row is None:
+        raise not_found("queued message")
+    return row
+
+
+async def promote_queued_message(ctx: RequestContext, gid: str) -> SendResult:
+    """Move a queued message into the history now; an idle chat starts its turn."""
+    viewer = require_viewer(ctx)
+    queued = await _own_queued(ctx, gid)
+    async with in_transaction() as conn:
+        chat = (
+            await Chat.filter(id=queued.chat_id)  # type: ignore[attr-defined]
+            .using_db(conn)
+            .select_for_update()
+            .get()
+        )
+        row = await ChatQueuedMessage.filter(id=queued.id).using_db(conn).first()
+        if row is None:  # promoted or deleted meanwhile
+            raise not_found("queued message")
+        message = await ChatMessage.create(
+            chat_id=chat.id,
+            role=MessageRole.USER,
+            parts=row.parts,
+            created_by_id=row.created_by_id,  # type: ignore[attr-defined]
+            model_config_id=row.model_config_id,
+            using_db=conn,
+        )
+        await row.delete(using_db=conn)
+        started = chat.status not in BUSY_STATUSES
+        if started:
+            chat.status = ChatStatus.PENDING
+            await chat.save(update_fields=["status"], using_db=conn)
+
+    await chat.refresh_from_db(fields=["updated_at"])
+
+    async def announce(events: ChatEvents) -> None:
+        await events.queue(chat.id)
+        await events.message(chat.id, message.id)
+        if started:
+            await events.status(viewer.id, chat.id, ChatStatus.PENDING.value)
+
+    await publish(ctx, announce)
+    return SendResult(chat=chat, message=message)
+
+
+async def delete_queued_message(ctx: RequestContext, gid: str) -> Chat:
+    queued = await _own_queued(ctx, gid)
+    await ChatQueuedMessage.filter(id=queued.id).delete()
+    chat = await Chat.get(id=queued.chat_id)  # type: ignore[attr-defined]
+
+    async def announce(events: ChatEvents) -> None:
+        await events.queue(chat.id)
+
+    await publish(ctx, announce)
+    return chat
+
+
+async def messages_by_ids(ctx: RequestContext, keys: list[int]) -> dict[int, ChatMessage]:
+    """Node lookups: visible messages of the viewer's chats."""
+    if ctx.viewer is None or ctx.auth_error is not None:
+        return {}
+    rows = ChatMessage.filter(id__in=keys, deleted=False, chat__owner_id=ctx.viewer.id)
+    return {m.id: m for m in await rows.exclude(visibility=Visibility.MODEL)}
+
+
+async def queued_by_ids(ctx: RequestContext, keys: list[int]) -> dict[int, ChatQueuedMessage]:
+    if ctx.viewer is None or ctx.auth_error is not None:
+        return {}
+    rows = await ChatQueuedMessage.filter(id__in=keys, chat__owner_id=ctx.viewer.id)
+    return {q.id: q for q in rows}
