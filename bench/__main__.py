@@ -54,7 +54,7 @@ def progress(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-def verify(graphql: Target, baseline: Target) -> None:
+def verify(graphql: Target, baseline: Target, *, same_data: bool = True) -> None:
     """Before timing: GraphQL answers without errors and its data equals the baseline's."""
 
     async def both() -> tuple[tuple[int, bytes], tuple[int, bytes]]:
@@ -67,6 +67,10 @@ def verify(graphql: Target, baseline: Target) -> None:
     expected = orjson.loads(b_body)
     if answer.get("errors") or "data" not in answer:
         raise BenchFailed(f"graphql answered with errors: {g_body.decode()}")
+    if not same_data:
+        if expected.get("errors"):
+            raise BenchFailed(f"reference answered with errors: {b_body.decode()}")
+        return
     if answer["data"] != expected:
         raise BenchFailed(f"data differ:\n  graphql  {answer['data']}\n  baseline {expected}")
 
@@ -99,7 +103,11 @@ def run(args: argparse.Namespace) -> int:
         pair = asyncio.run(prepare(database.url, benchmark))
         progress("starting agentgql and baseline servers")
         graphql = stack.enter_context(agentgql_server(database.url, workdir))
-        baseline = stack.enter_context(baseline_server(database.url, workdir))
+        baseline = (
+            graphql
+            if benchmark.baseline_is_graphql
+            else stack.enter_context(baseline_server(database.url, workdir))
+        )
         targets = [
             Target(
                 "graphql",
@@ -114,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
                 pair.baseline.encode(baseline.host, baseline.port),
             ),
         ]
-        verify(*targets)
+        verify(*targets, same_data=not benchmark.baseline_is_graphql)
         progress("responses match; timing")
         spec = LoadSpec(targets, args.rounds, args.duration, args.warmup, args.connections)
         results = run_load(spec)

@@ -77,6 +77,9 @@ class Benchmark:
     summary: str
     prepare: Callable[[Fixtures], Awaitable[RequestPair]]
     baseline_routes: Sequence[BaseRoute]
+    # True: the "baseline" request also goes to agentgql (a GraphQL-vs-GraphQL
+    # comparison, e.g. a huge chat against a small one); answers need not match.
+    baseline_is_graphql: bool = False
 
 
 def pool_of(request: Request) -> Any:

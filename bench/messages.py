@@ -91,10 +91,10 @@ async def baseline_page(request: Request) -> Response:
     return json_response({"chat": {"messages": {"edges": edges}}})
 
 
-def _pair(fixtures: Fixtures, chat_id: str) -> RequestPair:
+def _pair(fixtures: Fixtures, chat_id: str, query: str = QUERY) -> RequestPair:
     gid = global_id.encode("Chat", chat_id)
     return RequestPair(
-        graphql=graphql_post(QUERY, fixtures.token, {"id": gid}),
+        graphql=graphql_post(query, fixtures.token, {"id": gid}),
         baseline=HttpRequest("GET", BASELINE_PATH.format(chat_id=chat_id), bearer(fixtures.token)),
     )
 
@@ -103,6 +103,29 @@ async def prepare(fixtures: Fixtures) -> RequestPair:
     seeded = await seed_chats(fixtures.database_url, fixtures.user.username, 1, 1000)
     return _pair(fixtures, str(seeded.chat_ids[0]))
 
+
+async def prepare_deep(fixtures: Fixtures) -> RequestPair:
+    """P3: graphql = newest page of a 100 000-message chat; baseline = of a 10-message one.
+
+    Both ask for the last 10 messages, so both answers are the same size and only
+    the depth of the history differs.
+    """
+    deep = await seed_chats(fixtures.database_url, fixtures.user.username, 1, 100_000)
+    shallow = await seed_chats(fixtures.database_url, fixtures.user.username, 1, 10, seed=8)
+    query = QUERY.replace("last: 50", "last: 10")
+    big = _pair(fixtures, str(deep.chat_ids[0]), query)
+    small = _pair(fixtures, str(shallow.chat_ids[0]), query)
+    return RequestPair(graphql=big.graphql, baseline=small.graphql)
+
+
+DEEP_BENCHMARK = Benchmark(
+    name="messages-deep",
+    summary="P3: newest 10 of a 100 000-message chat (graphql) vs of a 10-message chat "
+    "(baseline column), both through GraphQL; compare p50 latency",
+    prepare=prepare_deep,
+    baseline_routes=[],
+    baseline_is_graphql=True,
+)
 
 BENCHMARK = Benchmark(
     name="messages",

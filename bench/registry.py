@@ -10,5 +10,6 @@ from bench import messages, viewer
 from bench.benchmark import Benchmark
 
 BENCHMARKS: dict[str, Benchmark] = {
-    benchmark.name: benchmark for benchmark in (viewer.BENCHMARK, messages.BENCHMARK)
+    benchmark.name: benchmark
+    for benchmark in (viewer.BENCHMARK, messages.BENCHMARK, messages.DEEP_BENCHMARK)
 }

@@ -13,6 +13,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from tortoise import Tortoise
 
+# Plan every statement with its actual parameters. asyncpg prepares statements,
+# and Postgres's generic plan for the message page scanned the primary key
+# backwards filtering chat_id: 0.1 ms for a long chat, 20 ms for a short one.
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan", "application_name": "agentgql"}
 MODELS_MODULE = "db.models"
 MIGRATIONS_MODULE = "db.migrations"
 
@@ -40,7 +44,7 @@ def parse_database_url(url: str) -> dict[str, Any]:
 
 def tortoise_config(url: str, *, min_size: int = 1, max_size: int = 10) -> dict[str, Any]:
     credentials = parse_database_url(url)
-    credentials.update(minsize=min_size, maxsize=max_size)
+    credentials.update(minsize=min_size, maxsize=max_size, server_settings=SERVER_SETTINGS)
     return {
         "connections": {
             "default": {"engine": "tortoise.backends.asyncpg", "credentials": credentials}

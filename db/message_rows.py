@@ -74,7 +74,7 @@ def _cursor_id(cursor: str | None, default: int) -> int:
     if cursor is None:
         return default
     (value,) = decode_cursor(cursor, _KEY)
-    if not isinstance(value, int):
+    if not isinstance(value, int) or not 0 <= value <= BEYOND:
         raise InvalidCursor(cursor)
     return int(value)
 

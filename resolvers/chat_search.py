@@ -24,7 +24,7 @@ class ChatFilter:
     statuses: list[ChatStatus] = field(default_factory=list)
     title: str | None = None
     has_unread: bool | None = None
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: list[tuple[str, str]] = field(default_factory=list)  # all must match
 
 
 def _terms(query: str) -> list[str]:
@@ -71,7 +71,7 @@ def parse_chat_query(query: str | None) -> ChatFilter:
             name, eq, wanted = value.partition("=")
             if not eq or not name:
                 raise bad_input("query", f"label: expected key=value, got {value!r}")
-            result.labels[name] = wanted
+            result.labels.append((name, wanted))
         else:
             raise bad_input("query", f"unknown key {key!r} (one of {', '.join(KEYS)})", key=key)
     return result

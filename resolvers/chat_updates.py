@@ -172,6 +172,8 @@ async def interrupt_chat(ctx: RequestContext, gid: str) -> Chat:
         await chat.save(update_fields=["status", "worker_id"], using_db=conn)
         if not was_claimed:
             promoted = await promote_queue_head(conn, chat)
+    if promoted is not None:
+        await chat.refresh_from_db(fields=["updated_at"])
     owner = chat.owner_id  # type: ignore[attr-defined]
 
     async def announce(events: ChatEvents) -> None:

@@ -102,7 +102,7 @@ async def chats(ctx: RequestContext, args: PageArgs, query: str | None) -> Page[
             | Q(last_assistant_message_id__gt=F("last_read_message_id"))
         )
         rows = rows.filter(unread if wanted.has_unread else ~unread)
-    for key, value in wanted.labels.items():
+    for key, value in wanted.labels:
         rows = rows.filter(labels__contains={key: value})
     return await paginate(rows, LIST_ORDER, args)
 
@@ -188,6 +188,8 @@ async def create_chat(
             model_config_id=model_key,
             using_db=conn,
         )
+
+    await row.refresh_from_db(fields=["updated_at"])  # the message trigger moved it
 
     async def announce(events: ChatEvents) -> None:
         await events.list_change(viewer.id, chat_id, "created")

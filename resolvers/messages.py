@@ -95,7 +95,7 @@ async def send_message(
     if own.archived:
         raise bad_input("chatId", "the chat is archived; unarchive it first")
     result: SendResult
-    interrupted = False
+    interrupted = touched_queue = False
     async with in_transaction() as conn:
         chat = await Chat.filter(id=own.id).using_db(conn).select_for_update().get()
         waiting = await ChatQueuedMessage.filter(chat_id=chat.id).using_db(conn).count()
@@ -113,6 +113,7 @@ async def send_message(
                 using_db=conn,
             )
             result = SendResult(chat=chat, queued_message=queued)
+            touched_queue = True
             if busy_behavior is BusyBehavior.INTERRUPT and chat.status in BUSY_STATUSES:
                 interrupted = True
                 claimed = chat.worker_id is not None
@@ -120,6 +121,10 @@ async def send_message(
                 await chat.save(update_fields=["status", "worker_id"], using_db=conn)
                 if not claimed:  # nobody to hand over: the queue head runs now
                     result.message = await promote_queue_head(conn, chat)
+                    if result.message is not None and not await ChatQueuedMessage.filter(
+                        id=queued.id
+                    ).using_db(conn).exists():
+                        result.queued_message = None  # it went straight into the history
         else:
             message = await ChatMessage.create(
                 chat_id=chat.id,
@@ -135,7 +140,7 @@ async def send_message(
     await chat.refresh_from_db(fields=["updated_at"])
 
     async def announce(events: ChatEvents) -> None:
-        if result.queued_message is not None:
+        if touched_queue:
             await events.queue(chat.id)
         if interrupted:
             await events.status(viewer.id, chat.id, ChatStatus.WAITING.value)

@@ -32,6 +32,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLEnumType,
     GraphQLField,
     GraphQLList,
     GraphQLNonNull,
@@ -89,8 +90,44 @@ class FieldPlan:
     complete: Completer = field(default=lambda run, value: value)
 
 
+_PLAIN = {"String": str, "ID": str, "Int": int, "Boolean": bool, "Float": float}
+
+
+def _leaf(out_type: Any, non_null: bool) -> Completer:
+    """Leaves skip ``serialize`` when the value already is the wire type."""
+    serialize = out_type.serialize
+    plain = _PLAIN.get(out_type.name)
+    if isinstance(out_type, GraphQLEnumType):
+        names = {v.value: name for name, v in out_type.values.items()}
+
+        def enum(run: _Run, value: Any) -> Any:
+            if value is None:
+                if non_null:
+                    raise Fallback("null in non-null field")
+                return None
+            name = names.get(value)
+            return name if name is not None else serialize(value)
+
+        return enum
+
+    def leaf(run: _Run, value: Any) -> Any:
+        if type(value) is plain:
+            return value
+        if value is None:
+            if non_null:
+                raise Fallback("null in non-null field")
+            return None
+        return serialize(value)
+
+    return leaf
+
+
 def _completer(out_type: Any, plan: FieldPlan) -> Completer:
     """A closure completing values of ``out_type``, chosen once at compile time."""
+    if isinstance(out_type, GraphQLNonNull) and is_leaf_type(out_type.of_type):
+        return _leaf(out_type.of_type, non_null=True)
+    if is_leaf_type(out_type):
+        return _leaf(out_type, non_null=False)
     if isinstance(out_type, GraphQLNonNull):
         inner = _completer(out_type.of_type, plan)
 
@@ -103,9 +140,6 @@ def _completer(out_type: Any, plan: FieldPlan) -> Completer:
     if isinstance(out_type, GraphQLList):
         item = _completer(out_type.of_type, plan)
         return lambda run, value: None if value is None else [item(run, v) for v in value]
-    if is_leaf_type(out_type):
-        serialize = out_type.serialize
-        return lambda run, value: None if value is None else serialize(value)
     if is_abstract_type(out_type) or len(plan.possible) > 1:
         choices = [(t.is_type_of, plan.children[t.name], t.name) for t in plan.possible]
         # Our is_type_of checks are isinstance checks: decide once per Python class.
@@ -321,25 +355,45 @@ class FastExecutor:
             return execute(schema, document, **kwargs)
         return self._run(compiled, schema, document, kwargs)
 
+    async def run_data(
+        self,
+        compiled: Compiled,
+        schema: GraphQLSchema,
+        variables: dict[str, Any] | None,
+        context: Any,
+        root_value: Any = None,
+    ) -> dict[str, Any]:
+        """The ``data`` of a successful run; ``Fallback`` for anything else."""
+        definitions = compiled.operation.variable_definitions or ()
+        coerced = get_variable_values(schema, definitions, variables or {})
+        if isinstance(coerced, list):
+            raise Fallback("variables")
+        run = _Run(schema, context, coerced)
+        try:
+            root_name = schema.query_type.name if schema.query_type else "Query"
+            data = run.object(root_value, compiled.root, root_name)
+            await run.drain()
+            return data
+        except Exception as exc:
+            for _, _, awaitable in run.pending:
+                if inspect.iscoroutine(awaitable):
+                    awaitable.close()
+            log.debug("fast path fell back: %r", exc)
+            raise Fallback(repr(exc)) from exc
+
     async def _run(
         self, compiled: Compiled, schema: GraphQLSchema, document: DocumentNode, kwargs: Any
     ) -> ExecutionResult:
-        coerced = get_variable_values(
-            schema,
-            compiled.operation.variable_definitions or (),
-            kwargs.get("variable_values") or {},
-        )
-        if not isinstance(coerced, list):
-            run = _Run(schema, kwargs.get("context_value"), coerced)
-            try:
-                root_name = schema.query_type.name if schema.query_type else "Query"
-                data = run.object(kwargs.get("root_value"), compiled.root, root_name)
-                await run.drain()
-                return ExecutionResult(data=data)
-            except Exception as exc:
-                for _, _, awaitable in run.pending:
-                    if inspect.iscoroutine(awaitable):
-                        awaitable.close()
-                log.debug("fast path fell back: %r", exc, exc_info=True)
+        try:
+            data = await self.run_data(
+                compiled,
+                schema,
+                kwargs.get("variable_values"),
+                kwargs.get("context_value"),
+                kwargs.get("root_value"),
+            )
+            return ExecutionResult(data=data)
+        except Fallback:
+            pass  # every failure is retried the ordinary way
         result = execute(schema, document, **kwargs)
         return await result if inspect.isawaitable(result) else result

@@ -9,7 +9,6 @@ import asyncpg
 import pytest
 
 import db
-
 from db.connection import close_database, open_database, tortoise_config
 from db.migrator import apply_migrations, pending_migrations, unmigrated_model_changes
 from server.database import SchemaBehind, database
@@ -63,7 +62,9 @@ async def test_external_database_behind_is_refused_with_a_clear_message(
 ) -> None:
     url = await _empty_database(postgres)
     settings = Settings(database_url=url, data_dir=tmp_path)
-    with pytest.raises(SchemaBehind, match=rf"{len(MIGRATIONS)} migration\(s\) pending .*agentgql migrate"):
+    with pytest.raises(
+        SchemaBehind, match=rf"{len(MIGRATIONS)} migration\(s\) pending .*agentgql migrate"
+    ):
         async with database(settings):
             pass
     async with database(settings, migrate=True) as db:
