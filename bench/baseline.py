@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from bench.benchmark import json_response
 from bench.registry import BENCHMARKS
-from db.connection import SERVER_SETTINGS, parse_database_url
+from db.connection import SERVER_SETTINGS, keep_session, parse_database_url
 
 
 async def healthz(request: Request) -> Response:
@@ -34,7 +34,8 @@ def create_app() -> Starlette:
         pool = await asyncpg.create_pool(
             min_size=int(os.environ.get("AGENTGQL_DB_POOL_MIN", "1")),
             max_size=int(os.environ.get("AGENTGQL_DB_POOL_MAX", "10")),
-            server_settings=SERVER_SETTINGS,  # the same planning as agentgql's pool
+            server_settings=SERVER_SETTINGS,  # the same pool behaviour as agentgql's
+            reset=keep_session,
             **credentials,
         )
         app.state.pool = pool

@@ -18,6 +18,14 @@ from tortoise import Tortoise
 # backwards filtering chat_id: 0.1 ms for a long chat, 20 ms for a short one.
 SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan", "application_name": "agentgql"}
 MODELS_MODULE = "db.models"
+
+
+async def keep_session(connection: Any) -> None:
+    """asyncpg's pool runs a reset script (RESET ALL, UNLISTEN *, CLOSE ALL,
+    unlock advisory locks) on every release: a second round trip per query.
+    We keep no session state (locks are transaction-scoped, no LISTEN, no SET),
+    and asyncpg still rolls back an unfinished transaction before calling this."""
+    return None
 MIGRATIONS_MODULE = "db.migrations"
 
 
@@ -44,7 +52,9 @@ def parse_database_url(url: str) -> dict[str, Any]:
 
 def tortoise_config(url: str, *, min_size: int = 1, max_size: int = 10) -> dict[str, Any]:
     credentials = parse_database_url(url)
-    credentials.update(minsize=min_size, maxsize=max_size, server_settings=SERVER_SETTINGS)
+    credentials.update(
+        minsize=min_size, maxsize=max_size, server_settings=SERVER_SETTINGS, reset=keep_session
+    )
     return {
         "connections": {
             "default": {"engine": "tortoise.backends.asyncpg", "credentials": credentials}

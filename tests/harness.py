@@ -13,7 +13,7 @@ import os
 import socket
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,3 +178,32 @@ async def graphql_ws(
         ack = await ws.receive_json(timeout=5)
         assert ack["type"] == "connection_ack", ack
         yield ws
+
+
+@contextlib.contextmanager
+def counted_queries() -> Iterator[list[str]]:
+    """Every SQL statement sent through asyncpg while the block runs.
+
+    Counting, not mocking: the statements still go to PostgreSQL.
+    """
+    sent: list[str] = []
+    connection = asyncpg.connection.Connection
+    original_execute = connection._execute
+    original_plain = connection.execute
+
+    async def execute_counted(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query)
+        return await original_execute(self, query, *args, **kwargs)
+
+    async def plain_counted(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        if not args:  # with arguments it goes through _execute, counted there
+            sent.append(query)
+        return await original_plain(self, query, *args, **kwargs)
+
+    connection._execute = execute_counted
+    connection.execute = plain_counted
+    try:
+        yield sent
+    finally:
+        connection._execute = original_execute
+        connection.execute = original_plain
