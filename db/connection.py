@@ -26,6 +26,8 @@ async def keep_session(connection: Any) -> None:
     We keep no session state (locks are transaction-scoped, no LISTEN, no SET),
     and asyncpg still rolls back an unfinished transaction before calling this."""
     return None
+
+
 MIGRATIONS_MODULE = "db.migrations"
 
 

@@ -8,13 +8,14 @@ building 50 ORM instances per request cost more than the query itself.
 from __future__ import annotations
 
 import uuid
+from base64 import urlsafe_b64encode
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from db.keyset import InvalidCursor, Page, SortKey, decode_cursor, encode_cursor
+from db.keyset import InvalidCursor, Page, SortKey, decode_cursor
 from db.raw_sql import fetch
 from db.vocabulary import MessageRole
 
@@ -67,7 +68,8 @@ def _row(r: Any) -> MessageRow:
 
 
 def message_cursor(message_id: int) -> str:
-    return encode_cursor([message_id])
+    """``encode_cursor([id])``, without the JSON round trip (one per message)."""
+    return urlsafe_b64encode(b"[%d]" % message_id).rstrip(b"=").decode("ascii")
 
 
 def _cursor_id(cursor: str | None, default: int) -> int:

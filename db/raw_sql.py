@@ -16,16 +16,21 @@ from tortoise.models import Model
 M = TypeVar("M", bound=Model)
 
 
-async def fetch(sql: str, *args: Any) -> list[Any]:
+def _pool() -> Any:
+    """The asyncpg pool under Tortoise's default client (opened at startup)."""
     client: Any = Tortoise.get_connection("default")
-    async with client.acquire_connection() as conn:
-        return list(await conn.fetch(sql, *args))
+    pool = client._pool
+    if pool is None:
+        raise RuntimeError("the database pool is not open")
+    return pool
+
+
+async def fetch(sql: str, *args: Any) -> list[Any]:
+    return list(await _pool().fetch(sql, *args))
 
 
 async def fetchrow(sql: str, *args: Any) -> Any:
-    client: Any = Tortoise.get_connection("default")
-    async with client.acquire_connection() as conn:
-        return await conn.fetchrow(sql, *args)
+    return await _pool().fetchrow(sql, *args)
 
 
 def model_from(model: type[M], row: Any, prefix: str = "") -> M:

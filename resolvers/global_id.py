@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import binascii
 import uuid
 
@@ -12,6 +13,12 @@ from resolvers.errors import bad_input
 def encode(type_name: str, key: object) -> str:
     raw = f"{type_name}:{key}".encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+@functools.lru_cache(maxsize=65536)
+def encode_cached(type_name: str, key: object) -> str:
+    """``encode`` for ids on hot list paths (messages): the same rows come back often."""
+    return encode(type_name, key)
 
 
 def decode(global_id: str) -> tuple[str, str] | None:

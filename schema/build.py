@@ -18,6 +18,7 @@ from schema.chat import Chat, ChatQueries
 from schema.chat_mutations import ChatMutations
 from schema.errors import ErrorShaping
 from schema.fast_execution import FastExecutor
+from schema.fast_lane import QueryFastLane
 from schema.limits import LimitGuard, QueryLimits
 from schema.message import Message, QueuedMessage
 from schema.node_queries import NodeQueries
@@ -28,11 +29,12 @@ class AgentSchema(strawberry.Schema):
     """Strawberry logs every error with a traceback; ErrorShaping already logs
     the unexpected ones, and client errors are not server events."""
 
-    _fast = FastExecutor()
+    fast: FastExecutor
+    fast_lane: QueryFastLane
 
     def _get_execute_function(self) -> Callable[..., Any]:
         # Queries run through compiled plans; everything else through graphql-core.
-        return self._fast
+        return self.fast
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -61,13 +63,16 @@ def build_schema(
         limit_guard,  # after ValidationCache: it checks validated documents
         *extra_extensions,
     ]
-    return AgentSchema(
+    schema = AgentSchema(
         query=Query,
         mutation=Mutation,
         types=[User, ApiToken, Chat, Message, QueuedMessage],
         extensions=extensions,
         config=StrawberryConfig(sort_schema=True),
     )
+    schema.fast = FastExecutor()
+    schema.fast_lane = QueryFastLane(schema._schema, schema.fast, chosen)
+    return schema
 
 
 def export_sdl() -> str:

@@ -88,6 +88,8 @@ class FieldPlan:
     children: dict[str, list[FieldPlan]] = field(default_factory=dict)
     possible: list[GraphQLObjectType] = field(default_factory=list)
     complete: Completer = field(default=lambda run, value: value)
+    # For leaves: the Python type that needs no serializing (str for String…).
+    plain: type | None = None
 
 
 _PLAIN = {"String": str, "ID": str, "Int": int, "Boolean": bool, "Float": float}
@@ -234,6 +236,8 @@ class _Compiler:
                 plan.possible = possible
                 plan.children = {t.name: self.plans(t, subs) for t in possible}
             plan.complete = _completer(definition.type, plan)
+            if is_leaf_type(named) and not isinstance(named, GraphQLEnumType):
+                plan.plain = _PLAIN.get(named.name)
             result.append(plan)
         return result
 
@@ -302,8 +306,12 @@ class _Run:
             if plan.definition is None:
                 out[plan.key] = type_name
                 continue
-            if plan.getter is not None:
-                resolved = plan.getter(value)
+            getter = plan.getter
+            if getter is not None:
+                resolved = getter(value)
+                if type(resolved) is plan.plain:  # a leaf already in wire form
+                    out[plan.key] = resolved
+                    continue
             else:
                 resolved = plan.definition.resolve(value, self.info, **self._args(plan))  # type: ignore[misc]
                 if isawaitable(resolved):
@@ -331,7 +339,7 @@ class FastExecutor:
         self._compiled: dict[int, tuple[DocumentNode, str | None, Compiled | None]] = {}
         self._max = max_documents
 
-    def _plan(
+    def plan(
         self, schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
     ) -> Compiled | None:
         key = id(document)
@@ -350,7 +358,7 @@ class FastExecutor:
     def __call__(self, schema: GraphQLSchema, document: DocumentNode, **kwargs: Any) -> Any:
         middleware = kwargs.get("middleware")
         plain = middleware is None or not getattr(middleware, "middlewares", ())
-        compiled = self._plan(schema, document, kwargs.get("operation_name")) if plain else None
+        compiled = self.plan(schema, document, kwargs.get("operation_name")) if plain else None
         if compiled is None:
             return execute(schema, document, **kwargs)
         return self._run(compiled, schema, document, kwargs)

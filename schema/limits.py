@@ -43,7 +43,7 @@ ITEM_FIELDS = frozenset({"edges", "nodes"})
 
 
 @functools.lru_cache(maxsize=512)
-def _parse(query: str, max_tokens: int) -> DocumentNode:
+def parse_cached(query: str, max_tokens: int) -> DocumentNode:
     return parse(query, max_tokens=max_tokens)
 
 
@@ -155,7 +155,7 @@ def measure(
 _MEASURED: dict[tuple[int, str | None, str], tuple[Any, Measure | None]] = {}
 
 
-def _measure_cached(
+def measure_cached(
     schema: GraphQLSchema,
     document: Any,
     operation_name: str | None,
@@ -203,7 +203,7 @@ class LimitGuard(SchemaExtension):
         ctx.parse_options["max_tokens"] = self.limits.max_tokens
         if ctx.graphql_document is None and ctx.query is not None:
             with contextlib.suppress(GraphQLError):
-                ctx.graphql_document = _parse(ctx.query, self.limits.max_tokens)
+                ctx.graphql_document = parse_cached(ctx.query, self.limits.max_tokens)
         yield
 
     def on_validate(self) -> Iterator[None]:
@@ -215,7 +215,7 @@ class LimitGuard(SchemaExtension):
         yield
 
     def _check(self, ctx: Any) -> None:
-        found = _measure_cached(
+        found = measure_cached(
             ctx.schema._schema, ctx.graphql_document, ctx.operation_name, ctx.variables
         )
         self.measured = found

@@ -19,7 +19,7 @@ def global_id_field(type_name: str, key: str = "id") -> Any:
     """A resolver field encoding ``root.<key>`` as the type's global id."""
 
     def resolve(root: Any) -> strawberry.ID:
-        return strawberry.ID(global_id.encode(type_name, getattr(root, key)))
+        return global_id.encode_cached(type_name, getattr(root, key))  # type: ignore[return-value]
 
     return strawberry.field(resolver=resolve, description="Opaque global id.")
 

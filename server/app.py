@@ -26,7 +26,7 @@ from server.settings import Settings
 def create_app(settings: Settings, *, migrate: bool = False) -> Starlette:
     metrics = Metrics()
     schema = build_schema(settings.query_limits(), extra_extensions=[metrics.extension])
-    view = AgentGraphQL(schema, settings)
+    view = AgentGraphQL(schema, settings, metrics)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -7,12 +7,14 @@ serves the offline GraphiQL page and encodes responses with orjson.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
@@ -23,7 +25,9 @@ from strawberry.types.unset import UnsetType
 
 from db.vocabulary import ErrorCode
 from resolvers.context import NoCookie, Policy, RequestContext
+from schema.fast_lane import QueryFastLane
 from server.graphiql import graphiql_html
+from server.metrics import Metrics
 from server.request_auth import COOKIE_NAME, AuthState, credentials_of, resolve_token
 from server.request_ids import current_request_id
 from server.settings import Settings
@@ -92,7 +96,7 @@ class TextFrames(ASGIWebSocketAdapter):
 class AgentGraphQL(GraphQL[RequestContext, None]):
     websocket_adapter_class = TextFrames
 
-    def __init__(self, schema: Any, settings: Settings) -> None:
+    def __init__(self, schema: Any, settings: Settings, metrics: Metrics | None = None) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql",
@@ -101,16 +105,59 @@ class AgentGraphQL(GraphQL[RequestContext, None]):
             allowed_origins=tuple(settings.allowed_origins),
         )
         self.settings = settings
+        self.metrics = metrics
         self.policy = Policy(allow_signup=settings.allow_signup)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            reason = csrf_refusal(Request(scope))
-            if reason is not None:
-                body = {"errors": [{"message": reason, "extensions": {"code": "FORBIDDEN"}}]}
-                await JSONResponse(body, status_code=403)(scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        reason = csrf_refusal(request)
+        if reason is not None:
+            body = {"errors": [{"message": reason, "extensions": {"code": "FORBIDDEN"}}]}
+            await JSONResponse(body, status_code=403)(scope, receive, send)
+            return
+        response = None
+        if request.method == "POST" and _is_json(request):
+            response = await self._fast_lane(request)
+        if response is None:
+            try:
+                response = await self.run(request)
+            except HTTPException as exc:
+                response = PlainTextResponse(exc.reason, status_code=exc.status_code)
+        await response(scope, receive, send)
+
+    async def _fast_lane(self, request: Request) -> Response | None:
+        """Compiled queries answered directly; None sends the request the usual way
+        (the body stays cached on ``request`` for it)."""
+        started = time.perf_counter()
+        try:
+            payload = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(payload, dict):
+            return None
+        query, variables = payload.get("query"), payload.get("variables")
+        operation_name = payload.get("operationName")
+        if (
+            not isinstance(query, str)
+            or not isinstance(variables, dict | None)
+            or not isinstance(operation_name, str | None)
+        ):
+            return None
+        sub_response = await self.get_sub_response(request)
+        context = await self.get_context(request, sub_response)
+        lane: QueryFastLane = self.schema.fast_lane  # type: ignore[attr-defined]
+        answer = await lane.answer(query, variables, operation_name, context)
+        if answer is None:
+            return None
+        body = orjson.dumps({"data": answer.data, "extensions": {"cost": answer.cost}})
+        response = Response(body, media_type="application/json")
+        response.headers.raw.extend(sub_response.headers.raw)
+        if self.metrics is not None:
+            self.metrics.observe(answer.operation_name, "query", time.perf_counter() - started)
+        return response
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -144,6 +191,10 @@ class AgentGraphQL(GraphQL[RequestContext, None]):
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+
+def _is_json(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
 
 
 def _apply(ctx: RequestContext, state: AuthState) -> None:

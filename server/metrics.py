@@ -51,6 +51,12 @@ class Metrics:
     def extension(self) -> SchemaExtension:
         return _OperationMetrics(self)
 
+    def observe(self, name: str | None, kind: str, seconds: float) -> None:
+        """One finished (non-subscription) operation."""
+        label = name if name and _NAME.match(name) else ("anonymous" if not name else "other")
+        self.operations.labels(label, kind).inc()
+        self.duration.labels(label, kind).observe(seconds)
+
     async def endpoint(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -66,17 +72,13 @@ class _OperationMetrics(SchemaExtension):
             yield
         finally:
             ctx = self.execution_context
-            name = ctx.operation_name or "anonymous"
-            name = name if _NAME.match(name) else "other"
             try:
                 kind = ctx.operation_type.value
             except RuntimeError:  # the document did not parse
                 kind = "invalid"
             subscribed = kind == OperationType.SUBSCRIPTION.value
             if not subscribed:
-                self.metrics.operations.labels(name, kind).inc()
-                elapsed = time.perf_counter() - started
-                self.metrics.duration.labels(name, kind).observe(elapsed)
+                self.metrics.observe(ctx.operation_name, kind, time.perf_counter() - started)
             for error in getattr(ctx.result, "errors", None) or []:
                 code = (error.extensions or {}).get("code", "UNKNOWN")
                 self.metrics.errors.labels(str(code)).inc()

@@ -1,0 +1,80 @@
+"""The HTTP fast lane: a JSON query answered without Strawberry's per-request
+machinery, when nothing about it is unusual.
+
+Parse (cached), validate (cached), the same limits as ``LimitGuard`` (cached),
+then the compiled plan. Anything else — a syntax or validation error, a limit
+exceeded, a mutation, a fallback during execution — returns None and the
+request takes the ordinary Strawberry path, which produces the same errors and
+extensions it always does. A successful answer is exactly what that path would
+have returned: ``data`` and ``extensions.cost``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import DocumentNode, GraphQLError, GraphQLSchema, specified_rules
+from strawberry.schema.schema import validate_document
+
+from schema.fast_execution import Fallback, FastExecutor
+from schema.limits import QueryLimits, measure_cached, parse_cached
+
+_RULES = tuple(specified_rules)
+
+
+@dataclass
+class FastAnswer:
+    data: dict[str, Any]
+    cost: int
+    operation_name: str | None
+
+
+class QueryFastLane:
+    def __init__(self, schema: GraphQLSchema, executor: FastExecutor, limits: QueryLimits) -> None:
+        self.schema = schema
+        self.executor = executor
+        self.limits = limits
+        self._valid: dict[int, tuple[DocumentNode, bool]] = {}
+
+    def _is_valid(self, document: DocumentNode) -> bool:
+        cached = self._valid.get(id(document))
+        if cached is not None and cached[0] is document:
+            return cached[1]
+        valid = not validate_document(self.schema, document, _RULES)
+        if len(self._valid) > 1024:
+            self._valid.clear()
+        self._valid[id(document)] = (document, valid)
+        return valid
+
+    async def answer(
+        self,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        context: Any,
+    ) -> FastAnswer | None:
+        try:
+            document = parse_cached(query, self.limits.max_tokens)
+        except GraphQLError:
+            return None
+        if not self._is_valid(document):
+            return None
+        found = measure_cached(self.schema, document, operation_name, variables)
+        limits = self.limits
+        if (
+            found is None
+            or found.depth > limits.max_depth
+            or found.aliases > limits.max_aliases
+            or found.cost > limits.max_cost
+        ):
+            return None
+        compiled = self.executor.plan(self.schema, document, operation_name)
+        if compiled is None:
+            return None
+        try:
+            data = await self.executor.run_data(compiled, self.schema, variables, context)
+        except Fallback:
+            return None
+        named = compiled.operation.name
+        return FastAnswer(data=data, cost=found.cost, operation_name=named.value if named else None)
