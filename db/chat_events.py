@@ -25,6 +25,10 @@ def owner_channel(owner_id: uuid.UUID | str) -> str:
     return f"owner:{owner_id}"
 
 
+# Daemons listen here: a chat became PENDING, look for work now (not at the poll).
+WORK_CHANNEL = "work"
+
+
 class ChatEvents:
     """Typed publishing helpers; one instance per process, around its hub."""
 
@@ -39,9 +43,28 @@ class ChatEvents:
     async def _owner(self, owner_id: uuid.UUID, kind: str, chat_id: uuid.UUID) -> None:
         await self.hub.publish(owner_channel(owner_id), {"kind": kind, "chatId": str(chat_id)})
 
-    async def status(self, owner_id: uuid.UUID, chat_id: uuid.UUID, status: str) -> None:
-        await self._chat(chat_id, "status", status=status)
+    async def status(
+        self, owner_id: uuid.UUID, chat_id: uuid.UUID, status: str, worker_id: str | None = None
+    ) -> None:
+        extra = {"workerId": worker_id} if worker_id else {}
+        await self._chat(chat_id, "status", status=status, **extra)
         await self._owner(owner_id, "status_changed", chat_id)
+        if status == "pending":
+            await self.hub.publish(WORK_CHANNEL, {"kind": "wake", "chatId": str(chat_id)})
+
+    async def part(self, chat_id: uuid.UUID, index: int, part: dict[str, Any]) -> None:
+        """An append-only delta of the running step (text is appended by clients)."""
+        await self._chat(chat_id, "part", role="assistant", partIndex=index, part=part)
+
+    async def retry(
+        self, chat_id: uuid.UUID, attempt: int, delay_ms: int, retrying_at: str, error: Any
+    ) -> None:
+        await self._chat(
+            chat_id, "retry", attempt=attempt, delayMs=delay_ms, retryingAt=retrying_at, error=error
+        )
+
+    async def failed(self, chat_id: uuid.UUID, error: Any) -> None:
+        await self._chat(chat_id, "error", error=error)
 
     async def message(self, chat_id: uuid.UUID, message_id: int) -> None:
         await self._chat(chat_id, "message", messageId=message_id)

@@ -1,20 +1,43 @@
-"""The event hub: publishing small JSON events on named channels over broadcaster.
+"""The event hub: small JSON events on named channels, over broadcaster.
 
 Payloads are JSON strings of ids and small deltas (< 8000 bytes, so a Postgres
-NOTIFY backend works too); receivers hydrate rows from the database. ``memory://``
-is used in one process, ``redis://`` across replicas.
+NOTIFY backend works too); receivers hydrate rows from the database.
+``memory://`` serves one process, ``redis://`` (or ``postgres://``) replicas.
+
+broadcaster alone is not enough for live subscriptions (see the stack notes), so
+the hub keeps ONE upstream subscription per channel per process, opened and
+dropped under a lock, and fans each event out to bounded local queues
+(``Subscription``). A supervisor task watches the backend (broadcaster's
+listener task, plus a periodic probe such as a Redis PING); when it is lost, it
+rebuilds the connection with exponential backoff, re-subscribes every active
+channel, and sends each subscriber a resync, since events may have been missed.
+While the backend is down ``publish`` and ``subscribe`` raise
+``BackendUnavailable`` and ``ping`` is False: nothing hangs silently.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import random
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from broadcaster import Broadcast
 
-from db.redis_pubsub import RedisPubSub
+from db.broadcast_link import BroadcastLink, describe
+from db.hub_subscription import RECONNECTED, Subscription, SubscriptionClosed
+
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "BackendUnavailable",
+    "EventHub",
+    "PayloadTooLarge",
+    "Subscription",
+    "SubscriptionClosed",
+]
 
 log = logging.getLogger(__name__)
 
@@ -25,45 +48,273 @@ class PayloadTooLarge(ValueError):
     pass
 
 
+class BackendUnavailable(ConnectionError):
+    """The broadcast backend is down (the hub is reconnecting) or not connected."""
+
+
 class EventHub:
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        queue_size: int = 1024,
+        probe_interval: float = 2.0,
+        timeout: float = 5.0,
+        backoff: tuple[float, float] = (0.1, 5.0),
+    ) -> None:
+        """``timeout`` bounds every backend call; ``backoff`` is (first, longest) delay."""
         self.url = url
-        if urlsplit(url).scheme in {"redis", "rediss"}:
-            self._broadcast = Broadcast(backend=RedisPubSub(url))
-        else:
-            self._broadcast = Broadcast(url)
+        self.queue_size = queue_size
+        self._probe_interval = probe_interval
+        self._timeout = timeout
+        self._backoff = backoff
+        self._link: BroadcastLink | None = None
+        self._channels: dict[str, set[Subscription]] = {}
+        self._lock = asyncio.Lock()
+        self._suspect = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._connected = False
+        self._available = False
 
     @property
     def connected(self) -> bool:
+        """Between ``connect`` and ``disconnect``, whether or not the backend is up."""
         return self._connected
 
+    @property
+    def available(self) -> bool:
+        """Connected and the backend link is up (not reconnecting)."""
+        return self._connected and self._available
+
+    @property
+    def channels(self) -> dict[str, int]:
+        """Local subscribers per channel; each channel has one upstream subscription."""
+        return {channel: len(subs) for channel, subs in self._channels.items() if subs}
+
     async def connect(self) -> None:
-        await self._broadcast.connect()
-        self._connected = True
+        """Connect, failing fast (a wrong URL should stop startup, not retry forever)."""
+        if self._connected:
+            return
+        self._lock = asyncio.Lock()  # bound to this loop, as the hub's tasks are
+        self._suspect = asyncio.Event()
+        link = self._new_link()
+        await link.connect()
+        self._link = link
+        self._connected = self._available = True
+        self._supervisor = asyncio.create_task(self._supervise(), name="event-hub-supervisor")
 
     async def disconnect(self) -> None:
-        if self._connected:
-            self._connected = False
-            await self._broadcast.disconnect()
+        """Close every subscription (their ``get`` raises) and the backend link."""
+        if not self._connected:
+            return
+        self._connected = self._available = False
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        async with self._lock:
+            link, self._link = self._link, None
+            for subs in self._channels.values():
+                for sub in subs:
+                    sub.close()
+            self._channels.clear()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if link is not None:
+            await link.close()
 
     async def publish(self, channel: str, event: dict[str, Any]) -> None:
         payload = orjson.dumps(event)
         if len(payload) >= MAX_PAYLOAD_BYTES:
             raise PayloadTooLarge(f"{channel}: {len(payload)} bytes")
-        # Always a str, so memory:// behaves like the networked backends.
-        await self._broadcast.publish(channel=channel, message=payload.decode())
+        link = self._require_link()
+        try:
+            # Always a str, so memory:// behaves like the networked backends.
+            await asyncio.wait_for(link.publish(channel, payload.decode()), self._timeout)
+        except Exception as exc:
+            self._suspect.set()
+            raise BackendUnavailable(f"publishing on {self._where}: {describe(exc)}") from exc
 
     async def ping(self) -> bool:
-        """Whether the backend answers; memory:// always does once connected."""
-        if not self._connected:
+        """Whether the backend answers now; False while down or reconnecting."""
+        link = self._link
+        if not self.available or link is None:
             return False
-        backend: Any = getattr(self._broadcast, "_backend", None)
-        conn: Any = getattr(backend, "_conn", None)
-        if conn is not None and hasattr(conn, "ping"):
-            try:
-                await conn.ping()
-            except Exception:
-                log.warning("broadcast backend unreachable", exc_info=True)
-                return False
+        try:
+            await asyncio.wait_for(link.probe(), self._timeout)
+        except Exception as exc:
+            log.warning("broadcast backend unreachable: %s", describe(exc))
+            self._suspect.set()
+            return False
         return True
+
+    @contextlib.asynccontextmanager
+    async def subscribe(
+        self, channel: str, *, max_queue: int | None = None
+    ) -> AsyncIterator[Subscription]:
+        """Receive what is published on ``channel`` from now on, as decoded dicts.
+
+        When this yields, the upstream subscription is confirmed: replay from
+        the database after entering, then read live events (dropping duplicates).
+        """
+        sub = Subscription(channel, self.queue_size if max_queue is None else max_queue)
+        await self._attach(sub)
+        try:
+            yield sub
+        finally:
+            release = self._detach(sub)
+            if release is not None:  # shielded: a second cancellation cannot stop it
+                await asyncio.shield(release)
+
+    async def _attach(self, sub: Subscription) -> None:
+        self._require_link()
+        async with self._lock:
+            link = self._require_link()
+            subs = self._channels.get(sub.channel)
+            if subs is None:
+                try:
+                    await asyncio.wait_for(link.add(sub.channel), self._timeout)
+                except Exception as exc:
+                    self._suspect.set()
+                    raise BackendUnavailable(
+                        f"subscribing on {self._where}: {describe(exc)}"
+                    ) from exc
+                subs = self._channels[sub.channel] = set()
+            subs.add(sub)
+
+    def _detach(self, sub: Subscription) -> asyncio.Task[None] | None:
+        """Leave at once (no await); the task drops the upstream if this was the last."""
+        sub.close()
+        subs = self._channels.get(sub.channel)
+        if subs is None:
+            return None
+        subs.discard(sub)
+        if subs:
+            return None
+        return self._in_background(self._release(sub.channel, subs))
+
+    async def _release(self, channel: str, subs: set[Subscription]) -> None:
+        async with self._lock:
+            if self._channels.get(channel) is not subs or subs:
+                return  # someone subscribed again meanwhile
+            del self._channels[channel]
+            if self._link is None:
+                return
+            try:
+                await asyncio.wait_for(self._link.remove(channel), self._timeout)
+            except Exception as exc:
+                log.warning("unsubscribing %s failed: %s", channel, describe(exc))
+                self._suspect.set()
+
+    def _deliver(self, channel: str, message: str) -> None:
+        subs = self._channels.get(channel)
+        if not subs:
+            return
+        try:
+            event = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            log.warning("dropping a non-JSON event on %s", channel)
+            return
+        if not isinstance(event, dict):
+            log.warning("dropping a non-object event on %s", channel)
+            return
+        for sub in subs:
+            sub.offer(event)
+
+    async def _supervise(self) -> None:
+        while True:
+            try:
+                await self._supervise_link()
+            except Exception:  # a bug here must not end supervision for good
+                log.exception("event hub supervisor failed; restarting it")
+                await asyncio.sleep(self._backoff[1])
+
+    async def _supervise_link(self) -> None:
+        link = self._link
+        if link is None:
+            await self._reconnect()
+            return
+        reason = await self._watch(link)
+        log.warning("broadcast backend lost (%s); reconnecting", reason)
+        self._available = False
+        async with self._lock:  # let a subscribe or release in flight finish first
+            self._link = None
+            link.abandon(reason)
+        await asyncio.shield(self._in_background(link.close()))
+        await self._reconnect()
+
+    async def _watch(self, link: BroadcastLink) -> str:
+        """Return why ``link`` is no longer usable; wake on a death or a suspicion."""
+        while True:
+            self._suspect.clear()
+            suspicion = asyncio.create_task(self._suspect.wait())
+            try:
+                await asyncio.wait(
+                    {link.listener, suspicion},
+                    timeout=self._probe_interval,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                suspicion.cancel()
+            try:
+                await asyncio.wait_for(link.probe(), self._timeout)
+            except TimeoutError:
+                return f"no answer within {self._timeout}s"
+            except Exception as exc:
+                return describe(exc)
+
+    async def _reconnect(self) -> None:
+        delay, longest = self._backoff
+        while True:
+            link = self._new_link()
+            try:
+                await asyncio.wait_for(link.connect(), self._timeout)
+                async with self._lock:
+                    for channel in list(self._channels):
+                        await asyncio.wait_for(link.add(channel), self._timeout)
+                    self._link = link
+                    self._available = True
+                    for subs in self._channels.values():
+                        for sub in subs:
+                            sub.resync(RECONNECTED)
+            except asyncio.CancelledError:  # disconnect() during a retry
+                self._in_background(link.close())
+                raise
+            except Exception as exc:
+                await link.close()
+                pause = delay * random.uniform(0.5, 1.0)
+                log.warning(
+                    "broadcast backend still down (%s); retry in %.2fs", describe(exc), pause
+                )
+                await asyncio.sleep(pause)
+                delay = min(delay * 2, longest)
+                continue
+            log.warning(
+                "broadcast backend reconnected; channels resubscribed: %d", len(link.channels)
+            )
+            return
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A task that finishes even if its awaiter is cancelled; disconnect waits for it."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    def _new_link(self) -> BroadcastLink:
+        return BroadcastLink(self.url, self._deliver, timeout=self._timeout)
+
+    def _require_link(self) -> BroadcastLink:
+        if not self._connected:
+            raise BackendUnavailable(f"event hub for {self._where} is not connected")
+        if not self._available or self._link is None:
+            raise BackendUnavailable(f"broadcast backend {self._where} is down; reconnecting")
+        return self._link
+
+    @property
+    def _where(self) -> str:
+        """The URL without credentials, for messages."""
+        parts = urlsplit(self.url)
+        host = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""
+        return f"{parts.scheme}://{host}"

@@ -1,15 +1,19 @@
-"""The event hub publishes JSON strings on every backend, small enough for NOTIFY."""
+"""The event hub's basic contract on every backend: JSON strings on the wire,
+decoded dicts to subscribers, small payloads, clear errors when not connected."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import orjson
 import pytest
 from redis.exceptions import ConnectionError
 
-from db.event_hub import EventHub, PayloadTooLarge
-from tests.harness import IN_CI, REDIS_URL, reachable
+from db.event_hub import BackendUnavailable, EventHub, PayloadTooLarge, SubscriptionClosed
+from tests.harness import IN_CI, REDIS_URL, PostgresServer, reachable
+
+BACKENDS = ["memory", "redis", "postgres"]
 
 
 def _redis_or_skip() -> str:
@@ -20,26 +24,81 @@ def _redis_or_skip() -> str:
     pytest.skip("no Redis on 127.0.0.1:6379")
 
 
-async def _round_trip(hub: EventHub) -> object:
-    broadcast = hub._broadcast
-    async with broadcast.subscribe("chat:1") as subscriber:
-        await hub.publish("chat:1", {"kind": "status", "status": "running"})
-        event = await asyncio.wait_for(subscriber.get(), timeout=5)
-    return event.message
+def hub_url(backend: str, postgres: PostgresServer) -> str:
+    if backend == "redis":
+        return _redis_or_skip()
+    if backend == "postgres":
+        return postgres.admin_dsn
+    return "memory://"
 
 
-@pytest.mark.parametrize("backend", ["memory", "redis"])
-async def test_published_events_arrive_as_json_strings(backend: str) -> None:
-    hub = EventHub("memory://" if backend == "memory" else _redis_or_skip())
+def channel() -> str:
+    """A fresh channel: the Redis and Postgres servers are shared with other test runs."""
+    return f"chat:{uuid.uuid4()}"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_published_events_arrive_as_json_strings(
+    backend: str, postgres: PostgresServer
+) -> None:
+    hub = EventHub(hub_url(backend, postgres))
     await hub.connect()
+    name = channel()
     try:
         assert await hub.ping()
-        message = await _round_trip(hub)
+        assert hub._link is not None
+        async with hub._link.broadcast.subscribe(name) as raw:
+            await hub.publish(name, {"kind": "status", "status": "running"})
+            event = await asyncio.wait_for(raw.get(), timeout=5)
     finally:
         await hub.disconnect()
-    assert isinstance(message, str)
-    assert orjson.loads(message) == {"kind": "status", "status": "running"}
+    assert isinstance(event.message, str)  # memory:// must not hide a non-str payload
+    assert orjson.loads(event.message) == {"kind": "status", "status": "running"}
     assert not await hub.ping()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_subscribers_get_decoded_events_in_order(
+    backend: str, postgres: PostgresServer
+) -> None:
+    hub = EventHub(hub_url(backend, postgres))
+    await hub.connect()
+    name = channel()
+    try:
+        async with hub.subscribe(name) as sub:
+            for n in range(20):
+                await hub.publish(name, {"kind": "message", "messageId": n})
+            got = [await sub.get(timeout=5) for _ in range(20)]
+            assert got == [{"kind": "message", "messageId": n} for n in range(20)]
+            with pytest.raises(TimeoutError):
+                await sub.get(timeout=0.05)
+    finally:
+        await hub.disconnect()
+
+
+async def test_async_iteration_ends_when_the_hub_disconnects() -> None:
+    hub = EventHub("memory://")
+    await hub.connect()
+    name = channel()
+    seen: list[dict[str, object]] = []
+    both = asyncio.Event()
+    async with hub.subscribe(name) as sub:
+
+        async def consume() -> None:
+            async for event in sub:
+                seen.append(event)
+                if len(seen) == 2:
+                    both.set()
+
+        consumer = asyncio.create_task(consume())
+        await hub.publish(name, {"kind": "queue"})
+        await hub.publish(name, {"kind": "history_reset"})
+        await asyncio.wait_for(both.wait(), timeout=5)
+        await hub.disconnect()
+        await asyncio.wait_for(consumer, timeout=5)
+        with pytest.raises(SubscriptionClosed):
+            await sub.get(timeout=1)
+    assert seen == [{"kind": "queue"}, {"kind": "history_reset"}]
 
 
 async def test_payloads_stay_under_the_notify_limit() -> None:
@@ -55,4 +114,22 @@ async def test_payloads_stay_under_the_notify_limit() -> None:
 async def test_unreachable_redis_fails_at_connect() -> None:
     hub = EventHub("redis://127.0.0.1:1")
     with pytest.raises(ConnectionError):
+        await hub.connect()
+    assert not hub.connected
+    assert not await hub.ping()
+
+
+async def test_using_a_hub_that_is_not_connected_is_a_clear_error() -> None:
+    hub = EventHub("memory://")
+    with pytest.raises(BackendUnavailable, match="not connected"):
+        await hub.publish("chat:1", {"kind": "queue"})
+    with pytest.raises(BackendUnavailable, match="not connected"):
+        async with hub.subscribe("chat:1"):
+            pass
+    assert not await hub.ping()
+
+
+async def test_unsupported_backends_are_refused() -> None:
+    hub = EventHub("kafka://127.0.0.1:9092")
+    with pytest.raises(ValueError, match="unsupported broadcast URL scheme"):
         await hub.connect()

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 import pytest
 from starlette.applications import Starlette
 
@@ -219,20 +218,16 @@ async def listening(app: Starlette, channel: str) -> AsyncIterator[Any]:
     after subscribing flushes them, since one channel's events arrive in order.
     """
     hub = app.state.event_hub
-    async with hub._broadcast.subscribe(channel) as subscriber:
+    async with hub.subscribe(channel) as subscriber:
         marker = {"kind": "test-marker", "id": uuid.uuid4().hex}
         await hub.publish(channel, marker)
-        while orjson.loads((await asyncio.wait_for(subscriber.get(), 5)).message) != marker:
+        while await subscriber.get(timeout=5) != marker:
             pass
         yield subscriber
 
 
 async def received(subscriber: Any, count: int) -> list[dict[str, Any]]:
-    events = []
-    for _ in range(count):
-        event = await asyncio.wait_for(subscriber.get(), 5)
-        events.append(orjson.loads(event.message))
-    return events
+    return [await subscriber.get(timeout=5) for _ in range(count)]
 
 
 async def nothing_more(subscriber: Any) -> None:

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 import pytest
 from starlette.applications import Starlette
 
 from db.keyset import encode_cursor
-from db.models import Chat, ChatMessage, ChatQueuedMessage, User
+from db.models import Chat, ChatMessage, ChatQueuedMessage, ModelConfig, User
 from db.vocabulary import ChatStatus, MessageRole, TokenKind, Visibility
 from resolvers import global_id
 from resolvers.accounts import hash_password
@@ -134,6 +133,12 @@ async def stranger(request: pytest.FixtureRequest, gql: GraphQLClient, admin_tok
     if request.param == "admin":
         return Person(await User.get(username="admin"), admin_token)
     return await new_person()
+
+
+async def default_model_gid() -> str:
+    """A real, enabled model config (sendMessage refuses unknown ones)."""
+    row = await ModelConfig.get(is_default=True, deleted=False)
+    return global_id.encode("ModelConfig", row.id)
 
 
 def key(chat_gid: str) -> uuid.UUID:
@@ -289,20 +294,16 @@ async def listening(app: Starlette, channel: str) -> AsyncIterator[Any]:
     after subscribing flushes them, since one channel's events arrive in order.
     """
     hub = app.state.event_hub
-    async with hub._broadcast.subscribe(channel) as subscriber:
+    async with hub.subscribe(channel) as subscriber:
         marker = {"kind": "test-marker", "id": uuid.uuid4().hex}
         await hub.publish(channel, marker)
-        while orjson.loads((await asyncio.wait_for(subscriber.get(), 5)).message) != marker:
+        while await subscriber.get(timeout=5) != marker:
             pass
         yield subscriber
 
 
 async def received(subscriber: Any, count: int) -> list[dict[str, Any]]:
-    events = []
-    for _ in range(count):
-        event = await asyncio.wait_for(subscriber.get(), 5)
-        events.append(orjson.loads(event.message))
-    return events
+    return [await subscriber.get(timeout=5) for _ in range(count)]
 
 
 async def nothing_more(subscriber: Any) -> None:
@@ -510,7 +511,7 @@ async def test_the_21st_queued_message_is_refused(gql: GraphQLClient, me: Person
         me,
         chat_gid,
         [text("one too many")],
-        modelConfigId=global_id.encode("ModelConfig", uuid.uuid4()),
+        modelConfigId=await default_model_gid(),
     )
     assert error["message"] == "Maximum 20 messages can be queued."
     assert error["extensions"] == {"code": "QUEUE_FULL", "maximum": 20}
@@ -1023,7 +1024,7 @@ async def test_failed_interrupting_send_leaves_nothing(
             "chatId": chat_gid,
             "content": [text("now")],
             "busyBehavior": "INTERRUPT",
-            "modelConfigId": global_id.encode("ModelConfig", uuid.uuid4()),
+            "modelConfigId": await default_model_gid(),
         }
     }
     assert_internal(await gql(SEND, variables, token=me.token))
@@ -1040,7 +1041,7 @@ async def test_failed_append_leaves_nothing(
         "input": {
             "chatId": chat_gid,
             "content": [text("second")],
-            "modelConfigId": global_id.encode("ModelConfig", uuid.uuid4()),
+            "modelConfigId": await default_model_gid(),
         }
     }
     assert_internal(await gql(SEND, variables, token=me.token))

@@ -1,0 +1,124 @@
+"""One local subscriber's view of a channel: a bounded queue with resync signals.
+
+broadcaster's own per-subscriber queues are unbounded, so a stalled client would
+grow memory without limit. Here each subscriber holds at most ``max_queue``
+events; when it falls that far behind, its backlog is dropped and replaced by a
+single ``{"kind": "resync", "reason": "overflow"}``: the client re-reads from its
+cursor instead. The hub uses the same signal after it rebuilt a lost backend
+connection (``reason: "backend reconnected"``), since events may have been
+missed while it was down.
+
+Delivered dicts are shared by every subscriber of the channel: treat them as
+read-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+RESYNC = "resync"
+OVERFLOW = "overflow"
+RECONNECTED = "backend reconnected"
+
+Event = dict[str, Any]
+
+
+class _Resync(dict[str, Any]):
+    """A resync made here, told apart from published events without a field."""
+
+
+class SubscriptionClosed(Exception):
+    """The subscription ended (left its context, or the hub disconnected)."""
+
+
+class Subscription:
+    """Events of one channel for one consumer, in publish order.
+
+    ``get`` is meant for a single consumer task; ``offer`` and ``resync`` are
+    called by the hub and never block, so one slow consumer cannot hold up the
+    fan-out to the others.
+    """
+
+    def __init__(self, channel: str, max_queue: int) -> None:
+        if max_queue < 1:
+            raise ValueError("max_queue must be at least 1")
+        self.channel = channel
+        self.max_queue = max_queue
+        self.dropped = 0
+        """Events discarded by overflows so far (for metrics)."""
+        self._items: deque[Event] = deque()
+        self._resync_at_tail = False
+        self._wakeup = asyncio.Event()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Subscription({self.channel!r}, pending={len(self._items)})"
+
+    @property
+    def pending(self) -> int:
+        """Events waiting to be read; never more than ``max_queue``."""
+        return len(self._items)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def offer(self, event: Event) -> None:
+        """Queue one event, or collapse the backlog into one resync when full."""
+        if self._closed:
+            return
+        if len(self._items) >= self.max_queue:
+            self._overflow()
+            return
+        self._items.append(event)
+        self._resync_at_tail = False
+        self._wakeup.set()
+
+    def resync(self, reason: str) -> None:
+        """Ask the consumer to re-read from its cursor; one pending resync is enough."""
+        if self._closed or self._resync_at_tail:
+            return
+        if len(self._items) >= self.max_queue:
+            self._overflow()
+            return
+        self._push_resync(reason)
+
+    def close(self) -> None:
+        """End the subscription: queued events are still readable, then ``get`` raises."""
+        self._closed = True
+        self._wakeup.set()
+
+    async def get(self, timeout: float | None = None) -> Event:  # noqa: ASYNC109 (the API)
+        """The next event; ``TimeoutError`` after ``timeout`` seconds without one."""
+        async with asyncio.timeout(timeout):
+            while not self._items:
+                if self._closed:
+                    raise SubscriptionClosed(self.channel)
+                self._wakeup.clear()
+                await self._wakeup.wait()
+        item = self._items.popleft()
+        if not self._items:
+            self._resync_at_tail = False
+        return item
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        try:
+            return await self.get()
+        except SubscriptionClosed:
+            raise StopAsyncIteration from None
+
+    def _overflow(self) -> None:
+        # The event that did not fit is dropped too: the re-read covers it.
+        self.dropped += 1 + sum(not isinstance(item, _Resync) for item in self._items)
+        self._items.clear()
+        self._push_resync(OVERFLOW)
+
+    def _push_resync(self, reason: str) -> None:
+        self._items.append(_Resync(kind=RESYNC, reason=reason))
+        self._resync_at_tail = True
+        self._wakeup.set()

@@ -1,0 +1,265 @@
+"""A lost backend is detected, rebuilt and reported: never a silent hang.
+
+The Redis test runs its own redis-server on a free port, SIGKILLs it and starts
+it again on the same port; every subscriber must get one
+``{"kind": "resync", "reason": "backend reconnected"}`` and then keep receiving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from redis import asyncio as redis
+
+from db.event_hub import BackendUnavailable, EventHub, SubscriptionClosed
+from tests.harness import IN_CI, PostgresServer
+
+RECONNECTED = {"kind": "resync", "reason": "backend reconnected"}
+FAST: dict[str, Any] = {"probe_interval": 0.2, "timeout": 2.0, "backoff": (0.05, 0.5)}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """A private redis-server process that a test may kill and restart."""
+
+    def __init__(self, binary: str, port: int) -> None:
+        self.binary = binary
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}"
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def start(self) -> None:
+        """Start it and wait until it answers PING (or fail within 10 s)."""
+        self.process = await asyncio.create_subprocess_exec(
+            *(self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""),
+            *("--appendonly", "no", "--daemonize", "no"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        try:
+            async with asyncio.timeout(10):
+                while not await self._answers(client):
+                    if not self.running:
+                        pytest.fail(f"redis-server exited with {self.process.returncode}")
+                    await asyncio.sleep(0.02)
+        finally:
+            await client.aclose()
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(self.process.wait(), 10)
+
+    def pause(self, paused: bool) -> None:
+        """Freeze the process: its sockets stay open but nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
+
+    @staticmethod
+    async def _answers(client: redis.Redis) -> bool:
+        try:
+            return bool(await client.ping())
+        except redis.ConnectionError:
+            return False
+
+
+@pytest.fixture
+async def redis_server() -> AsyncIterator[RedisServer]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if IN_CI:
+            pytest.fail("CI=true but redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(binary, free_port())
+    await server.start()
+    try:
+        yield server
+    finally:
+        if server.running:
+            await server.kill()
+
+
+def channel() -> str:
+    return f"chat:{uuid.uuid4()}"
+
+
+async def test_redis_restart_resyncs_every_subscriber(redis_server: RedisServer) -> None:
+    hub = EventHub(redis_server.url, **FAST)
+    await hub.connect()
+    names = [channel(), channel()]
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            subs = [
+                (name, await stack.enter_async_context(hub.subscribe(name)))
+                for name in names
+                for _ in range(3)
+            ]
+            for name in names:
+                await hub.publish(name, {"kind": "status", "status": "running"})
+            for _, sub in subs:
+                assert await sub.get(timeout=5) == {"kind": "status", "status": "running"}
+
+            await redis_server.kill()
+            # Whether or not the supervisor noticed yet, nothing pretends to work.
+            assert not await hub.ping()
+            with pytest.raises(BackendUnavailable):
+                await hub.publish(names[0], {"kind": "queue"})
+            with pytest.raises(BackendUnavailable):
+                async with hub.subscribe(channel()):
+                    pass
+
+            await redis_server.start()
+            for _, sub in subs:
+                assert await sub.get(timeout=15) == RECONNECTED
+            assert await hub.ping()
+            for name in names:
+                await hub.publish(name, {"kind": "message", "messageId": 7})
+            for _, sub in subs:
+                assert await sub.get(timeout=5) == {"kind": "message", "messageId": 7}
+                assert sub.pending == 0
+
+            client = redis.Redis.from_url(redis_server.url)
+            try:
+                assert dict(await client.pubsub_numsub(*names)) == {
+                    name.encode(): 1 for name in names
+                }
+            finally:
+                await client.aclose()
+    finally:
+        await hub.disconnect()
+
+
+async def test_redis_down_for_a_while_is_retried_until_it_returns(
+    redis_server: RedisServer,
+) -> None:
+    hub = EventHub(redis_server.url, **FAST)
+    await hub.connect()
+    name = channel()
+    try:
+        async with hub.subscribe(name) as sub:
+            await redis_server.kill()
+            with pytest.raises(TimeoutError):  # nothing arrives while it is down
+                await sub.get(timeout=1.5)
+            assert not hub.available  # the dead listener was noticed at once
+            with pytest.raises(BackendUnavailable, match="is down; reconnecting"):
+                await hub.publish(name, {"kind": "queue"})
+            await redis_server.start()
+            assert await sub.get(timeout=15) == RECONNECTED
+            await hub.publish(name, {"kind": "queue"})
+            assert await sub.get(timeout=5) == {"kind": "queue"}
+    finally:
+        await hub.disconnect()
+
+
+async def test_a_frozen_redis_is_caught_by_the_ping(redis_server: RedisServer) -> None:
+    # No EOF reaches the listener here: only the periodic PING can notice.
+    hub = EventHub(redis_server.url, **FAST)
+    await hub.connect()
+    name = channel()
+    try:
+        async with hub.subscribe(name) as sub:
+            redis_server.pause(True)
+            try:
+                with pytest.raises(TimeoutError):
+                    await sub.get(timeout=4)  # > timeout + probe_interval
+                assert not hub.available
+                assert not await hub.ping()
+            finally:
+                redis_server.pause(False)
+            assert await sub.get(timeout=15) == RECONNECTED
+            await hub.publish(name, {"kind": "queue"})
+            assert await sub.get(timeout=5) == {"kind": "queue"}
+    finally:
+        await hub.disconnect()
+
+
+async def test_disconnecting_while_the_backend_is_down_does_not_hang(
+    redis_server: RedisServer,
+) -> None:
+    hub = EventHub(redis_server.url, **FAST)
+    await hub.connect()
+    async with hub.subscribe(channel()) as sub:
+        await redis_server.kill()
+        with pytest.raises(TimeoutError):
+            await sub.get(timeout=0.5)
+        await asyncio.wait_for(hub.disconnect(), 5)
+        with pytest.raises(SubscriptionClosed):
+            await sub.get(timeout=1)
+    assert not hub.connected
+    assert not await hub.ping()
+
+
+def with_application_name(dsn: str, name: str) -> str:
+    return f"{dsn}{'&' if '?' in dsn else '?'}application_name={name}"
+
+
+async def test_a_terminated_postgres_listener_is_rebuilt(postgres: PostgresServer) -> None:
+    tag = f"hubtest_{uuid.uuid4().hex[:12]}"
+    hub = EventHub(with_application_name(postgres.admin_dsn, tag), **FAST)
+    await hub.connect()
+    name = channel()
+    try:
+        async with hub.subscribe(name) as first, hub.subscribe(name) as second:
+            admin = await asyncpg.connect(postgres.admin_dsn)
+            try:
+                killed = await admin.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE application_name = $1",
+                    tag,
+                )
+            finally:
+                await admin.close()
+            assert killed == 1
+            for sub in (first, second):
+                assert await sub.get(timeout=15) == RECONNECTED
+            await hub.publish(name, {"kind": "queue"})
+            for sub in (first, second):
+                assert await sub.get(timeout=5) == {"kind": "queue"}
+    finally:
+        await hub.disconnect()
+
+
+async def test_backlog_before_a_loss_is_kept_ahead_of_the_resync(
+    redis_server: RedisServer,
+) -> None:
+    hub = EventHub(redis_server.url, **FAST)
+    await hub.connect()
+    name = channel()
+    try:
+        async with hub.subscribe(name) as slow, hub.subscribe(name) as reader:
+            for n in range(3):
+                await hub.publish(name, {"n": n})
+            for n in range(3):
+                assert await reader.get(timeout=5) == {"n": n}
+            await redis_server.kill()
+            await redis_server.start()
+            assert await reader.get(timeout=15) == RECONNECTED
+            assert [await slow.get(timeout=1) for _ in range(4)] == [
+                {"n": 0},
+                {"n": 1},
+                {"n": 2},
+                RECONNECTED,
+            ]
+    finally:
+        await hub.disconnect()
