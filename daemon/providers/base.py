@@ -1,0 +1,136 @@
+"""The one interface between the daemon and every LLM provider.
+
+A turn, a title and a summary all go through ``LlmClient.stream``: the daemon
+builds a ``ModelRequest`` from stored message parts and consumes a provider-
+neutral event stream, so retries, persistence and live deltas never depend on
+which SDK produced them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from db.parts import Part
+
+# Normalized ``Finish.reason`` values; a provider's other reasons pass through as-is.
+FINISH_STOP = "stop"
+FINISH_LENGTH = "length"
+FINISH_TOOL_CALLS = "tool_calls"
+
+
+@dataclass(slots=True)
+class ToolSpec:
+    """A tool the model may call; ``parameters`` is a JSON schema object."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ModelMessage:
+    """One turn sent to the model.
+
+    Tool results travel as ``ToolResultPart`` in role ``tool``; the assistant's
+    own tool calls as ``ToolCallPart`` in role ``assistant``.
+    """
+
+    role: Literal["user", "assistant", "tool"]
+    parts: list[Part]
+
+
+@dataclass(slots=True)
+class ModelRequest:
+    model: str
+    system: str | None
+    messages: list[ModelMessage]
+    tools: list[ToolSpec] = field(default_factory=list)
+    max_output_tokens: int | None = None
+    temperature: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A fragment of a tool call's JSON arguments, for live display only.
+
+    The complete call always follows as a ``ToolCall``; never execute from deltas.
+    """
+
+    tool_call_id: str
+    tool_name: str
+    args_delta: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    tool_call_id: str
+    tool_name: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one model call, normalized across providers.
+
+    ``input_tokens`` excludes cache reads and writes (Anthropic's convention;
+    OpenAI's ``prompt_tokens`` is split accordingly), so the prompt size is
+    ``input_tokens + cache_read_tokens + cache_write_tokens`` and each count can
+    be priced on its own. ``reasoning_tokens`` is a part of ``output_tokens``.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @property
+    def context_tokens(self) -> int:
+        """What the prompt occupied in the context window (for compaction)."""
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The last event of a successful stream: ``stop``, ``length``, ``tool_calls``…"""
+
+    reason: str
+
+
+StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | ToolCall | Usage | Finish
+
+
+class LlmClient(Protocol):
+    """A provider connection; ``stream`` raises ``ProviderError`` on failure.
+
+    A successful stream ends with ``Usage`` (when the provider reports it) and
+    then ``Finish``. Deltas already yielded stay valid when a stream fails later.
+    """
+
+    provider: str
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]: ...
+
+
+async def complete_text(client: LlmClient, request: ModelRequest) -> tuple[str, Usage | None]:
+    """The whole text reply and its usage, for titles and summaries."""
+    chunks: list[str] = []
+    usage: Usage | None = None
+    async for event in client.stream(request):
+        if isinstance(event, TextDelta):
+            chunks.append(event.text)
+        elif isinstance(event, Usage):
+            usage = event
+    return "".join(chunks), usage
