@@ -109,3 +109,13 @@ async def message_page(
         has_next_page=more if not backward else before is not None,
         has_previous_page=more if backward else after is not None,
     )
+
+
+async def messages_after(chat_id: uuid.UUID, after_id: int, limit: int = 200) -> list[MessageRow]:
+    """Visible messages newer than ``after_id``, oldest first (stream replay)."""
+    return [_row(r) for r in await fetch(_OLDEST, chat_id, after_id, limit)]
+
+
+def cursor_id(cursor: str | None) -> int:
+    """The message id inside a message cursor (0 for none); ``InvalidCursor`` if bad."""
+    return _cursor_id(cursor, 0)

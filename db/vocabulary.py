@@ -6,6 +6,7 @@ They live in ``db`` because both the GraphQL side and the daemon need them and
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
 
 
@@ -138,3 +139,61 @@ class ChatErrorKind(StrEnum):
     MISSING_KEY = "missing_key"
     PROVIDER_DISABLED = "provider_disabled"
     CONTENT_FILTER = "content_filter"
+
+
+# ---- Providers and model configs (db/models/provider.py) ----
+
+
+class ProviderKind(StrEnum):
+    """One provider row per kind. SCRIPTED answers offline and needs no key."""
+
+    OPENAI = "openai"
+    OPENAI_COMPATIBLE = "openai_compatible"
+    ANTHROPIC = "anthropic"
+    SCRIPTED = "scripted"
+
+
+# Kinds whose requests carry no API key at all.
+KEYLESS_PROVIDER_KINDS = frozenset({ProviderKind.SCRIPTED})
+# Kinds that cannot work without an explicit base URL.
+BASE_URL_REQUIRED_KINDS = frozenset({ProviderKind.OPENAI_COMPATIBLE})
+
+
+class ModelUnavailableReason(StrEnum):
+    """Why the catalog marks a provider unusable for the viewer, and who can act."""
+
+    MISSING_API_KEY = "missing_api_key"  # an admin must set the central key
+    USER_API_KEY_REQUIRED = "user_api_key_required"  # the viewer can add their own key
+    PROVIDER_DISABLED = "provider_disabled"  # an admin disabled it
+
+
+PROVIDER_DISPLAY_NAME_MAX = 200
+PROVIDER_BASE_URL_MAX = 2048
+PROVIDER_API_KEY_MAX_BYTES = 10_240
+MODEL_NAME_MAX = 200
+MODEL_DISPLAY_NAME_MAX = 200
+# Stored as bigint, exposed as GraphQL Int: keep it in 32 bits.
+CONTEXT_LIMIT_MAX = 2**31 - 1
+MAX_OUTPUT_TOKENS_MAX = 2**31 - 1
+DEFAULT_COMPRESSION_THRESHOLD = 70
+# Prices are USD per million tokens in the API, integer micro-USD per million in rows.
+PRICE_MAX_USD = 1_000_000
+MICROS_PER_USD = 1_000_000
+COMPACTION_THRESHOLD_KEY_PREFIX = "chat_compaction_threshold_pct:"
+# Event-hub channel on which configuration changes are announced to every replica.
+CONFIG_CHANNEL = "config"
+NO_DEFAULT_MODEL_MESSAGE = "No default chat model config is configured."
+
+
+class ChatListEventKind(StrEnum):
+    CREATED = "created"
+    STATUS_CHANGED = "status_changed"
+    TITLE_CHANGED = "title_changed"
+    DIFF_STATUS_CHANGED = "diff_status_changed"
+    ARCHIVED = "archived"
+    UNARCHIVED = "unarchived"
+    DELETED = "deleted"
+
+
+# The reserved worker id that marks "a title is being generated" (as in Part B).
+TITLE_LOCK_WORKER = uuid.UUID(int=1)

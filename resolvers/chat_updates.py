@@ -9,8 +9,9 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from db.chat_events import ChatEvents
-from db.models import Chat, ChatMessage, ChatQueuedMessage
-from db.vocabulary import BUSY_STATUSES, TITLE_MAX, UNPINNED_RANK, ChatStatus, MessageRole
+from db.chat_queue import promote_queue_head
+from db.models import Chat, ChatMessage
+from db.vocabulary import BUSY_STATUSES, TITLE_MAX, UNPINNED_RANK, ChatStatus
 from resolvers import global_id
 from resolvers.chats import check_labels, own_chat, publish
 from resolvers.context import RequestContext
@@ -185,25 +186,6 @@ async def interrupt_chat(ctx: RequestContext, gid: str) -> Chat:
 
     await publish(ctx, announce)
     return chat
-
-
-async def promote_queue_head(conn: Any, chat: Chat) -> ChatMessage | None:
-    """Move the oldest queued message into the history and make the chat PENDING."""
-    head = await ChatQueuedMessage.filter(chat_id=chat.id).order_by("id").using_db(conn).first()
-    if head is None or chat.archived:
-        return None
-    message = await ChatMessage.create(
-        chat_id=chat.id,
-        role=MessageRole.USER,
-        parts=head.parts,
-        created_by_id=head.created_by_id,  # type: ignore[attr-defined]
-        model_config_id=head.model_config_id,
-        using_db=conn,
-    )
-    await head.delete(using_db=conn)
-    chat.status = ChatStatus.PENDING
-    await chat.save(update_fields=["status"], using_db=conn)
-    return message
 
 
 async def mark_chat_read(ctx: RequestContext, gid: str) -> Chat:

@@ -33,6 +33,7 @@ from resolvers.chat_search import parse_chat_query
 from resolvers.context import RequestContext
 from resolvers.errors import bad_input, not_found
 from resolvers.message_input import PartInputLike, fallback_title, parse_content
+from resolvers.model_configs import chat_model_config_key
 from resolvers.pagination import PageArgs, paginate
 from resolvers.permissions import require_permission, require_viewer
 
@@ -145,16 +146,13 @@ async def create_chat(
     checked_labels = check_labels(labels)
     if system_prompt is not None and len(system_prompt) > CHAT_SYSTEM_PROMPT_MAX:
         raise bad_input("systemPrompt", f"at most {CHAT_SYSTEM_PROMPT_MAX} characters")
-    model_key = (
-        global_id.decode_uuid(model_config_id, "ModelConfig", field="modelConfigId")
-        if model_config_id
-        else None
-    )
     workspace_key = (
         global_id.decode_uuid(workspace_id, "Workspace", field="workspaceId")
         if workspace_id
         else None
     )
+    # An enabled, non-deleted config; none given → the default (BAD_USER_INPUT if unset).
+    model_key = await chat_model_config_key(model_config_id, use_default=True)
     now = datetime.now(UTC)
     chat_id = uuid.uuid4()
     async with in_transaction() as conn:

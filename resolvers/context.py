@@ -11,6 +11,7 @@ from typing import Protocol
 
 from db.chat_events import ChatEvents
 from db.models import ApiToken, User
+from db.secret_box import SecretBox
 from resolvers.errors import ApiError
 from resolvers.loaders import Loaders
 
@@ -51,7 +52,13 @@ class RequestContext:
     cookie: SessionCookie = field(default_factory=NoCookie)
     # None where nothing listens (the CLI); the server always sets it.
     events: ChatEvents | None = None
+    # Encrypts provider API keys; None where no secret is loaded (the CLI).
+    secrets: SecretBox | None = None
     _loaders: Loaders | None = None
+
+    def reset_loaders(self) -> None:
+        """A subscription calls this per event: loaders never outlive one event."""
+        self._loaders = None
 
     @property
     def loaders(self) -> Loaders:

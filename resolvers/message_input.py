@@ -8,14 +8,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from db.parts import FilePart, FileReferencePart, Part, TextPart, plain_text
-from db.vocabulary import (
-    AUTO_TITLE_MAX,
-    FALLBACK_TITLE,
-    FALLBACK_TITLE_WORDS,
-    MESSAGE_PARTS_MAX,
-    TEXT_PART_MAX,
-)
+from db.parts import FilePart, FileReferencePart, Part, TextPart
+from db.titles import fallback_title
+from db.vocabulary import MESSAGE_PARTS_MAX, TEXT_PART_MAX
 from resolvers import global_id
 from resolvers.errors import bad_input
 
@@ -70,14 +65,4 @@ def parse_content(content: list[PartInputLike], field: str = "content") -> list[
     return parts
 
 
-def fallback_title(parts: list[Part]) -> str:
-    """The first six words (+ "…" when cut), at most 80 characters, or "New Chat"."""
-    words = plain_text(parts).split()
-    if not words:
-        return FALLBACK_TITLE
-    title = " ".join(words[:FALLBACK_TITLE_WORDS])
-    if len(words) > FALLBACK_TITLE_WORDS:
-        title += "…"
-    if len(title) > AUTO_TITLE_MAX:
-        title = title[: AUTO_TITLE_MAX - 1].rstrip() + "…"
-    return title
+__all__ = ["PartInputLike", "fallback_title", "parse_content"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from tortoise.transactions import in_transaction
 
 from db.chat_events import ChatEvents
+from db.chat_queue import promote_queue_head
 from db.keyset import InvalidCursor, Page
 from db.message_rows import MessageRow, message_page
 from db.models import Chat, ChatMessage, ChatQueuedMessage
@@ -23,11 +24,11 @@ from db.vocabulary import (
     Visibility,
 )
 from resolvers import global_id
-from resolvers.chat_updates import promote_queue_head
 from resolvers.chats import own_chat, publish
 from resolvers.context import RequestContext
 from resolvers.errors import ApiError, bad_input, not_found
 from resolvers.message_input import PartInputLike, parse_content
+from resolvers.model_configs import chat_model_config_key
 from resolvers.pagination import PageArgs
 from resolvers.permissions import require_viewer
 
@@ -86,11 +87,8 @@ async def send_message(
     viewer = require_viewer(ctx)
     busy_behavior = BusyBehavior(busy_behavior)  # Strawberry passes input enums as values
     parts = parse_content(content)
-    model_key = (
-        global_id.decode_uuid(model_config_id, "ModelConfig", field="modelConfigId")
-        if model_config_id
-        else None
-    )
+    # An enabled, non-deleted config, or None to keep the chat's.
+    model_key = await chat_model_config_key(model_config_id, use_default=False)
     own = await own_chat(ctx, chat_id, "chatId")
     if own.archived:
         raise bad_input("chatId", "the chat is archived; unarchive it first")
@@ -121,9 +119,10 @@ async def send_message(
                 await chat.save(update_fields=["status", "worker_id"], using_db=conn)
                 if not claimed:  # nobody to hand over: the queue head runs now
                     result.message = await promote_queue_head(conn, chat)
-                    if result.message is not None and not await ChatQueuedMessage.filter(
-                        id=queued.id
-                    ).using_db(conn).exists():
+                    if (
+                        result.message is not None
+                        and not await ChatQueuedMessage.filter(id=queued.id).using_db(conn).exists()
+                    ):
                         result.queued_message = None  # it went straight into the history
         else:
             message = await ChatMessage.create(

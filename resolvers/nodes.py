@@ -14,6 +14,8 @@ from resolvers import global_id
 from resolvers.chats import chats_by_ids
 from resolvers.context import RequestContext
 from resolvers.messages import messages_by_ids, queued_by_ids
+from resolvers.model_configs import model_configs_by_ids
+from resolvers.providers import providers_by_ids
 from resolvers.tokens import tokens_by_ids
 from resolvers.users import users_by_ids
 
@@ -26,6 +28,8 @@ _FETCHERS: dict[str, tuple[Callable[[str], Any], Fetch]] = {
     "Chat": (uuid.UUID, chats_by_ids),
     "Message": (int, messages_by_ids),
     "QueuedMessage": (int, queued_by_ids),
+    "Provider": (uuid.UUID, providers_by_ids),
+    "ModelConfig": (uuid.UUID, model_configs_by_ids),
 }
 
 

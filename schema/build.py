@@ -21,7 +21,10 @@ from schema.fast_execution import FastExecutor
 from schema.fast_lane import QueryFastLane
 from schema.limits import LimitGuard, QueryLimits
 from schema.message import Message, QueuedMessage
+from schema.model_config import ModelConfigMutations, ModelConfigQueries
 from schema.node_queries import NodeQueries
+from schema.provider import ModelConfig, Provider, ProviderMutations, ProviderQueries
+from schema.subscription import Subscription
 from schema.user import ApiToken, User, UserMutations, UserQueries
 
 
@@ -42,8 +45,13 @@ class AgentSchema(strawberry.Schema):
         return None
 
 
-Query = merge_types("Query", (NodeQueries, UserQueries, ChatQueries))
-Mutation = merge_types("Mutation", (AuthMutations, UserMutations, ChatMutations))
+Query = merge_types(
+    "Query", (NodeQueries, UserQueries, ChatQueries, ProviderQueries, ModelConfigQueries)
+)
+Mutation = merge_types(
+    "Mutation",
+    (AuthMutations, UserMutations, ChatMutations, ProviderMutations, ModelConfigMutations),
+)
 
 
 def build_schema(
@@ -66,7 +74,8 @@ def build_schema(
     schema = AgentSchema(
         query=Query,
         mutation=Mutation,
-        types=[User, ApiToken, Chat, Message, QueuedMessage],
+        subscription=Subscription,
+        types=[User, ApiToken, Chat, Message, QueuedMessage, Provider, ModelConfig],
         extensions=extensions,
         config=StrawberryConfig(sort_schema=True),
     )

@@ -8,7 +8,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from db.vocabulary import BusyBehavior
-from resolvers import chat_updates, chats, messages
+from resolvers import chat_titles, chat_updates, chats, messages
 from schema.chat import Chat
 from schema.info import Info
 from schema.message import Message, QueuedMessage
@@ -210,6 +210,13 @@ class ChatMutations:
     @strawberry.mutation(description="Stop the running turn; WAITING afterwards.")
     async def interrupt_chat(self, info: Info, id: strawberry.ID) -> Chat:
         return cast(Chat, await chat_updates.interrupt_chat(info.context, id))
+
+    @strawberry.mutation(
+        description="Ask a model for a better title (first user turn plus the last three "
+        "turns). Returns the chat once the title changed; CONFLICT while one is running."
+    )
+    async def regenerate_chat_title(self, info: Info, id: strawberry.ID) -> Chat:
+        return cast(Chat, await chat_titles.regenerate_chat_title(info.context, id))
 
     @strawberry.mutation(description="Mark the chat's latest reply as read.")
     async def mark_chat_read(self, info: Info, input: MarkChatReadInput) -> ChatPayload:

@@ -1,5 +1,5 @@
 """The ASGI application: routes, middleware and the lifespan that owns the
-database, the event hub and (later) the daemon."""
+database, the event hub and (by default) the chat daemon."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
+from daemon.chat_daemon import ChatDaemon
+from daemon.tool_registry import ToolRegistry
 from db.chat_events import ChatEvents
 from db.event_hub import EventHub
+from db.model_resolution import ensure_default_scripted_model
+from db.secret_box import SecretBox
 from schema.build import build_schema
 from server.body_limit import BodyLimitMiddleware
 from server.database import database
@@ -23,24 +27,41 @@ from server.request_ids import RequestIdMiddleware
 from server.settings import Settings
 
 
-def create_app(settings: Settings, *, migrate: bool = False) -> Starlette:
+def create_app(
+    settings: Settings,
+    *,
+    migrate: bool = False,
+    run_daemon: bool = False,
+    tools: ToolRegistry | None = None,
+) -> Starlette:
+    """The app; ``run_daemon`` runs the chat daemon in the same event loop."""
     metrics = Metrics()
     schema = build_schema(settings.query_limits(), extra_extensions=[metrics.extension])
     view = AgentGraphQL(schema, settings, metrics)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        settings.resolved_secret_key()  # generate it on first start, not on first use
+        # Generated on first start, not on first use; encrypts provider API keys.
+        app.state.secrets = SecretBox(settings.resolved_secret_key())
         async with database(settings, migrate=migrate) as db:
+            if db.embedded:  # a fresh single-process install chats without any API key
+                await ensure_default_scripted_model()
             hub = EventHub(settings.broadcast_url)
             await hub.connect()
             app.state.tortoise_config = db.config
             app.state.database_url = db.url
             app.state.event_hub = hub
             app.state.chat_events = ChatEvents(hub)
+            daemon = None
+            if run_daemon:
+                daemon = ChatDaemon(hub, app.state.secrets, settings.daemon_settings(), tools)
+                await daemon.start()
+            app.state.daemon = daemon
             try:
                 yield
             finally:
+                if daemon is not None:
+                    await daemon.stop()
                 await hub.disconnect()
 
     app = Starlette(

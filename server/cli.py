@@ -1,4 +1,4 @@
-"""The ``agentgql`` command: serve, migrate, createuser, seed, export-schema."""
+"""The ``agentgql`` command: serve, daemon, migrate, createuser, seed, export-schema."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings, migrate=args.migrate)
+    app = create_app(settings, migrate=args.migrate, run_daemon=not args.no_daemon)
     where = "embedded PostgreSQL" if settings.embedded else "DATABASE_URL"
     print(
         f"agentgql: GraphiQL at http://{settings.host}:{settings.port}/graphql ({where})",
@@ -54,6 +54,41 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ws_ping_interval=20,
         proxy_headers=True,
     )
+    return 0
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    """Claim and run chats without serving HTTP (scaled-out workers)."""
+    import signal
+
+    from daemon.chat_daemon import ChatDaemon
+    from db.event_hub import EventHub
+    from db.secret_box import SecretBox
+    from server.database import database
+    from server.logs import configure_logging
+
+    settings = _settings(args)
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with database(settings):
+            hub = EventHub(settings.broadcast_url)
+            await hub.connect()
+            secrets = SecretBox(settings.resolved_secret_key())
+            daemon = ChatDaemon(hub, secrets, settings.daemon_settings())
+            await daemon.start()
+            print(f"agentgql: daemon {daemon.worker_id} running", file=sys.stderr, flush=True)
+            try:
+                await stop.wait()
+            finally:
+                await daemon.stop()
+                await hub.disconnect()
+
+    asyncio.run(run())
     return 0
 
 
@@ -143,7 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--migrate", action="store_true", help="apply pending migrations to DATABASE_URL first"
     )
+    serve.add_argument(
+        "--no-daemon", action="store_true", help="serve only; run `agentgql daemon` elsewhere"
+    )
     serve.set_defaults(func=cmd_serve)
+
+    daemon = with_place(sub.add_parser("daemon", help="run the chat daemon alone"))
+    daemon.set_defaults(func=cmd_daemon)
 
     migrate = with_place(sub.add_parser("migrate", help="apply pending database migrations"))
     migrate.set_defaults(func=cmd_migrate)

@@ -171,6 +171,7 @@ class AgentGraphQL(GraphQL[RequestContext, None]):
             ctx = RequestContext(request_id=current_request_id(), policy=self.policy, cookie=cookie)
         _apply(ctx, state)
         ctx.events = getattr(request.app.state, "chat_events", None)
+        ctx.secrets = getattr(request.app.state, "secrets", None)
         return ctx
 
     async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:

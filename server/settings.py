@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from daemon.chat_daemon import DaemonSettings
+from daemon.turn_runner import TurnSettings
 from schema.limits import QueryLimits
 
 
@@ -53,6 +55,17 @@ class Settings(BaseSettings):
     max_query_aliases: int = 30
     max_query_tokens: int = 5000
     max_query_cost: int = 20000
+    daemon_poll_s: float = Field(default=1.0, description="How often the daemon looks for work.")
+    daemon_heartbeat_s: float = Field(default=30.0, description="Running chats' heartbeat.")
+    daemon_stale_after_s: float = Field(
+        default=300.0,
+        description="A running chat without heartbeat this long goes back to PENDING.",
+    )
+    daemon_max_chats: int = Field(default=10, description="Turns one daemon runs at once.")
+    retry_base_s: float = Field(default=1.0, description="First provider retry delay (doubles).")
+    retry_max_s: float = Field(default=60.0, description="Longest provider retry delay.")
+    retry_attempts: int = Field(default=25, description="Provider attempts before ERROR.")
+    stream_coalesce_ms: int = Field(default=50, description="Live deltas are batched this long.")
     cookie_secure: bool = Field(
         default=False, description="Mark the session cookie Secure (set behind HTTPS)."
     )
@@ -67,6 +80,20 @@ class Settings(BaseSettings):
             max_aliases=self.max_query_aliases,
             max_tokens=self.max_query_tokens,
             max_cost=self.max_query_cost,
+        )
+
+    def daemon_settings(self) -> DaemonSettings:
+        return DaemonSettings(
+            poll_s=self.daemon_poll_s,
+            heartbeat_s=self.daemon_heartbeat_s,
+            stale_after_s=self.daemon_stale_after_s,
+            max_chats=self.daemon_max_chats,
+            turn=TurnSettings(
+                coalesce_s=self.stream_coalesce_ms / 1000,
+                retry_base_s=self.retry_base_s,
+                retry_max_s=self.retry_max_s,
+                retry_attempts=self.retry_attempts,
+            ),
         )
 
     def resolved_secret_key(self) -> str:

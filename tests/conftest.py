@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
+from db.model_resolution import ensure_default_scripted_model
 from resolvers.accounts import create_user
 from server.app import create_app
 from server.settings import Settings
@@ -70,6 +71,8 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 async def app(settings: Settings) -> AsyncIterator[Starlette]:
     application = create_app(settings)
     async with application.router.lifespan_context(application):
+        # Chats need a default model config; the server makes one only when embedded.
+        await ensure_default_scripted_model()
         yield application
 
 

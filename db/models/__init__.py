@@ -3,6 +3,7 @@
 from db.models.api_token import ApiToken
 from db.models.chat import Chat, ChatMessage, ChatQueuedMessage
 from db.models.config import SiteConfig, UserConfig
+from db.models.provider import ModelConfig, Provider, UserProviderKey
 from db.models.user import Group, GroupMember, User
 
 __all__ = [
@@ -12,7 +13,10 @@ __all__ = [
     "ChatQueuedMessage",
     "Group",
     "GroupMember",
+    "ModelConfig",
+    "Provider",
     "SiteConfig",
     "User",
     "UserConfig",
+    "UserProviderKey",
 ]

@@ -1,0 +1,238 @@
+"""The worker loop: claim pending chats, run their turns, notice interrupts.
+
+Wakes on the ``work`` channel (a chat became PENDING anywhere) and polls as a
+fallback; heartbeats its running chats and cancels a turn whose chat it no
+longer owns; puts chats whose worker died back to PENDING; on shutdown hands
+its own running chats back so another worker resumes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from daemon import claims
+from daemon.titles import regenerate_title
+from daemon.tool_registry import ToolRegistry
+from daemon.turn_runner import Turn, TurnSettings, run_turn
+from db.chat_events import WORK_CHANNEL, ChatEvents, chat_channel
+from db.event_hub import EventHub
+from db.raw_sql import fetch
+from db.secret_box import SecretBox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DaemonSettings:
+    poll_s: float = 1.0
+    heartbeat_s: float = 30.0
+    stale_after_s: float = 300.0
+    max_chats: int = 10
+    turn: TurnSettings = field(default_factory=TurnSettings)
+
+
+@dataclass
+class _Running:
+    turn: Turn
+    task: asyncio.Task[None]
+    watcher: asyncio.Task[None] | None = None
+
+
+class ChatDaemon:
+    def __init__(
+        self,
+        hub: EventHub,
+        secrets: SecretBox,
+        settings: DaemonSettings | None = None,
+        tools: ToolRegistry | None = None,
+        worker_id: uuid.UUID | None = None,
+    ) -> None:
+        self.hub = hub
+        self.events = ChatEvents(hub)
+        self.secrets = secrets
+        self.settings = settings or DaemonSettings()
+        self.tools = tools or ToolRegistry()
+        self.worker_id = worker_id or uuid.uuid4()
+        self.running: dict[uuid.UUID, _Running] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._jobs: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="daemon-claim"),
+            asyncio.create_task(self._heartbeat_loop(), name="daemon-heartbeat"),
+            asyncio.create_task(self._stale_loop(), name="daemon-stale"),
+            asyncio.create_task(self._listen_for_work(), name="daemon-wake"),
+        ]
+        self.wake()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for running in list(self.running.values()):
+            running.turn.stop_reason = "lost"  # handed back: the next worker reruns the step
+            running.task.cancel()
+        for running in list(self.running.values()):
+            with contextlib.suppress(asyncio.CancelledError):
+                await running.task
+        for row in await claims.hand_back(self.worker_id):
+            await self._status(row["owner_id"], row["id"], "pending")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- loops -------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.poll_s)
+            self._wake.clear()
+            try:
+                free = self.settings.max_chats - len(self.running)
+                for row in await claims.claim(self.worker_id, free):
+                    self._start_turn(row)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("claiming chats failed")
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_s)
+            try:
+                await self._heartbeat()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("heartbeat failed")
+
+    async def _heartbeat(self) -> None:
+        ids = list(self.running)
+        owned = await claims.heartbeat(self.worker_id, ids)
+        lost = [chat_id for chat_id in ids if chat_id not in owned]
+        if not lost:
+            return
+        rows = await fetch("SELECT id, status FROM chats WHERE id = ANY($1::uuid[])", lost)
+        statuses = {r["id"]: r["status"] for r in rows}
+        for chat_id in lost:
+            self._stop(chat_id, "interrupted" if statuses.get(chat_id) == "waiting" else "lost")
+
+    async def _stale_loop(self) -> None:
+        stale_after = timedelta(seconds=self.settings.stale_after_s)
+        while True:
+            try:
+                for row in await claims.recover_stale(stale_after):
+                    log.warning("recovered a stale chat", extra={"chat_id": str(row["id"])})
+                    await self._status(row["owner_id"], row["id"], "pending")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("stale recovery failed")
+            await asyncio.sleep(max(self.settings.stale_after_s / 5, 0.05))
+
+    async def _listen_for_work(self) -> None:
+        """Wake on the work channel; the poll covers any gap (e.g. a reconnect)."""
+        while True:
+            try:
+                async with self.hub.subscribe(WORK_CHANNEL) as subscription:
+                    async for event in subscription:
+                        if event.get("kind") == "title" and event.get("chatId"):
+                            task = asyncio.create_task(self._title_job(event["chatId"]))
+                            self._jobs.add(task)
+                            task.add_done_callback(self._jobs.discard)
+                        else:
+                            self.wake()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("work channel lost; polling until it is back", exc_info=True)
+                await asyncio.sleep(self.settings.poll_s)
+
+    # -- turns -------------------------------------------------------------------
+
+    def _start_turn(self, row: Any) -> None:
+        turn = Turn(
+            chat_id=row["id"],
+            owner_id=row["owner_id"],
+            model_config_id=row["model_config_id"],
+            worker_id=self.worker_id,
+            events=self.events,
+            secrets=self.secrets,
+            tools=self.tools,
+            settings=self.settings.turn,
+        )
+        task = asyncio.create_task(self._run(turn), name=f"turn-{turn.chat_id}")
+        running = _Running(turn=turn, task=task)
+        running.watcher = asyncio.create_task(self._watch(turn))
+        self.running[turn.chat_id] = running
+
+    async def _run(self, turn: Turn) -> None:
+        try:
+            await run_turn(turn)
+        except asyncio.CancelledError:
+            log.info("turn stopped", extra={"chat_id": str(turn.chat_id), "why": turn.stop_reason})
+        finally:
+            running = self.running.pop(turn.chat_id, None)
+            if running is not None and running.watcher is not None:
+                running.watcher.cancel()
+            self.wake()  # a slot is free, and the chat may have a queued message
+
+    async def _watch(self, turn: Turn) -> None:
+        """Cancel the turn as soon as its chat is interrupted, edited or taken over."""
+        mine = str(self.worker_id)
+        try:
+            async with self.hub.subscribe(chat_channel(turn.chat_id)) as subscription:
+                async for event in subscription:
+                    if event.get("kind") != "status" or event.get("workerId") == mine:
+                        continue
+                    status = event.get("status")
+                    if status == "waiting":
+                        self._stop(turn.chat_id, "interrupted")
+                    elif status in {"pending", "error", "running"}:
+                        self._stop(turn.chat_id, "lost")
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("interrupt watch lost; the heartbeat still guards", exc_info=True)
+
+    async def _title_job(self, chat_id: str) -> None:
+        """One daemon wins the request (the lock's time moves on), runs it, unlocks."""
+        if not await claims.claim_title(chat_id):
+            return
+        owner = None
+        try:
+            owner = await claims.title_owner(chat_id)
+            title = await regenerate_title(uuid.UUID(chat_id), self.secrets, self.events)
+        except Exception:
+            log.warning("title regeneration failed", exc_info=True)
+            title = None
+        finally:
+            await claims.release_title(chat_id)
+        if title is None and owner is not None:
+            with contextlib.suppress(Exception):
+                await self.events.list_change(owner, uuid.UUID(chat_id), "title_failed")
+
+    def _stop(self, chat_id: uuid.UUID, reason: str) -> None:
+        running = self.running.get(chat_id)
+        if running is not None and not running.task.done():
+            running.turn.stop_reason = reason
+            running.task.cancel()
+
+    async def _status(self, owner_id: uuid.UUID, chat_id: uuid.UUID, status: str) -> None:
+        try:
+            await self.events.status(owner_id, chat_id, status)
+        except Exception:
+            log.warning("publishing a status failed", exc_info=True)

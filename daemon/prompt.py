@@ -1,0 +1,46 @@
+"""Building the model request for a chat from what is stored.
+
+System text: the deployment prompt, the chat's own system messages (model-only
+rows written at creation), then the owner's personal instructions. History: the
+messages the model may see (visibility model or both, not deleted), starting at
+the latest compaction summary when there is one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal, cast
+
+from daemon.providers import ModelMessage
+from db.models import ChatMessage
+from db.parts import TextPart, parts_from_json
+from db.system_prompt import deployment_system_prompt, user_instructions
+from db.vocabulary import MessageRole, Visibility
+
+
+async def system_text(chat_id: uuid.UUID, owner_id: uuid.UUID) -> str:
+    pieces = [await deployment_system_prompt()]
+    rows = await ChatMessage.filter(
+        chat_id=chat_id, role=MessageRole.SYSTEM, deleted=False
+    ).order_by("id")
+    for row in rows:
+        text = " ".join(p.text for p in parts_from_json(row.parts) if isinstance(p, TextPart))
+        if text.strip():
+            pieces.append(text.strip())
+    personal = await user_instructions(owner_id)
+    if personal:
+        pieces.append(personal)
+    return "\n\n".join(p for p in pieces if p)
+
+
+async def history(chat_id: uuid.UUID) -> list[ModelMessage]:
+    visible = ChatMessage.filter(chat_id=chat_id, deleted=False).exclude(visibility=Visibility.USER)
+    summary = await visible.filter(compressed=True, role=MessageRole.USER).order_by("-id").first()
+    rows = visible.exclude(role=MessageRole.SYSTEM).order_by("id")
+    if summary is not None:
+        rows = rows.filter(id__gte=summary.id)
+    messages: list[ModelMessage] = []
+    for row in await rows:
+        role = cast(Literal["user", "assistant", "tool"], row.role.value)
+        messages.append(ModelMessage(role=role, parts=parts_from_json(row.parts)))
+    return messages

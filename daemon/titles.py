@@ -1,0 +1,168 @@
+"""Chat titles written by a model: automatic after the first exchange, and
+regenerated on request with richer context.
+
+A cheap model is preferred when one is configured (Part B's preference list),
+else the chat's own model. An unusable answer keeps the current title. A
+regeneration's token usage is stored as a soft-deleted, model-only assistant
+message, so cost accounting counts it while the history never shows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+
+from daemon.providers import ModelMessage, ModelRequest, Usage, complete_text, make_client
+from db.chat_events import ChatEvents
+from db.model_resolution import ModelUnavailable, ResolvedModel, cost_micros, resolve_model
+from db.models import Chat, ChatMessage, ModelConfig
+from db.parts import Part, TextPart, parts_from_json
+from db.secret_box import SecretBox
+from db.titles import fallback_title, normalize_title
+from db.vocabulary import MessageRole, Visibility
+
+log = logging.getLogger(__name__)
+
+CHEAP_MODELS = ("claude-haiku-4-5", "gpt-4o-mini", "gemini-2.5-flash", "anthropic/claude-3.5-haiku")
+TIMEOUT_S = 30.0
+CONVERSATION_MAX = 6000
+LATEST_MAX = 1000
+INSTRUCTION = (
+    "Write a title for this conversation: 2 to 8 words, sentence case, no quotes, "
+    "no emoji, no markdown, no trailing punctuation. Answer with the title only."
+)
+
+
+@dataclass
+class TitleResult:
+    title: str | None
+    usage: Usage | None
+    model: ResolvedModel
+
+
+async def _model(chat: Chat, secrets: SecretBox) -> ResolvedModel:
+    owner = chat.owner_id  # type: ignore[attr-defined]
+    cheap = await ModelConfig.filter(model__in=CHEAP_MODELS, enabled=True, deleted=False).first()
+    if cheap is not None:
+        try:
+            return await resolve_model(cheap.id, owner, secrets)
+        except ModelUnavailable:
+            pass
+    return await resolve_model(chat.model_config_id, owner, secrets)
+
+
+async def _ask(chat: Chat, secrets: SecretBox, prompt_text: str) -> TitleResult:
+    model = await _model(chat, secrets)
+    client = make_client(model.provider_kind.value, api_key=model.api_key, base_url=model.base_url)
+    request = ModelRequest(
+        model=model.model,
+        system=INSTRUCTION,
+        messages=[ModelMessage(role="user", parts=[TextPart(prompt_text)])],
+        max_output_tokens=256,
+    )
+    text, usage = await asyncio.wait_for(complete_text(client, request), timeout=TIMEOUT_S)
+    return TitleResult(normalize_title(text), usage, model)
+
+
+def _text(parts: list[Part]) -> str:
+    return " ".join(p.text for p in parts if isinstance(p, TextPart)).strip()
+
+
+async def _visible_turns(chat_id: uuid.UUID) -> list[tuple[str, str]]:
+    rows = (
+        await ChatMessage.filter(
+            chat_id=chat_id,
+            deleted=False,
+            role__in=[MessageRole.USER, MessageRole.ASSISTANT],
+        )
+        .exclude(visibility=Visibility.MODEL)
+        .order_by("id")
+    )
+    turns = [(row.role.value, _text(parts_from_json(row.parts))) for row in rows]
+    return [(role, text) for role, text in turns if text]
+
+
+async def set_title(chat: Chat, title: str, events: ChatEvents | None) -> None:
+    """Titles do not move the chat in the list: ``updated_at`` stays."""
+    await Chat.filter(id=chat.id).update(title=title)
+    if events is not None:
+        try:
+            await events.list_change(chat.owner_id, chat.id, "title_changed")  # type: ignore[attr-defined]
+        except Exception:
+            log.warning("publishing a title change failed", exc_info=True)
+
+
+async def auto_title(chat_id: uuid.UUID, secrets: SecretBox, events: ChatEvents | None) -> None:
+    """After the first exchange, while the title is still the fallback."""
+    chat = await Chat.filter(id=chat_id).first()
+    if chat is None:
+        return
+    turns = await _visible_turns(chat_id)
+    users = [text for role, text in turns if role == MessageRole.USER.value]
+    if len(users) != 1 or not any(role == MessageRole.ASSISTANT.value for role, _ in turns):
+        return
+    if chat.title != fallback_title([TextPart(users[0])]):
+        return  # renamed by someone meanwhile
+    try:
+        result = await _ask(chat, secrets, users[0][:CONVERSATION_MAX])
+    except Exception:
+        log.info("automatic title failed; the fallback stays", exc_info=True)
+        return
+    if result.title:
+        await set_title(chat, result.title, events)
+
+
+def regeneration_prompt(turns: list[tuple[str, str]]) -> str:
+    """First user turn + the last three turns, the middle replaced by a marker."""
+    if not turns:
+        return ""
+    first_user = next((text for role, text in turns if role == "user"), turns[0][1])
+    tail = turns[max(1, len(turns) - 3) :]
+    omitted = len(turns) - 1 - len(tail)
+    lines = [f"[{turns[0][0]}]: {turns[0][1]}"]
+    if omitted:
+        lines.append(f"[... {omitted} earlier turns omitted ...]")
+    lines += [f"[{role}]: {text}" for role, text in tail]
+    conversation = "\n".join(lines)[:CONVERSATION_MAX]
+    latest_user = next((text for role, text in reversed(turns) if role == "user"), "")
+    return (
+        f"<primary_objective>\n{first_user[:LATEST_MAX]}\n</primary_objective>\n"
+        f"<conversation_sample>\n{conversation}\n</conversation_sample>\n"
+        f"<latest_message>\n{latest_user[:LATEST_MAX]}\n</latest_message>"
+    )
+
+
+async def regenerate_title(
+    chat_id: uuid.UUID, secrets: SecretBox, events: ChatEvents | None
+) -> str | None:
+    chat = await Chat.filter(id=chat_id).first()
+    if chat is None:
+        return None
+    turns = await _visible_turns(chat_id)
+    result = await _ask(chat, secrets, regeneration_prompt(turns))
+    if result.usage is not None:
+        usage = result.usage
+        await ChatMessage.create(
+            chat_id=chat_id,
+            role=MessageRole.ASSISTANT,
+            parts=[{"type": "text", "text": result.title or ""}],
+            visibility=Visibility.MODEL,
+            deleted=True,
+            model_config_id=result.model.model_config_id,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            total_cost_micros=cost_micros(
+                result.model.prices,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+            ),
+        )
+    if result.title:
+        await set_title(chat, result.title, events)
+    return result.title

@@ -1,0 +1,290 @@
+"""One agent turn: prompt, stream, persist each step, run tools, retry, finish.
+
+Each model step becomes one assistant message (its parts, usage, cost, runtime)
+and each tool result one tool message, written when the step ends; deltas in
+between only go to live subscribers. Retryable provider errors wait 1 s
+doubling to 60 s, at most 25 attempts, each announced as RetryScheduled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from daemon import prompt
+from daemon.providers import (
+    LlmClient,
+    ModelRequest,
+    ProviderError,
+    Usage,
+    classify,
+    make_client,
+)
+from daemon.step_stream import StepStream
+from daemon.titles import auto_title
+from daemon.tool_registry import ToolRegistry
+from db.chat_events import ChatEvents
+from db.chat_queue import promote_queue_head
+from db.model_resolution import ModelUnavailable, ResolvedModel, cost_micros, resolve_model
+from db.models import Chat, ChatMessage
+from db.secret_box import SecretBox
+from db.vocabulary import ChatErrorKind, ChatStatus, MessageRole
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TurnSettings:
+    coalesce_s: float = 0.05
+    retry_base_s: float = 1.0
+    retry_max_s: float = 60.0
+    retry_attempts: int = 25
+    max_steps: int = 100
+
+
+@dataclass
+class Turn:
+    """What a running turn needs; ``stop_reason`` is set by whoever cancels it."""
+
+    chat_id: uuid.UUID
+    owner_id: uuid.UUID
+    model_config_id: uuid.UUID | None
+    worker_id: uuid.UUID
+    events: ChatEvents | None
+    secrets: SecretBox
+    tools: ToolRegistry
+    settings: TurnSettings = field(default_factory=TurnSettings)
+    stop_reason: str | None = None  # "interrupted" keeps partial output; "lost" does not
+
+
+def error_payload(error: ProviderError | ModelUnavailable, provider: str | None) -> dict[str, Any]:
+    if isinstance(error, ModelUnavailable):
+        return {
+            "kind": error.kind.value,
+            "message": error.message,
+            "detail": None,
+            "provider": provider,
+            "retryable": False,
+            "statusCode": None,
+        }
+    return {
+        "kind": error.kind.value,
+        "message": error.message,
+        "detail": error.detail,
+        "provider": error.provider,
+        "retryable": error.retryable,
+        "statusCode": error.status_code,
+    }
+
+
+async def _publish(turn: Turn, what: str, *args: Any) -> None:
+    if turn.events is None:
+        return
+    try:
+        await getattr(turn.events, what)(*args)
+    except Exception:
+        log.warning("publishing %s failed", what, exc_info=True)
+
+
+async def _persist(
+    turn: Turn, role: MessageRole, parts: list[dict[str, Any]], **usage: Any
+) -> int | None:
+    """Write a message only while the turn may (interrupted output is kept)."""
+    if not parts:
+        return None
+    async with in_transaction() as conn:
+        chat = await Chat.filter(id=turn.chat_id).using_db(conn).select_for_update().first()
+        owned = chat is not None and chat.worker_id == turn.worker_id
+        if chat is None or not (owned or turn.stop_reason == "interrupted"):
+            return None
+        message = await ChatMessage.create(
+            chat_id=turn.chat_id,
+            role=role,
+            parts=parts,
+            model_config_id=turn.model_config_id,
+            using_db=conn,
+            **usage,
+        )
+    await _publish(turn, "message", turn.chat_id, message.id)
+    return int(message.id)
+
+
+async def _stream_step(
+    turn: Turn, client: LlmClient, request: ModelRequest, step: StepStream
+) -> Usage | None:
+    """One model call with retries; returns its usage."""
+    settings = turn.settings
+    attempt = 0
+    while True:
+        usage: Usage | None = None
+        try:
+            async for event in client.stream(request):
+                if isinstance(event, Usage):
+                    usage = event
+                else:
+                    step.add(event)
+            await step.flush()
+            return usage
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = exc if isinstance(exc, ProviderError) else classify(exc, client.provider)
+            attempt += 1
+            if not error.retryable or attempt >= settings.retry_attempts:
+                await step.flush()
+                raise error from (None if error is exc else exc)
+            delay = min(settings.retry_base_s * 2 ** (attempt - 1), settings.retry_max_s)
+            at = datetime.now(UTC) + timedelta(seconds=delay)
+            step.reset()
+            payload = error_payload(error, client.provider)
+            await _publish(
+                turn, "retry", turn.chat_id, attempt, int(delay * 1000), at.isoformat(), payload
+            )
+            await asyncio.sleep(delay)
+
+
+async def _run_tools(turn: Turn, step: StepStream) -> None:
+    for call in step.tool_calls:
+        result, is_error = await turn.tools.run(call.tool_name, call.args, turn)
+        part = {
+            "type": "tool-result",
+            "toolCallId": call.tool_call_id,
+            "toolName": call.tool_name,
+            "result": result,
+            "isError": is_error,
+        }
+        await _persist(turn, MessageRole.TOOL, [part])
+
+
+async def _steps(turn: Turn, model: ResolvedModel) -> None:
+    client = make_client(model.provider_kind.value, api_key=model.api_key, base_url=model.base_url)
+    try:
+        await _run_steps(turn, model, client)
+    finally:
+        close = getattr(client, "aclose", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
+
+
+async def _run_steps(turn: Turn, model: ResolvedModel, client: LlmClient) -> None:
+    system = await prompt.system_text(turn.chat_id, turn.owner_id)
+    for _ in range(turn.settings.max_steps):
+        request = ModelRequest(
+            model=model.model,
+            system=system,
+            messages=await prompt.history(turn.chat_id),
+            tools=turn.tools.specs(),
+            max_output_tokens=model.max_output_tokens,
+        )
+        step = StepStream(turn.chat_id, turn.events, turn.settings.coalesce_s)
+        started = time.perf_counter()
+        try:
+            usage = await _stream_step(turn, client, request, step)
+        except BaseException:
+            await step.close()
+            await _persist_partial(turn, step, started)
+            step.end()
+            raise
+        await step.close()
+        runtime_ms = int((time.perf_counter() - started) * 1000)
+        tokens = _usage_columns(usage)
+        cost = cost_micros(model.prices, **_priced(tokens)) if usage is not None else None
+        await _persist(
+            turn,
+            MessageRole.ASSISTANT,
+            step.parts,
+            total_cost_micros=cost,
+            runtime_ms=runtime_ms,
+            **tokens,
+        )
+        step.end()
+        if not step.tool_calls:
+            return
+        await _run_tools(turn, step)
+
+
+async def _persist_partial(turn: Turn, step: StepStream, started: float) -> None:
+    """Output already streamed stays: as a message, when the turn may still write."""
+    if step.parts and turn.stop_reason != "lost":
+        runtime_ms = int((time.perf_counter() - started) * 1000)
+        await asyncio.shield(
+            _persist(turn, MessageRole.ASSISTANT, step.parts, runtime_ms=runtime_ms)
+        )
+
+
+def _usage_columns(usage: Usage | None) -> dict[str, Any]:
+    if usage is None:
+        return {}
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+    }
+
+
+def _priced(tokens: dict[str, Any]) -> dict[str, Any]:
+    keys = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+    return {k: tokens.get(k, 0) for k in keys}
+
+
+async def run_turn(turn: Turn) -> None:
+    """Run to the end, then settle the chat's status (unless someone else owns it)."""
+    error: dict[str, Any] | None = None
+    await _publish(turn, "status", turn.owner_id, turn.chat_id, "running", str(turn.worker_id))
+    try:
+        model = await resolve_model(turn.model_config_id, turn.owner_id, turn.secrets)
+        await _steps(turn, model)
+    except ModelUnavailable as exc:
+        error = error_payload(exc, None)
+    except ProviderError as exc:
+        error = error_payload(exc, exc.provider)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("turn failed", extra={"chat_id": str(turn.chat_id)})
+        error = {
+            "kind": ChatErrorKind.GENERIC.value,
+            "message": "The turn failed unexpectedly.",
+            "detail": None,
+            "provider": None,
+            "retryable": False,
+            "statusCode": None,
+        }
+    await finish(turn, error)
+    if error is None:
+        await auto_title(turn.chat_id, turn.secrets, turn.events)
+
+
+async def finish(turn: Turn, error: dict[str, Any] | None) -> None:
+    """WAITING (or ERROR with lastError); then the queue head runs next."""
+    promoted: ChatMessage | None = None
+    async with in_transaction() as conn:
+        chat = await Chat.filter(id=turn.chat_id).using_db(conn).select_for_update().first()
+        if chat is None or chat.worker_id != turn.worker_id:
+            return  # interrupted, archived or taken over: its new owner decides
+        chat.status = ChatStatus.ERROR if error else ChatStatus.WAITING
+        chat.last_error = error
+        chat.worker_id = None
+        await chat.save(update_fields=["status", "last_error", "worker_id"], using_db=conn)
+        if error is None:
+            promoted = await promote_queue_head(conn, chat)
+    if error is not None:
+        await _publish(turn, "failed", turn.chat_id, error)
+    if promoted is not None:
+        await _publish(turn, "message", turn.chat_id, promoted.id)
+        await _publish(turn, "queue", turn.chat_id)
+    # Signed with our worker id: our own interrupt watcher must not react to it.
+    await _publish(
+        turn, "status", turn.owner_id, turn.chat_id, chat.status.value, str(turn.worker_id)
+    )

@@ -1,0 +1,33 @@
+"""Moving the oldest queued message into a chat's history: the one rule the API
+(interrupting an unclaimed turn) and the daemon (a turn ended) both apply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from db.models import Chat, ChatMessage, ChatQueuedMessage
+from db.vocabulary import ChatStatus, MessageRole
+
+
+async def promote_queue_head(conn: Any, chat: Chat) -> ChatMessage | None:
+    """Insert the queue head as a user message and make the chat PENDING.
+
+    Runs inside the caller's transaction, with the chat row locked by it.
+    """
+    if chat.archived:
+        return None
+    head = await ChatQueuedMessage.filter(chat_id=chat.id).order_by("id").using_db(conn).first()
+    if head is None:
+        return None
+    message = await ChatMessage.create(
+        chat_id=chat.id,
+        role=MessageRole.USER,
+        parts=head.parts,
+        created_by_id=head.created_by_id,  # type: ignore[attr-defined]
+        model_config_id=head.model_config_id,
+        using_db=conn,
+    )
+    await head.delete(using_db=conn)
+    chat.status = ChatStatus.PENDING
+    await chat.save(update_fields=["status"], using_db=conn)
+    return message

@@ -1,0 +1,47 @@
+"""The model step a worker is streaming right now, per chat, in this process.
+
+The daemon appends deltas here as it publishes them; a ``chatEvents`` subscriber
+that opens mid-step replays these parts before the live deltas, so nothing
+streamed so far is missing. Nothing of it is written to the database: the step
+becomes a durable message when it ends. (Across processes, a subscriber on
+another replica sees live deltas from the moment it subscribes, then the
+durable message.)
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class LiveStep:
+    role: str = "assistant"
+    parts: list[dict[str, Any]] = field(default_factory=list)
+
+    def append(self, index: int, delta: dict[str, Any]) -> None:
+        """Apply an append-only delta: text is concatenated, anything else replaces."""
+        while len(self.parts) <= index:
+            self.parts.append({})
+        current = self.parts[index]
+        if current and delta.get("type") == current.get("type") and "text" in delta:
+            current["text"] = current.get("text", "") + delta["text"]
+        else:
+            self.parts[index] = dict(delta)
+
+
+_steps: dict[uuid.UUID, LiveStep] = {}
+
+
+def begin(chat_id: uuid.UUID) -> LiveStep:
+    step = _steps[chat_id] = LiveStep()
+    return step
+
+
+def current(chat_id: uuid.UUID) -> LiveStep | None:
+    return _steps.get(chat_id)
+
+
+def end(chat_id: uuid.UUID) -> None:
+    _steps.pop(chat_id, None)

@@ -1,0 +1,171 @@
+"""The live chat stream behind ``chatEvents``: replay, then live, nothing doubled.
+
+Order of work: subscribe to the chat's channel first, then replay from the
+database (status, the running step's parts so far, every message after the
+client's cursor, the queue), then translate live events. Durable messages are
+read from the database after the last id delivered, so a message announced
+twice, or announced while it was being replayed, is still delivered once. A
+``resync`` from the hub (overflow, backend reconnect) is passed on and followed
+by a re-read from the cursor.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tortoise.expressions import F
+
+from db import live_steps
+from db.chat_events import chat_channel
+from db.keyset import InvalidCursor
+from db.message_rows import MessageRow, cursor_id, message_cursor, messages_after
+from db.models import Chat, ChatQueuedMessage
+from db.vocabulary import ChatStatus
+from resolvers.chats import own_chat
+from resolvers.context import RequestContext
+from resolvers.errors import bad_input
+
+
+@dataclass
+class PartDeltaEvent:
+    chat_id: uuid.UUID
+    role: str
+    part_index: int
+    part: dict[str, Any]
+
+
+@dataclass
+class MessageCreatedEvent:
+    chat_id: uuid.UUID
+    cursor: str
+    message: MessageRow
+
+
+@dataclass
+class StatusChangedEvent:
+    chat_id: uuid.UUID
+    status: ChatStatus
+
+
+@dataclass
+class ChatFailedEvent:
+    chat_id: uuid.UUID
+    error: dict[str, Any]
+
+
+@dataclass
+class RetryScheduledEvent:
+    chat_id: uuid.UUID
+    attempt: int
+    delay_ms: int
+    retrying_at: datetime
+    error: dict[str, Any]
+
+
+@dataclass
+class QueueUpdatedEvent:
+    chat_id: uuid.UUID
+    queued_messages: list[ChatQueuedMessage]
+
+
+@dataclass
+class HistoryResetEvent:
+    chat_id: uuid.UUID
+
+
+@dataclass
+class ResyncEvent:
+    chat_id: uuid.UUID | None
+    reason: str
+
+
+async def mark_read(chat_id: uuid.UUID) -> None:
+    """Opening (and following) the live stream reads the chat."""
+    await Chat.filter(id=chat_id, last_assistant_message_id__isnull=False).update(
+        last_read_message_id=F("last_assistant_message_id")
+    )
+
+
+class _Replay:
+    def __init__(self, chat_id: uuid.UUID, after: int) -> None:
+        self.chat_id = chat_id
+        self.last_id = after
+
+    async def messages(self) -> list[MessageCreatedEvent]:
+        out = []
+        while True:
+            rows = await messages_after(self.chat_id, self.last_id)
+            for row in rows:
+                out.append(MessageCreatedEvent(self.chat_id, message_cursor(row.id), row))
+                self.last_id = row.id
+            if len(rows) < 200:
+                return out
+
+    async def queue(self) -> QueueUpdatedEvent:
+        rows = await ChatQueuedMessage.filter(chat_id=self.chat_id).order_by("id")
+        return QueueUpdatedEvent(self.chat_id, rows)
+
+
+async def chat_events(
+    ctx: RequestContext, chat_gid: str, after: str | None
+) -> AsyncIterator[object]:
+    chat = await own_chat(ctx, chat_gid, "chatId")
+    try:
+        start = cursor_id(after)
+    except InvalidCursor:
+        raise bad_input("after", "not a valid message cursor") from None
+    if ctx.events is None:
+        raise RuntimeError("no event hub")
+    replay = _Replay(chat.id, start)
+    async with ctx.events.hub.subscribe(chat_channel(chat.id)) as subscription:
+        await mark_read(chat.id)
+        yield StatusChangedEvent(chat.id, chat.status)
+        step = live_steps.current(chat.id)
+        if step is not None:
+            for index, part in enumerate(list(step.parts)):
+                if part:
+                    yield PartDeltaEvent(chat.id, step.role, index, part)
+        for created in await replay.messages():
+            yield created
+        yield await replay.queue()
+        async for raw in subscription:
+            ctx.reset_loaders()  # loaders live for one event, never the connection
+            async for event in _translate(ctx, chat.id, raw, replay):
+                yield event
+
+
+async def _translate(
+    ctx: RequestContext, chat_id: uuid.UUID, raw: dict[str, Any], replay: _Replay
+) -> AsyncIterator[object]:
+    kind = raw.get("kind")
+    if kind == "part":
+        yield PartDeltaEvent(chat_id, raw.get("role", "assistant"), raw["partIndex"], raw["part"])
+    elif kind == "message":
+        for event in await replay.messages():
+            yield event
+        await mark_read(chat_id)
+    elif kind == "status":
+        yield StatusChangedEvent(chat_id, ChatStatus(raw["status"]))
+    elif kind == "queue":
+        yield await replay.queue()
+    elif kind == "history_reset":
+        yield HistoryResetEvent(chat_id)
+    elif kind == "retry":
+        yield RetryScheduledEvent(
+            chat_id,
+            raw["attempt"],
+            raw["delayMs"],
+            datetime.fromisoformat(raw["retryingAt"]),
+            raw["error"],
+        )
+    elif kind == "error":
+        yield ChatFailedEvent(chat_id, raw["error"])
+    elif kind == "resync":
+        yield ResyncEvent(chat_id, str(raw.get("reason", "events were dropped")))
+        for event in await replay.messages():
+            yield event
+        yield await replay.queue()

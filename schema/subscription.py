@@ -1,0 +1,157 @@
+"""Live subscriptions: a chat's events, the owner's chat list, title changes.
+
+Event types describe the small dataclasses the stream resolvers yield; ids are
+encoded here, parts and errors decoded from their stored JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import datetime
+from typing import Annotated, Any, cast
+
+import strawberry
+
+from db.parts import from_json
+from db.vocabulary import ChatListEventKind, ChatStatus, MessageRole
+from resolvers import chat_list_stream, chat_stream, global_id
+from schema.chat import Chat, ChatError, chat_error
+from schema.info import Info
+from schema.message import Message, MessagePart, QueuedMessage
+from schema.node import row_is
+
+ChatListEventKindEnum = strawberry.enum(ChatListEventKind, name="ChatListEventKind")
+
+
+def _chat_id(root: Any) -> strawberry.ID:
+    return strawberry.ID(global_id.encode("Chat", root.chat_id))
+
+
+def _error(root: Any) -> ChatError:
+    error = chat_error(root.error)
+    assert error is not None
+    return error
+
+
+@strawberry.type(description="Append-only delta of the running step's part at partIndex.")
+class PartDelta:
+    chat_id: strawberry.ID = strawberry.field(resolver=_chat_id)
+    part_index: int
+
+    @strawberry.field
+    def role(self, root: chat_stream.PartDeltaEvent) -> MessageRole:
+        return MessageRole(root.role)
+
+    @strawberry.field(description="Text parts carry only the text to append.")
+    def part(self, root: chat_stream.PartDeltaEvent) -> MessagePart:
+        return cast(MessagePart, from_json(root.part))
+
+    is_type_of = row_is(chat_stream.PartDeltaEvent)
+
+
+@strawberry.type(description="A durable message; `cursor` resumes the stream after it.")
+class MessageCreated:
+    chat_id: strawberry.ID = strawberry.field(resolver=_chat_id)
+    cursor: str
+    message: Message
+    is_type_of = row_is(chat_stream.MessageCreatedEvent)
+
+
+@strawberry.type
+class StatusChanged:
+    chat_id: strawberry.ID = strawberry.field(resolver=_chat_id)
+    status: ChatStatus
+    is_type_of = row_is(chat_stream.StatusChangedEvent)
+
+
+@strawberry.type(description="The turn failed; the chat is in ERROR with this lastError.")
+class ChatFailed:
+    chat_id: strawberry.ID = strawberry.field(resolver=_chat_id)
+    error: ChatError = strawberry.field(resolver=_error)
+    is_type_of = row_is(chat_stream.ChatFailedEvent)
+
+
+@strawberry.type(description="A provider error will be retried at retryingAt.")
+class RetryScheduled:
+    chat_id: strawberry.ID = strawberry.field(resolver=_chat_id)
+    attempt: int
+    delay_ms: int
+    retrying_at: datetime
+    error: ChatError = strawberry.field(resolver=_error)
+    is_type_of = row_is(chat_stream.RetryScheduledEvent)
+
+
+@strawberry.type(description="The whole queue as it is now.")
+class QueueUpdated:
+    chat_id: strawberry.ID = strawberry.field(resolver=_chat_id)
+    queued_messages: list[QueuedMessage]
+    is_type_of = row_is(chat_stream.QueueUpdatedEvent)
+
+
+@strawberry.type(description="History changed (an edit): refetch messages.")
+class HistoryReset:
+    chat_id: strawberry.ID = strawberry.field(resolver=_chat_id)
+    is_type_of = row_is(chat_stream.HistoryResetEvent)
+
+
+@strawberry.type(description="Events were dropped: refetch from your cursor.")
+class Resync:
+    reason: str
+
+    @strawberry.field
+    def chat_id(self, root: chat_stream.ResyncEvent) -> strawberry.ID | None:
+        return None if root.chat_id is None else _chat_id(root)
+
+    is_type_of = row_is(chat_stream.ResyncEvent)
+
+
+ChatEvent = Annotated[
+    PartDelta
+    | MessageCreated
+    | StatusChanged
+    | ChatFailed
+    | RetryScheduled
+    | QueueUpdated
+    | HistoryReset
+    | Resync,
+    strawberry.union("ChatEvent"),
+]
+
+
+@strawberry.type
+class ChatListEvent:
+    kind: ChatListEventKind
+    chat: Chat
+    is_type_of = row_is(chat_list_stream.ChatListEventRow)
+
+
+@strawberry.type
+class TitleChange:
+    chat_id: strawberry.ID = strawberry.field(resolver=_chat_id)
+    title: str
+    is_type_of = row_is(chat_list_stream.TitleChangeRow)
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="Resumable: pass the endCursor of the messages you already have; the "
+        "server replays what came after it, then streams live events. Nothing lost or doubled."
+    )
+    async def chat_events(
+        self, info: Info, chat_id: strawberry.ID, after: str | None = None
+    ) -> AsyncGenerator[ChatEvent, None]:
+        async for event in chat_stream.chat_events(info.context, chat_id, after):
+            yield cast(ChatEvent, event)
+
+    @strawberry.subscription(description="Changes to any of your chats, for chat lists.")
+    async def chat_list_events(self, info: Info) -> AsyncGenerator[ChatListEvent, None]:
+        async for event in chat_list_stream.chat_list_events(info.context):
+            yield cast(ChatListEvent, event)
+
+    @strawberry.subscription(description="New titles of one of your chats, or of all of them.")
+    async def title_changes(
+        self, info: Info, chat_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[TitleChange, None]:
+        async for event in chat_list_stream.title_changes(info.context, chat_id):
+            yield cast(TitleChange, event)
