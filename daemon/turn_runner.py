@@ -19,7 +19,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from daemon import prompt
+from daemon import compaction, prompt
 from daemon.providers import (
     LlmClient,
     ModelRequest,
@@ -208,6 +208,9 @@ async def _run_steps(turn: Turn, model: ResolvedModel, client: LlmClient) -> Non
         )
         step.end()
         if not step.tool_calls:
+            load = compaction.pressure(usage, model)
+            if load is not None and load.due:
+                await compaction.compact(turn.chat_id, model, client, load, turn.events)
             return
         await _run_tools(turn, step)
 

@@ -1,0 +1,146 @@
+"""Context compaction: when a turn filled enough of the model's context window,
+summarise the conversation so later prompts start from the summary.
+
+The threshold is the user's per-model override, else the model's (default 70 %);
+100 turns it off. Usage is the last step's prompt size (input + cache read +
+cache write) over the context limit. The summary is stored as a hidden user
+message flagged ``compressed`` — prompt building starts there — plus a visible
+"chat summarized" call and result, so people still see the whole history.
+Compaction runs when a turn ends, never between a tool call and its result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+
+from daemon import prompt
+from daemon.providers import LlmClient, ModelMessage, ModelRequest, Usage, complete_text
+from db.chat_events import ChatEvents
+from db.model_resolution import ResolvedModel, cost_micros
+from db.models import ChatMessage
+from db.parts import TextPart
+from db.vocabulary import MessageRole, Visibility
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_S = 90.0
+SUMMARY_PREFIX = "The following is a summary of the earlier conversation, written to save space:"
+INSTRUCTION = (
+    "Summarise the conversation so far for your own future reference. Keep: the user's "
+    "goal, decisions made, file paths touched, errors found, what is done, in progress "
+    "and remaining, and the very next action. Be complete but brief."
+)
+
+
+@dataclass(frozen=True)
+class Pressure:
+    usage_percent: float
+    threshold: int
+    context_tokens: int
+    context_limit: int
+
+    @property
+    def due(self) -> bool:
+        return self.threshold < 100 and self.usage_percent >= self.threshold
+
+
+def pressure(usage: Usage | None, model: ResolvedModel) -> Pressure | None:
+    if usage is None or model.context_limit <= 0:
+        return None
+    tokens = usage.context_tokens
+    percent = tokens * 100 / model.context_limit
+    return Pressure(percent, model.compression_threshold, tokens, model.context_limit)
+
+
+async def compact(
+    chat_id: uuid.UUID,
+    model: ResolvedModel,
+    client: LlmClient,
+    load: Pressure,
+    events: ChatEvents | None,
+) -> bool:
+    """Summarise and store; False (and the history untouched) when it fails."""
+    log.info(
+        "compacting chat context",
+        extra={
+            "chat_id": str(chat_id),
+            "usage_percent": round(load.usage_percent, 1),
+            "threshold_percent": load.threshold,
+        },
+    )
+    history = await prompt.history(chat_id)
+    request = ModelRequest(
+        model=model.model,
+        system=INSTRUCTION,
+        messages=[*history, ModelMessage(role="user", parts=[TextPart(INSTRUCTION)])],
+        max_output_tokens=model.max_output_tokens,
+    )
+    try:
+        summary, usage = await asyncio.wait_for(complete_text(client, request), TIMEOUT_S)
+    except Exception:
+        log.warning("compaction failed; the full history stays in the prompt", exc_info=True)
+        return False
+    if not summary.strip():
+        return False
+    call_id = f"chat_summarized_{uuid.uuid4().hex}"
+    cost = None
+    if usage is not None:
+        cost = cost_micros(
+            model.prices,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+        )
+    await ChatMessage.create(
+        chat_id=chat_id,
+        role=MessageRole.USER,
+        parts=[{"type": "text", "text": f"{SUMMARY_PREFIX}\n\n{summary.strip()}"}],
+        visibility=Visibility.MODEL,
+        compressed=True,
+    )
+    call = await ChatMessage.create(
+        chat_id=chat_id,
+        role=MessageRole.ASSISTANT,
+        parts=[
+            {"type": "tool-call", "toolCallId": call_id, "toolName": "chat_summarized", "args": {}}
+        ],
+        visibility=Visibility.USER,
+        compressed=True,
+        model_config_id=model.model_config_id,
+        input_tokens=usage.input_tokens if usage else None,
+        output_tokens=usage.output_tokens if usage else None,
+        total_cost_micros=cost,
+    )
+    result = await ChatMessage.create(
+        chat_id=chat_id,
+        role=MessageRole.TOOL,
+        parts=[
+            {
+                "type": "tool-result",
+                "toolCallId": call_id,
+                "toolName": "chat_summarized",
+                "isError": False,
+                "result": {
+                    "summary": summary.strip(),
+                    "source": "automatic",
+                    "threshold_percent": load.threshold,
+                    "usage_percent": round(load.usage_percent, 1),
+                    "context_tokens": load.context_tokens,
+                    "context_limit_tokens": load.context_limit,
+                },
+            }
+        ],
+        visibility=Visibility.USER,  # the call is not sent to models, so neither is this
+        compressed=True,
+    )
+    if events is not None:
+        for message in (call, result):
+            try:
+                await events.message(chat_id, message.id)
+            except Exception:
+                log.warning("publishing a compaction message failed", exc_info=True)
+    return True
