@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,7 +151,12 @@ def agentgql_command() -> str:
 
 
 @contextmanager
-def agentgql_server(database_url: str, workdir: Path) -> Iterator[Server]:
+def agentgql_server(
+    database_url: str,
+    workdir: Path,
+    extra_env: Mapping[str, str] | None = None,
+    serve_args: Sequence[str] = (),
+) -> Iterator[Server]:
     """``agentgql serve``: one uvicorn worker; WARNING root level silences the access log.
 
     Runs in ``workdir`` with its own data dir and secret key, so it neither reads
@@ -164,7 +169,8 @@ def agentgql_server(database_url: str, workdir: Path) -> Iterator[Server]:
         AGENTGQL_DATA_DIR=str(workdir / "agentgql-data"),
         AGENTGQL_SECRET_KEY=secrets.token_urlsafe(32),
     )
-    argv = [agentgql_command(), "serve", "--host", HOST, "--port", str(port)]
+    env.update(extra_env or {})
+    argv = [agentgql_command(), "serve", "--host", HOST, "--port", str(port), *serve_args]
     with _running("graphql", argv, env, workdir, port, workdir / "agentgql.log") as server:
         yield server
 

@@ -1,0 +1,143 @@
+"""P4: how long a published chat event takes to reach 500 live subscribers.
+
+``python -m bench.stream_latency [--subscribers 500] [--broadcast memory|redis]``
+
+One ``agentgql serve`` (daemon off, so only our events flow), N real WebSocket
+clients on graphql-transport-ws, all subscribed to one chat's ``chatEvents``.
+Each round sends a message to the idle chat (the mutation publishes PENDING)
+and then interrupts it (WAITING); for every subscriber the time from the
+mutation request to the StatusChanged frame is one sample. That is an upper
+bound of publish → frame: it includes the mutation's own work. Prints p50/p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import websockets
+
+from bench.postgres import bench_database
+from bench.servers import agentgql_server
+from db.connection import close_database, open_database, tortoise_config
+from db.migrator import apply_migrations
+from db.model_resolution import ensure_default_scripted_model
+from db.vocabulary import TokenKind
+from resolvers.accounts import create_user
+from resolvers.tokens import issue_token
+
+SUBSCRIBE = """subscription($id: ID!) { chatEvents(chatId: $id) {
+  __typename ... on StatusChanged { status } } }"""
+SEND = """mutation($id: ID!) { sendMessage(input: {chatId: $id, content: [{text: "ping"}]}) {
+  queued } }"""
+INTERRUPT = "mutation($id: ID!) { interruptChat(id: $id) { status } }"
+CREATE = 'mutation { createChat(input: {content: [{text: "latency"}]}) { chat { id } } }'
+
+
+async def _prepare(url: str) -> str:
+    await open_database(url)
+    try:
+        await apply_migrations(tortoise_config(url))
+        await ensure_default_scripted_model()
+        user = await create_user("latency", "latency-password-1")
+        return (await issue_token(user, TokenKind.API, "latency", None)).secret
+    finally:
+        await close_database()
+
+
+class Subscriber:
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.arrivals: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
+
+    async def pump(self) -> None:
+        async for raw in self.ws:
+            message = orjson.loads(raw)
+            if message.get("type") == "next":
+                event = message["payload"]["data"]["chatEvents"]
+                if event.get("__typename") == "StatusChanged":
+                    await self.arrivals.put((event["status"], time.perf_counter()))
+
+
+async def _open(base: str, token: str, chat_id: str) -> Subscriber:
+    url = base.replace("http://", "ws://") + "/graphql"
+    ws = await websockets.connect(url, subprotocols=["graphql-transport-ws"])  # type: ignore[list-item]
+    await ws.send(
+        orjson.dumps({"type": "connection_init", "payload": {"authToken": token}}).decode()
+    )
+    assert orjson.loads(await ws.recv())["type"] == "connection_ack"
+    payload = {"query": SUBSCRIBE, "variables": {"id": chat_id}}
+    await ws.send(orjson.dumps({"id": "1", "type": "subscribe", "payload": payload}).decode())
+    return Subscriber(ws)
+
+
+async def _measure(base: str, token: str, subscribers: int, rounds: int) -> list[float]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
+        created = (await http.post("/graphql", json={"query": CREATE})).json()
+        chat_id = created["data"]["createChat"]["chat"]["id"]
+        await http.post("/graphql", json={"query": INTERRUPT, "variables": {"id": chat_id}})
+        subs = []
+        for start in range(0, subscribers, 50):  # open in batches: handshakes are CPU
+            batch = [_open(base, token, chat_id) for _ in range(min(50, subscribers - start))]
+            subs += await asyncio.gather(*batch)
+        pumps = [asyncio.create_task(s.pump()) for s in subs]
+        for sub in subs:  # the replayed WAITING status of the snapshot
+            await asyncio.wait_for(sub.arrivals.get(), 30)
+        samples: list[float] = []
+        try:
+            for _ in range(rounds):
+                for query, wanted in ((SEND, "PENDING"), (INTERRUPT, "WAITING")):
+                    started = time.perf_counter()
+                    body = {"query": query, "variables": {"id": chat_id}}
+                    answer = (await http.post("/graphql", json=body)).json()
+                    assert "errors" not in answer, answer
+                    for sub in subs:
+                        status, at = await asyncio.wait_for(sub.arrivals.get(), 30)
+                        while status != wanted:
+                            status, at = await asyncio.wait_for(sub.arrivals.get(), 30)
+                        samples.append((at - started) * 1000)
+        finally:
+            for task in pumps:
+                task.cancel()
+            await asyncio.gather(*(s.ws.close() for s in subs), return_exceptions=True)
+    return samples
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.stream_latency")
+    parser.add_argument("--subscribers", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--broadcast", choices=["memory", "redis"], default="memory")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379")
+    args = parser.parse_args(argv)
+    broadcast = "memory://" if args.broadcast == "memory" else args.redis_url
+    with tempfile.TemporaryDirectory() as tmp, bench_database() as database:
+        token = asyncio.run(_prepare(database.url))
+        env = {"BROADCAST_URL": broadcast}
+        with agentgql_server(database.url, Path(tmp), env, ["--no-daemon"]) as server:
+            base = f"http://{server.host}:{server.port}"
+            samples = asyncio.run(_measure(base, token, args.subscribers, args.rounds))
+    print(
+        f"stream-latency ({args.broadcast}, {args.subscribers} subscribers, "
+        f"{len(samples)} frames): p50 {statistics.median(samples):.1f} ms, "
+        f"p99 {_percentile(samples, 0.99):.1f} ms, max {max(samples):.1f} ms"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
