@@ -9,6 +9,20 @@ from db.models import Chat, ChatMessage, ChatQueuedMessage
 from db.vocabulary import ChatStatus, MessageRole
 
 
+async def move_to_history(conn: Any, queued: ChatQueuedMessage) -> ChatMessage:
+    """The queued message becomes a user message of its chat (in one transaction)."""
+    message = await ChatMessage.create(
+        chat_id=queued.chat_id,  # type: ignore[attr-defined]
+        role=MessageRole.USER,
+        parts=queued.parts,
+        created_by_id=queued.created_by_id,  # type: ignore[attr-defined]
+        model_config_id=queued.model_config_id,
+        using_db=conn,
+    )
+    await queued.delete(using_db=conn)
+    return message
+
+
 async def promote_queue_head(conn: Any, chat: Chat) -> ChatMessage | None:
     """Insert the queue head as a user message and make the chat PENDING.
 
@@ -19,15 +33,7 @@ async def promote_queue_head(conn: Any, chat: Chat) -> ChatMessage | None:
     head = await ChatQueuedMessage.filter(chat_id=chat.id).order_by("id").using_db(conn).first()
     if head is None:
         return None
-    message = await ChatMessage.create(
-        chat_id=chat.id,
-        role=MessageRole.USER,
-        parts=head.parts,
-        created_by_id=head.created_by_id,  # type: ignore[attr-defined]
-        model_config_id=head.model_config_id,
-        using_db=conn,
-    )
-    await head.delete(using_db=conn)
+    message = await move_to_history(conn, head)
     chat.status = ChatStatus.PENDING
     await chat.save(update_fields=["status"], using_db=conn)
     return message

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from tortoise.transactions import in_transaction
 
 from db.chat_events import ChatEvents
-from db.chat_queue import promote_queue_head
+from db.chat_queue import move_to_history, promote_queue_head
 from db.keyset import InvalidCursor, Page
 from db.message_rows import MessageRow, message_page
 from db.models import Chat, ChatMessage, ChatQueuedMessage
@@ -237,15 +237,7 @@ async def promote_queued_message(ctx: RequestContext, gid: str) -> SendResult:
         row = await ChatQueuedMessage.filter(id=queued.id).using_db(conn).first()
         if row is None:  # promoted or deleted meanwhile
             raise not_found("queued message")
-        message = await ChatMessage.create(
-            chat_id=chat.id,
-            role=MessageRole.USER,
-            parts=row.parts,
-            created_by_id=row.created_by_id,  # type: ignore[attr-defined]
-            model_config_id=row.model_config_id,
-            using_db=conn,
-        )
-        await row.delete(using_db=conn)
+        message = await move_to_history(conn, row)
         started = chat.status not in BUSY_STATUSES
         if started:
             chat.status = ChatStatus.PENDING

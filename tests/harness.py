@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from httpx_ws import AsyncWebSocketSession, aconnect_ws
 from httpx_ws.transport import ASGIWebSocketTransport
 
@@ -207,3 +208,28 @@ def counted_queries() -> Iterator[list[str]]:
     finally:
         connection._execute = original_execute
         connection.execute = original_plain
+
+
+@contextlib.asynccontextmanager
+async def listening(app: Any, channel: str) -> AsyncIterator[Any]:
+    """A subscriber that sees only what is published from now on.
+
+    Earlier events may still be on their way through the hub; a marker published
+    after subscribing flushes them, since one channel's events arrive in order.
+    """
+    hub = app.state.event_hub
+    async with hub.subscribe(channel) as subscriber:
+        marker = {"kind": "test-marker", "id": uuid.uuid4().hex}
+        await hub.publish(channel, marker)
+        while await subscriber.get(timeout=5) != marker:
+            pass
+        yield subscriber
+
+
+async def received(subscriber: Any, count: int) -> list[dict[str, Any]]:
+    return [await subscriber.get(timeout=5) for _ in range(count)]
+
+
+async def nothing_more(subscriber: Any) -> None:
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(subscriber.get(), 0.2)

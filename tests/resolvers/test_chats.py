@@ -6,10 +6,7 @@ database never couples two tests.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +19,7 @@ from db.vocabulary import UNPINNED_RANK, ChatStatus, MessageRole, TokenKind, Vis
 from resolvers import global_id
 from resolvers.accounts import hash_password
 from resolvers.tokens import issue_token
-from tests.harness import PASSWORD, GraphQLClient
+from tests.harness import PASSWORD, GraphQLClient, listening, nothing_more, received
 
 CHAT_FIELDS = """
 fragment C on Chat {
@@ -208,31 +205,6 @@ async def snapshot(chat_id: uuid.UUID) -> dict[str, Any]:
         .values_list("id", "deleted"),
         "queue": await ChatQueuedMessage.filter(chat_id=chat_id).values_list("id", flat=True),
     }
-
-
-@contextlib.asynccontextmanager
-async def listening(app: Starlette, channel: str) -> AsyncIterator[Any]:
-    """A subscriber that sees only what is published from now on.
-
-    Earlier events may still be on their way through the hub; a marker published
-    after subscribing flushes them, since one channel's events arrive in order.
-    """
-    hub = app.state.event_hub
-    async with hub.subscribe(channel) as subscriber:
-        marker = {"kind": "test-marker", "id": uuid.uuid4().hex}
-        await hub.publish(channel, marker)
-        while await subscriber.get(timeout=5) != marker:
-            pass
-        yield subscriber
-
-
-async def received(subscriber: Any, count: int) -> list[dict[str, Any]]:
-    return [await subscriber.get(timeout=5) for _ in range(count)]
-
-
-async def nothing_more(subscriber: Any) -> None:
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(subscriber.get(), 0.2)
 
 
 def assert_bad_input(error: dict[str, Any], field: str) -> None:
