@@ -32,6 +32,7 @@ from anthropic.types import (
 from anthropic.types import Usage as AnthropicUsage
 
 from daemon.providers.base import (
+    ANTHROPIC,
     FINISH_LENGTH,
     FINISH_STOP,
     FINISH_TOOL_CALLS,
@@ -45,7 +46,6 @@ from daemon.providers.base import (
     Usage,
 )
 from daemon.providers.errors import ProviderError, classify
-from daemon.providers.factory import ANTHROPIC
 from daemon.providers.transcript import joined_text, parse_tool_args, result_text
 from db.parts import ToolCallPart, ToolResultPart
 from db.vocabulary import ChatErrorKind

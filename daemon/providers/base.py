@@ -14,6 +14,13 @@ from typing import Any, Literal, Protocol
 
 from db.parts import Part
 
+# Provider kinds, as ``make_client`` and the provider configs name them.
+OPENAI = "openai"
+OPENAI_COMPATIBLE = "openai_compatible"
+ANTHROPIC = "anthropic"
+SCRIPTED = "scripted"
+PROVIDER_KINDS = (OPENAI, OPENAI_COMPATIBLE, ANTHROPIC, SCRIPTED)
+
 # Normalized ``Finish.reason`` values; a provider's other reasons pass through as-is.
 FINISH_STOP = "stop"
 FINISH_LENGTH = "length"

@@ -6,15 +6,18 @@ client (tests, demos) never pays for importing them.
 
 from __future__ import annotations
 
-from daemon.providers.base import LlmClient
+from daemon.providers.base import (
+    ANTHROPIC,
+    OPENAI,
+    OPENAI_COMPATIBLE,
+    PROVIDER_KINDS,
+    SCRIPTED,
+    LlmClient,
+)
 from daemon.providers.errors import ProviderError
 from db.vocabulary import ChatErrorKind
 
-OPENAI = "openai"
-OPENAI_COMPATIBLE = "openai_compatible"
-ANTHROPIC = "anthropic"
-SCRIPTED = "scripted"
-PROVIDER_KINDS = (OPENAI, OPENAI_COMPATIBLE, ANTHROPIC, SCRIPTED)
+__all__ = ["ANTHROPIC", "OPENAI", "OPENAI_COMPATIBLE", "PROVIDER_KINDS", "SCRIPTED", "make_client"]
 
 
 def make_client(kind: str, *, api_key: str | None, base_url: str | None) -> LlmClient:

@@ -26,6 +26,7 @@ from openai.types.chat import (
 from daemon.providers.base import (
     FINISH_STOP,
     FINISH_TOOL_CALLS,
+    OPENAI,
     Finish,
     ModelRequest,
     ReasoningDelta,
@@ -36,7 +37,6 @@ from daemon.providers.base import (
     Usage,
 )
 from daemon.providers.errors import ProviderError, classify
-from daemon.providers.factory import OPENAI
 from daemon.providers.transcript import joined_text, parse_tool_args, result_text, value_text
 from db.parts import ToolCallPart, ToolResultPart
 from db.vocabulary import ChatErrorKind

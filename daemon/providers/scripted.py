@@ -39,6 +39,7 @@ from typing import Any
 from daemon.providers.base import (
     FINISH_STOP,
     FINISH_TOOL_CALLS,
+    SCRIPTED,
     Finish,
     ModelMessage,
     ModelRequest,
@@ -50,7 +51,6 @@ from daemon.providers.base import (
     Usage,
 )
 from daemon.providers.errors import RETRYABLE_KINDS, ProviderError
-from daemon.providers.factory import SCRIPTED
 from daemon.providers.transcript import joined_text, result_text, value_text
 from db.parts import ToolCallPart, ToolResultPart, parts_to_json
 from db.vocabulary import ChatErrorKind
