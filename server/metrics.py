@@ -9,13 +9,13 @@ import re
 import time
 from collections.abc import Iterator
 
-from graphql import OperationType
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -64,10 +64,18 @@ class Metrics:
 class _OperationMetrics(SchemaExtension):
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
+        self.subscribed = False
+
+    def on_execute(self) -> Iterator[None]:
+        # The operation type is known from here on; a subscription counts as
+        # active until its operation ends (the client stopped or disconnected).
+        if self.execution_context.operation_type is OperationType.SUBSCRIPTION:
+            self.subscribed = True
+            self.metrics.subscriptions.inc()
+        yield
 
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
-        subscribed = False
         try:
             yield
         finally:
@@ -76,8 +84,9 @@ class _OperationMetrics(SchemaExtension):
                 kind = ctx.operation_type.value
             except RuntimeError:  # the document did not parse
                 kind = "invalid"
-            subscribed = kind == OperationType.SUBSCRIPTION.value
-            if not subscribed:
+            if self.subscribed:
+                self.metrics.subscriptions.dec()
+            elif kind != OperationType.SUBSCRIPTION.value:
                 self.metrics.observe(ctx.operation_name, kind, time.perf_counter() - started)
             for error in getattr(ctx.result, "errors", None) or []:
                 code = (error.extensions or {}).get("code", "UNKNOWN")

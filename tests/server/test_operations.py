@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from tests.harness import GraphQLClient, graphql_ws
@@ -39,3 +41,27 @@ async def test_metrics_count_operations_errors_and_sockets(
     assert 'agentgql_graphql_errors_total{code="UNAUTHENTICATED"}' in text
     assert "agentgql_graphql_operation_seconds_bucket" in text
     assert "agentgql_active_subscriptions" in text
+
+
+async def test_active_subscriptions_gauge_follows_open_subscriptions(
+    app, http: httpx.AsyncClient, admin_token: str
+) -> None:
+    def active(text: str) -> float:
+        line = next(x for x in text.splitlines() if x.startswith("agentgql_active_subscriptions "))
+        return float(line.split()[1])
+
+    before = active((await http.get("/metrics")).text)
+    async with graphql_ws(app, init={"authToken": admin_token}) as ws:
+        query = "subscription { titleChanges { chatId title } }"
+        await ws.send_json({"id": "s1", "type": "subscribe", "payload": {"query": query}})
+        for _ in range(200):  # the subscription starts asynchronously; wait for it to count
+            if active((await http.get("/metrics")).text) == before + 1:
+                break
+            await asyncio.sleep(0.01)
+        assert active((await http.get("/metrics")).text) == before + 1
+        await ws.send_json({"id": "s1", "type": "complete"})
+        for _ in range(200):
+            if active((await http.get("/metrics")).text) == before:
+                break
+            await asyncio.sleep(0.01)
+        assert active((await http.get("/metrics")).text) == before
