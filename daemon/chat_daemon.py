@@ -19,7 +19,7 @@ from typing import Any
 from daemon import claims
 from daemon.titles import regenerate_title
 from daemon.tool_registry import ToolRegistry
-from daemon.turn_runner import Turn, TurnSettings, run_turn
+from daemon.turn_runner import Turn, TurnSettings, run_turn, settle_interrupted
 from db.chat_events import WORK_CHANNEL, ChatEvents, chat_channel
 from db.event_hub import EventHub
 from db.raw_sql import fetch
@@ -184,10 +184,14 @@ class ChatDaemon:
             await run_turn(turn)
         except asyncio.CancelledError:
             log.info("turn stopped", extra={"chat_id": str(turn.chat_id), "why": turn.stop_reason})
+            if turn.stop_reason == "interrupted":
+                await asyncio.shield(settle_interrupted(turn))
         finally:
-            running = self.running.pop(turn.chat_id, None)
-            if running is not None and running.watcher is not None:
-                running.watcher.cancel()
+            running = self.running.get(turn.chat_id)
+            if running is not None and running.turn is turn:  # not a newer turn's entry
+                del self.running[turn.chat_id]
+                if running.watcher is not None:
+                    running.watcher.cancel()
             self.wake()  # a slot is free, and the chat may have a queued message
 
     async def _watch(self, turn: Turn) -> None:

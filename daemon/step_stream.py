@@ -70,10 +70,11 @@ class StepStream:
         for index in sorted(unsent):
             delta = unsent[index]
             for piece in _split(delta):
-                self._live.append(index, piece)
+                seq = live_steps.next_seq()
+                self._live.append(index, piece, seq)
                 if self.events is not None:
                     try:
-                        await self.events.part(self.chat_id, index, piece)
+                        await self.events.part(self.chat_id, index, piece, seq)
                     except Exception:
                         log.warning("publishing a part delta failed", exc_info=True)
 

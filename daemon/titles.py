@@ -10,6 +10,7 @@ message, so cost accounting counts it while the history never shows it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -42,19 +43,32 @@ class TitleResult:
     model: ResolvedModel
 
 
-async def _model(chat: Chat, secrets: SecretBox) -> ResolvedModel:
+async def _models(chat: Chat, secrets: SecretBox) -> list[ResolvedModel]:
+    """A cheap model first when one is usable, then the chat's own."""
     owner = chat.owner_id  # type: ignore[attr-defined]
+    found: list[ResolvedModel] = []
     cheap = await ModelConfig.filter(model__in=CHEAP_MODELS, enabled=True, deleted=False).first()
     if cheap is not None:
-        try:
-            return await resolve_model(cheap.id, owner, secrets)
-        except ModelUnavailable:
-            pass
-    return await resolve_model(chat.model_config_id, owner, secrets)
+        with contextlib.suppress(ModelUnavailable):
+            found.append(await resolve_model(cheap.id, owner, secrets))
+    own = await resolve_model(chat.model_config_id, owner, secrets)
+    if not found or found[0].model_config_id != own.model_config_id:
+        found.append(own)
+    return found
 
 
 async def _ask(chat: Chat, secrets: SecretBox, prompt_text: str) -> TitleResult:
-    model = await _model(chat, secrets)
+    """The first model that answers; a failing cheap model falls back to the chat's."""
+    models = await _models(chat, secrets)
+    for model in models[:-1]:
+        try:
+            return await _ask_model(model, prompt_text)
+        except Exception:
+            log.info("title model %s failed; trying the next", model.model, exc_info=True)
+    return await _ask_model(models[-1], prompt_text)
+
+
+async def _ask_model(model: ResolvedModel, prompt_text: str) -> TitleResult:
     client = make_client(model.provider_kind.value, api_key=model.api_key, base_url=model.base_url)
     request = ModelRequest(
         model=model.model,
@@ -62,7 +76,13 @@ async def _ask(chat: Chat, secrets: SecretBox, prompt_text: str) -> TitleResult:
         messages=[ModelMessage(role="user", parts=[TextPart(prompt_text)])],
         max_output_tokens=256,
     )
-    text, usage = await asyncio.wait_for(complete_text(client, request), timeout=TIMEOUT_S)
+    try:
+        text, usage = await asyncio.wait_for(complete_text(client, request), timeout=TIMEOUT_S)
+    finally:
+        close = getattr(client, "aclose", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
     return TitleResult(normalize_title(text), usage, model)
 
 

@@ -269,6 +269,20 @@ async def run_turn(turn: Turn) -> None:
         await auto_title(turn.chat_id, turn.secrets, turn.events)
 
 
+async def settle_interrupted(turn: Turn) -> None:
+    """An interrupted turn never reaches ``finish``: if nobody has claimed the chat
+    since, its queue head (e.g. the message sent with INTERRUPT) runs next."""
+    async with in_transaction() as conn:
+        chat = await Chat.filter(id=turn.chat_id).using_db(conn).select_for_update().first()
+        if chat is None or chat.status is not ChatStatus.WAITING or chat.worker_id is not None:
+            return
+        promoted = await promote_queue_head(conn, chat)
+    if promoted is not None:
+        await _publish(turn, "message", turn.chat_id, promoted.id)
+        await _publish(turn, "queue", turn.chat_id)
+        await _publish(turn, "status", turn.owner_id, turn.chat_id, ChatStatus.PENDING.value)
+
+
 async def finish(turn: Turn, error: dict[str, Any] | None) -> None:
     """WAITING (or ERROR with lastError); then the queue head runs next."""
     promoted: ChatMessage | None = None

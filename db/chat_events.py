@@ -52,9 +52,10 @@ class ChatEvents:
         if status == "pending":
             await self.hub.publish(WORK_CHANNEL, {"kind": "wake", "chatId": str(chat_id)})
 
-    async def part(self, chat_id: uuid.UUID, index: int, part: dict[str, Any]) -> None:
-        """An append-only delta of the running step (text is appended by clients)."""
-        await self._chat(chat_id, "part", role="assistant", partIndex=index, part=part)
+    async def part(self, chat_id: uuid.UUID, index: int, part: dict[str, Any], seq: int) -> None:
+        """An append-only delta of the running step (text is appended by clients);
+        ``seq`` lets a stream that replayed the live step skip what it has."""
+        await self._chat(chat_id, "part", role="assistant", partIndex=index, part=part, seq=seq)
 
     async def retry(
         self, chat_id: uuid.UUID, attempt: int, delay_ms: int, retrying_at: str, error: Any

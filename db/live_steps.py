@@ -10,18 +10,29 @@ durable message.)
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+# Process-wide order of published deltas: a stream that replays a live step
+# skips the live deltas it already replayed (seq at or below the snapshot's).
+_sequence = itertools.count(1)
+
+
+def next_seq() -> int:
+    return next(_sequence)
 
 
 @dataclass
 class LiveStep:
     role: str = "assistant"
     parts: list[dict[str, Any]] = field(default_factory=list)
+    seq: int = 0  # the last delta applied
 
-    def append(self, index: int, delta: dict[str, Any]) -> None:
+    def append(self, index: int, delta: dict[str, Any], seq: int = 0) -> None:
         """Apply an append-only delta: text is concatenated, anything else replaces."""
+        self.seq = max(self.seq, seq)
         while len(self.parts) <= index:
             self.parts.append({})
         current = self.parts[index]

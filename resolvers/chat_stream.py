@@ -94,6 +94,7 @@ class _Replay:
     def __init__(self, chat_id: uuid.UUID, after: int) -> None:
         self.chat_id = chat_id
         self.last_id = after
+        self.part_seq = 0  # live deltas up to here came with the replayed step
 
     async def messages(self) -> list[MessageCreatedEvent]:
         out = []
@@ -122,13 +123,16 @@ async def chat_events(
         raise RuntimeError("no event hub")
     replay = _Replay(chat.id, start)
     async with ctx.events.hub.subscribe(chat_channel(chat.id)) as subscription:
-        await mark_read(chat.id)
-        yield StatusChangedEvent(chat.id, chat.status)
+        # Everything replayed is read after subscribing, so nothing falls between.
         step = live_steps.current(chat.id)
-        if step is not None:
-            for index, part in enumerate(list(step.parts)):
-                if part:
-                    yield PartDeltaEvent(chat.id, step.role, index, part)
+        snapshot = [] if step is None else [dict(p) for p in step.parts]
+        replay.part_seq = 0 if step is None else step.seq
+        current = await Chat.filter(id=chat.id).first()
+        await mark_read(chat.id)
+        yield StatusChangedEvent(chat.id, current.status if current else chat.status)
+        for index, part in enumerate(snapshot):
+            if part and step is not None:
+                yield PartDeltaEvent(chat.id, step.role, index, part)
         for created in await replay.messages():
             yield created
         yield await replay.queue()
@@ -143,7 +147,10 @@ async def _translate(
 ) -> AsyncIterator[object]:
     kind = raw.get("kind")
     if kind == "part":
-        yield PartDeltaEvent(chat_id, raw.get("role", "assistant"), raw["partIndex"], raw["part"])
+        if int(raw.get("seq") or 0) > replay.part_seq:
+            yield PartDeltaEvent(
+                chat_id, raw.get("role", "assistant"), raw["partIndex"], raw["part"]
+            )
     elif kind == "message":
         for event in await replay.messages():
             yield event
