@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from daemon import claims
-from daemon.titles import regenerate_title
+from daemon.titles import auto_title, regenerate_title
 from daemon.tool_registry import ToolRegistry
 from daemon.turn_runner import Turn, TurnSettings, run_turn, settle_interrupted
 from db.chat_events import WORK_CHANNEL, ChatEvents, chat_channel
@@ -26,6 +26,8 @@ from db.raw_sql import fetch
 from db.secret_box import SecretBox
 
 log = logging.getLogger(__name__)
+
+_OWNER_SQL = "SELECT worker_id, status FROM chats WHERE id = $1"
 
 
 @dataclass
@@ -181,7 +183,9 @@ class ChatDaemon:
 
     async def _run(self, turn: Turn) -> None:
         try:
-            await run_turn(turn)
+            if await run_turn(turn):
+                # The chat is released (finished), so heartbeats leave this alone.
+                await auto_title(turn.chat_id, self.secrets, self.events)
         except asyncio.CancelledError:
             log.info("turn stopped", extra={"chat_id": str(turn.chat_id), "why": turn.stop_reason})
             if turn.stop_reason == "interrupted":
@@ -202,11 +206,13 @@ class ChatDaemon:
                 async for event in subscription:
                     if event.get("kind") != "status" or event.get("workerId") == mine:
                         continue
-                    status = event.get("status")
-                    if status == "waiting":
-                        self._stop(turn.chat_id, "interrupted")
-                    elif status in {"pending", "error", "running"}:
-                        self._stop(turn.chat_id, "lost")
+                    # Announcements arrive after their commit and may be older than
+                    # our claim (the API's PENDING): the row says who owns the chat.
+                    rows = await fetch(_OWNER_SQL, turn.chat_id)
+                    if rows and rows[0]["worker_id"] == self.worker_id:
+                        continue
+                    status = rows[0]["status"] if rows else None
+                    self._stop(turn.chat_id, "interrupted" if status == "waiting" else "lost")
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -231,7 +237,7 @@ class ChatDaemon:
 
     def _stop(self, chat_id: uuid.UUID, reason: str) -> None:
         running = self.running.get(chat_id)
-        if running is not None and not running.task.done():
+        if running is not None and not running.task.done() and not running.turn.finished:
             running.turn.stop_reason = reason
             running.task.cancel()
 

@@ -29,7 +29,6 @@ from daemon.providers import (
     make_client,
 )
 from daemon.step_stream import StepStream
-from daemon.titles import auto_title
 from daemon.tool_registry import ToolRegistry
 from db.chat_events import ChatEvents
 from db.chat_queue import promote_queue_head
@@ -63,6 +62,7 @@ class Turn:
     tools: ToolRegistry
     settings: TurnSettings = field(default_factory=TurnSettings)
     stop_reason: str | None = None  # "interrupted" keeps partial output; "lost" does not
+    finished: bool = False  # settled: the chat is released, nothing may cancel the task
 
 
 def error_payload(error: ProviderError | ModelUnavailable, provider: str | None) -> dict[str, Any]:
@@ -241,8 +241,10 @@ def _priced(tokens: dict[str, Any]) -> dict[str, Any]:
     return {k: tokens.get(k, 0) for k in keys}
 
 
-async def run_turn(turn: Turn) -> None:
-    """Run to the end, then settle the chat's status (unless someone else owns it)."""
+async def run_turn(turn: Turn) -> bool:
+    """Run to the end, then settle the chat's status (unless someone else owns it).
+
+    True when the turn succeeded (the caller may then title the chat)."""
     error: dict[str, Any] | None = None
     await _publish(turn, "status", turn.owner_id, turn.chat_id, "running", str(turn.worker_id))
     try:
@@ -265,8 +267,8 @@ async def run_turn(turn: Turn) -> None:
             "statusCode": None,
         }
     await finish(turn, error)
-    if error is None:
-        await auto_title(turn.chat_id, turn.secrets, turn.events)
+    turn.finished = True
+    return error is None
 
 
 async def settle_interrupted(turn: Turn) -> None:
