@@ -4,15 +4,19 @@ data directory, and ``agentgql serve`` with no settings at all."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from db.embedded import EmbeddedCluster
 from tests.harness import SIGN_UP
@@ -20,6 +24,8 @@ from tests.harness import SIGN_UP
 ROOT = Path(__file__).resolve().parents[2]
 JOIN = """
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from db.embedded import EmbeddedCluster
 from tests.harness import SIGN_UP
@@ -28,11 +34,21 @@ print(c.start())
 """
 
 
+@pytest.fixture
+def cluster_dir() -> Iterator[Path]:
+    """A data dir outside pytest's tmp root: pytest resets that root to mode 0700,
+    which the cluster's own system user (as root it runs as one) cannot traverse."""
+    path = Path(tempfile.mkdtemp(prefix="agentgql-embedded-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def _postmaster_pid(data_dir: Path) -> int:
     return int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
 
 
-def test_second_process_joins_the_running_cluster(tmp_path: Path) -> None:
+def test_second_process_joins_the_running_cluster(cluster_dir: Path) -> None:
+    tmp_path = cluster_dir
     cluster = EmbeddedCluster(tmp_path)
     uri = cluster.start()
     pid = _postmaster_pid(tmp_path)
@@ -73,7 +89,8 @@ def _wait_ready(base: str, proc: subprocess.Popen[str], deadline_s: float = 60) 
     raise AssertionError("server did not become ready")
 
 
-def test_serve_with_no_configuration(tmp_path: Path) -> None:
+def test_serve_with_no_configuration(cluster_dir: Path) -> None:
+    tmp_path = cluster_dir
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "BROADCAST_URL"}}
     proc = subprocess.Popen(
