@@ -27,7 +27,7 @@ from db.secret_box import SecretBox
 
 log = logging.getLogger(__name__)
 
-_OWNER_SQL = "SELECT worker_id, status FROM chats WHERE id = $1"
+_OWNER_SQL = "SELECT worker_id, status, started_at FROM chats WHERE id = $1"
 
 
 @dataclass
@@ -39,7 +39,7 @@ class DaemonSettings:
     turn: TurnSettings = field(default_factory=TurnSettings)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Running:
     turn: Turn
     task: asyncio.Task[None]
@@ -65,6 +65,9 @@ class ChatDaemon:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: set[asyncio.Task[None]] = set()
+        # Every live run, including an interrupted one still unwinding after the
+        # chat was claimed again (``running`` holds only the newest per chat).
+        self._runs: set[_Running] = set()
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -83,10 +86,10 @@ class ChatDaemon:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for running in list(self.running.values()):
+        for running in list(self._runs):
             running.turn.stop_reason = "lost"  # handed back: the next worker reruns the step
             running.task.cancel()
-        for running in list(self.running.values()):
+        for running in list(self._runs):
             with contextlib.suppress(asyncio.CancelledError):
                 await running.task
         for row in await claims.hand_back(self.worker_id):
@@ -99,8 +102,11 @@ class ChatDaemon:
 
     async def _claim_loop(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+            # cancellation that lands as the wake completes, and stop() would hang.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.poll_s)
+                async with asyncio.timeout(self.settings.poll_s):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 free = self.settings.max_chats - len(self.running)
@@ -175,10 +181,13 @@ class ChatDaemon:
             secrets=self.secrets,
             tools=self.tools,
             settings=self.settings.turn,
+            started_at=row["started_at"],
         )
         task = asyncio.create_task(self._run(turn), name=f"turn-{turn.chat_id}")
         running = _Running(turn=turn, task=task)
-        running.watcher = asyncio.create_task(self._watch(turn))
+        running.watcher = asyncio.create_task(self._watch(running))
+        self._runs.add(running)
+        task.add_done_callback(lambda _: self._runs.discard(running))
         self.running[turn.chat_id] = running
 
     async def _run(self, turn: Turn) -> None:
@@ -198,8 +207,9 @@ class ChatDaemon:
                     running.watcher.cancel()
             self.wake()  # a slot is free, and the chat may have a queued message
 
-    async def _watch(self, turn: Turn) -> None:
-        """Cancel the turn as soon as its chat is interrupted, edited or taken over."""
+    async def _watch(self, running: _Running) -> None:
+        """Cancel the run as soon as its chat is interrupted, edited or taken over."""
+        turn = running.turn
         mine = str(self.worker_id)
         try:
             async with self.hub.subscribe(chat_channel(turn.chat_id)) as subscription:
@@ -209,10 +219,16 @@ class ChatDaemon:
                     # Announcements arrive after their commit and may be older than
                     # our claim (the API's PENDING): the row says who owns the chat.
                     rows = await fetch(_OWNER_SQL, turn.chat_id)
-                    if rows and rows[0]["worker_id"] == self.worker_id:
-                        continue
-                    status = rows[0]["status"] if rows else None
-                    self._stop(turn.chat_id, "interrupted" if status == "waiting" else "lost")
+                    if (
+                        rows
+                        and rows[0]["worker_id"] == self.worker_id
+                        and rows[0]["started_at"] == turn.started_at
+                    ):
+                        continue  # still this run's chat
+                    # Not ours any more; the announcement says why (an interrupt keeps
+                    # what was streamed). Stop this run, not a newer one of the chat.
+                    why = "interrupted" if event.get("status") == "waiting" else "lost"
+                    self._stop_run(running, why)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -237,9 +253,15 @@ class ChatDaemon:
 
     def _stop(self, chat_id: uuid.UUID, reason: str) -> None:
         running = self.running.get(chat_id)
-        if running is not None and not running.task.done() and not running.turn.finished:
-            running.turn.stop_reason = reason
-            running.task.cancel()
+        if running is not None:
+            self._stop_run(running, reason)
+
+    @staticmethod
+    def _stop_run(running: _Running, reason: str) -> None:
+        if running.task.done() or running.turn.finished or running.turn.stop_reason:
+            return  # already settled or stopping: the first reason stands
+        running.turn.stop_reason = reason
+        running.task.cancel()
 
     async def _status(self, owner_id: uuid.UUID, chat_id: uuid.UUID, status: str) -> None:
         try:

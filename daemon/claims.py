@@ -20,7 +20,7 @@ WHERE id IN (
   SELECT id FROM chats WHERE status = 'pending' AND NOT archived
   ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED
 )
-RETURNING id, owner_id, model_config_id, plan_mode, mode, parent_id
+RETURNING id, owner_id, model_config_id, plan_mode, mode, parent_id, started_at
 """
 _HEARTBEAT = (
     "UPDATE chats SET heartbeat_at = now() WHERE id = ANY($1::uuid[]) AND worker_id = $2 "

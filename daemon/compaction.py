@@ -79,7 +79,8 @@ async def compact(
         max_output_tokens=model.max_output_tokens,
     )
     try:
-        summary, usage = await asyncio.wait_for(complete_text(client, request), TIMEOUT_S)
+        async with asyncio.timeout(TIMEOUT_S):
+            summary, usage = await complete_text(client, request)
     except Exception:
         log.warning("compaction failed; the full history stays in the prompt", exc_info=True)
         return False

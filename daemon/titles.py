@@ -77,7 +77,8 @@ async def _ask_model(model: ResolvedModel, prompt_text: str) -> TitleResult:
         max_output_tokens=256,
     )
     try:
-        text, usage = await asyncio.wait_for(complete_text(client, request), timeout=TIMEOUT_S)
+        async with asyncio.timeout(TIMEOUT_S):
+            text, usage = await complete_text(client, request)
     finally:
         close = getattr(client, "aclose", None)
         if close is not None:

@@ -38,7 +38,8 @@ class ToolRegistry:
         if tool is None:
             return {"error": f"unknown tool {name!r}"}, True
         try:
-            return await asyncio.wait_for(tool.run(args, turn), timeout=tool.timeout_s), False
+            async with asyncio.timeout(tool.timeout_s):
+                return await tool.run(args, turn), False
         except TimeoutError:
             return {"error": f"{name} timed out after {tool.timeout_s:g}s"}, True
         except Exception as exc:

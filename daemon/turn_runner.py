@@ -61,8 +61,18 @@ class Turn:
     secrets: SecretBox
     tools: ToolRegistry
     settings: TurnSettings = field(default_factory=TurnSettings)
+    # The claim's start time: with the worker id, it names this run (the same worker
+    # may claim the chat again while an interrupted run of it is still unwinding).
+    started_at: datetime | None = None
     stop_reason: str | None = None  # "interrupted" keeps partial output; "lost" does not
     finished: bool = False  # settled: the chat is released, nothing may cancel the task
+
+
+def owns(turn: Turn, chat: Chat) -> bool:
+    """Whether ``chat`` is still held by this very run."""
+    return chat.worker_id == turn.worker_id and (
+        turn.started_at is None or chat.started_at == turn.started_at
+    )
 
 
 def error_payload(error: ProviderError | ModelUnavailable, provider: str | None) -> dict[str, Any]:
@@ -102,7 +112,7 @@ async def _persist(
         return None
     async with in_transaction() as conn:
         chat = await Chat.filter(id=turn.chat_id).using_db(conn).select_for_update().first()
-        owned = chat is not None and chat.worker_id == turn.worker_id
+        owned = chat is not None and owns(turn, chat)
         if chat is None or not (owned or turn.stop_reason == "interrupted"):
             return None
         message = await ChatMessage.create(
@@ -290,7 +300,7 @@ async def finish(turn: Turn, error: dict[str, Any] | None) -> None:
     promoted: ChatMessage | None = None
     async with in_transaction() as conn:
         chat = await Chat.filter(id=turn.chat_id).using_db(conn).select_for_update().first()
-        if chat is None or chat.worker_id != turn.worker_id:
+        if chat is None or not owns(turn, chat):
             return  # interrupted, archived or taken over: its new owner decides
         chat.status = ChatStatus.ERROR if error else ChatStatus.WAITING
         chat.last_error = error

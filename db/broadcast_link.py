@@ -151,7 +151,8 @@ class BroadcastLink:
         self.abandon("closed")
         for channel in list(self._upstream):
             try:
-                await asyncio.wait_for(self.remove(channel), self._timeout)
+                async with asyncio.timeout(self._timeout):
+                    await self.remove(channel)
             except Exception:
                 log.debug("dropping %s on a closing link failed", channel, exc_info=True)
         if self._listener is not None:
@@ -159,7 +160,8 @@ class BroadcastLink:
             with contextlib.suppress(BaseException):
                 await self._listener
         try:
-            await asyncio.wait_for(self.backend.disconnect(), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await self.backend.disconnect()
         except Exception:
             log.debug("disconnecting the broadcast backend failed", exc_info=True)
 
@@ -167,7 +169,8 @@ class BroadcastLink:
         if self._abandoned:
             return
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.backend.unsubscribe(channel), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await self.backend.unsubscribe(channel)
 
     async def _pump(self, channel: str, subscriber: Subscriber) -> None:
         while True:

@@ -131,7 +131,8 @@ class EventHub:
         link = self._require_link()
         try:
             # Always a str, so memory:// behaves like the networked backends.
-            await asyncio.wait_for(link.publish(channel, payload.decode()), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await link.publish(channel, payload.decode())
         except Exception as exc:
             self._suspect.set()
             raise BackendUnavailable(f"publishing on {self._where}: {describe(exc)}") from exc
@@ -142,7 +143,8 @@ class EventHub:
         if not self.available or link is None:
             return False
         try:
-            await asyncio.wait_for(link.probe(), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await link.probe()
         except Exception as exc:
             log.warning("broadcast backend unreachable: %s", describe(exc))
             self._suspect.set()
@@ -174,7 +176,8 @@ class EventHub:
             subs = self._channels.get(sub.channel)
             if subs is None:
                 try:
-                    await asyncio.wait_for(link.add(sub.channel), self._timeout)
+                    async with asyncio.timeout(self._timeout):
+                        await link.add(sub.channel)
                 except Exception as exc:
                     self._suspect.set()
                     raise BackendUnavailable(
@@ -202,7 +205,8 @@ class EventHub:
             if self._link is None:
                 return
             try:
-                await asyncio.wait_for(self._link.remove(channel), self._timeout)
+                async with asyncio.timeout(self._timeout):
+                    await self._link.remove(channel)
             except Exception as exc:
                 log.warning("unsubscribing %s failed: %s", channel, describe(exc))
                 self._suspect.set()
@@ -258,7 +262,8 @@ class EventHub:
             finally:
                 suspicion.cancel()
             try:
-                await asyncio.wait_for(link.probe(), self._timeout)
+                async with asyncio.timeout(self._timeout):
+                    await link.probe()
             except TimeoutError:
                 return f"no answer within {self._timeout}s"
             except Exception as exc:
@@ -269,10 +274,12 @@ class EventHub:
         while True:
             link = self._new_link()
             try:
-                await asyncio.wait_for(link.connect(), self._timeout)
+                async with asyncio.timeout(self._timeout):
+                    await link.connect()
                 async with self._lock:
                     for channel in list(self._channels):
-                        await asyncio.wait_for(link.add(channel), self._timeout)
+                        async with asyncio.timeout(self._timeout):
+                            await link.add(channel)
                     self._link = link
                     self._available = True
                     for subs in self._channels.values():
