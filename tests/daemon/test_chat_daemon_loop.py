@@ -6,69 +6,32 @@ tool; a fake OpenAI-compatible server (``served_llm``) for the bad-key case.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from starlette.applications import Starlette
-
-from daemon.tool_registry import ToolRegistry
 from db.models import Chat, ChatMessage
 from db.vocabulary import MessageRole
-from tests.conftest import make_settings
 from tests.daemon.fake_llm import FakeLlm
 from tests.daemon.live import (
     CHAT_EVENTS,
-    ECHO,
-    FAST_DAEMON,
     SEND,
     GraphQLSocket,
     chat_settled,
     chat_uuid,
     create_chat,
-    http_client,
     is_message,
     is_status,
     messages_of,
-    new_user,
     nonce,
     read_chat,
-    running_app,
     settled,
     stored_text,
     text_of,
     typename,
 )
-from tests.harness import PASSWORD, SIGN_UP, GraphQLClient
+from tests.daemon.live_app import admin, app, client, token  # noqa: F401 (fixtures)
+from tests.harness import GraphQLClient
 
-
-@pytest.fixture(scope="module")
-async def app(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Starlette]:
-    """This module's own app (it replaces the shared one): the daemon runs, fast."""
-    settings = make_settings(database_url, tmp_path_factory, **FAST_DAEMON)
-    async with running_app(settings, tools=ToolRegistry([ECHO])) as application:
-        yield application
-
-
-@pytest.fixture(scope="module")
-async def client(live_server: str) -> AsyncIterator[GraphQLClient]:
-    async with http_client(live_server) as gql:
-        yield gql
-
-
-@pytest.fixture(scope="module")
-async def admin(client: GraphQLClient) -> str:
-    """The first account, hence ADMIN."""
-    data = await client.ok(SIGN_UP, {"u": "admin", "p": PASSWORD})
-    assert data["signUp"]["user"]["role"] == "ADMIN"
-    return str(data["signUp"]["token"])
-
-
-@pytest.fixture
-async def token(client: GraphQLClient, admin: str) -> str:
-    return await new_user(client)
+# app, client, admin and token: this module's own running app (tests.daemon.live_app).
 
 
 # -- 5. a bad key -----------------------------------------------------------------------
