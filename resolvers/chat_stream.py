@@ -11,6 +11,7 @@ by a re-read from the cursor.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from db.chat_events import chat_channel
 from db.keyset import InvalidCursor
 from db.message_rows import MessageRow, cursor_id, message_cursor, messages_after
 from db.models import Chat, ChatQueuedMessage
-from db.vocabulary import ChatStatus
+from db.vocabulary import ChatStatus, MessageRole
 from resolvers.chats import own_chat
 from resolvers.context import RequestContext
 from resolvers.errors import bad_input
@@ -90,6 +91,21 @@ async def mark_read(chat_id: uuid.UUID) -> None:
     )
 
 
+# Every subscriber of a chat reads the same new messages when one is announced:
+# concurrent reads of the same (chat, after id) share one query.
+_reads: dict[tuple[uuid.UUID, int], asyncio.Future[list[MessageRow]]] = {}
+
+
+async def _shared_read(chat_id: uuid.UUID, after_id: int) -> list[MessageRow]:
+    key = (chat_id, after_id)
+    pending = _reads.get(key)
+    if pending is None:
+        pending = asyncio.ensure_future(messages_after(chat_id, after_id))
+        _reads[key] = pending
+        pending.add_done_callback(lambda _: _reads.pop(key, None))
+    return await asyncio.shield(pending)
+
+
 class _Replay:
     def __init__(self, chat_id: uuid.UUID, after: int) -> None:
         self.chat_id = chat_id
@@ -99,7 +115,7 @@ class _Replay:
     async def messages(self) -> list[MessageCreatedEvent]:
         out = []
         while True:
-            rows = await messages_after(self.chat_id, self.last_id)
+            rows = await _shared_read(self.chat_id, self.last_id)
             for row in rows:
                 out.append(MessageCreatedEvent(self.chat_id, message_cursor(row.id), row))
                 self.last_id = row.id
@@ -152,9 +168,11 @@ async def _translate(
                 chat_id, raw.get("role", "assistant"), raw["partIndex"], raw["part"]
             )
     elif kind == "message":
-        for event in await replay.messages():
+        delivered = await replay.messages()
+        for event in delivered:
             yield event
-        await mark_read(chat_id)
+        if any(e.message.role is MessageRole.ASSISTANT for e in delivered):
+            await mark_read(chat_id)  # the viewer is watching: a new reply is read
     elif kind == "status":
         yield StatusChangedEvent(chat_id, ChatStatus(raw["status"]))
     elif kind == "queue":

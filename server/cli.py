@@ -52,6 +52,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_config=None,
         ws_ping_interval=20,
+        # Frames are small JSON deltas: compressing each costs more CPU than it saves.
+        ws_per_message_deflate=False,
         proxy_headers=True,
     )
     return 0
