@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from db.raw_sql import fetch
-from db.vocabulary import TITLE_LOCK_WORKER, ChatStatus
+from db.vocabulary import TITLE_LOCK_WORKER
 
 _CLAIM = """
 UPDATE chats SET status = 'running', worker_id = $1, started_at = now(), heartbeat_at = now()
@@ -41,7 +41,6 @@ _HAND_BACK = (
 
 
 # A title regeneration holds the chat with a reserved worker id (resolvers set it).
-TITLE_LOCK = TITLE_LOCK_WORKER
 _CLAIM_TITLE = (
     "UPDATE chats SET heartbeat_at = now() + interval '2 minutes' "
     "WHERE id = $1 AND worker_id = $2 AND heartbeat_at <= now() RETURNING id"
@@ -53,7 +52,7 @@ _RELEASE_TITLE = (
 
 async def claim_title(chat_id: str) -> bool:
     """Exactly one daemon runs a requested regeneration."""
-    return bool(await fetch(_CLAIM_TITLE, uuid.UUID(chat_id), TITLE_LOCK))
+    return bool(await fetch(_CLAIM_TITLE, uuid.UUID(chat_id), TITLE_LOCK_WORKER))
 
 
 async def title_owner(chat_id: str) -> uuid.UUID | None:
@@ -62,7 +61,7 @@ async def title_owner(chat_id: str) -> uuid.UUID | None:
 
 
 async def release_title(chat_id: str) -> None:
-    await fetch(_RELEASE_TITLE, uuid.UUID(chat_id), TITLE_LOCK)
+    await fetch(_RELEASE_TITLE, uuid.UUID(chat_id), TITLE_LOCK_WORKER)
 
 
 async def claim(worker_id: uuid.UUID, limit: int) -> list[Any]:
@@ -86,6 +85,3 @@ async def recover_stale(stale_after: timedelta) -> list[Any]:
 async def hand_back(worker_id: uuid.UUID) -> list[Any]:
     """On shutdown: our running chats go back to PENDING for another worker."""
     return await fetch(_HAND_BACK, worker_id)
-
-
-__all__ = ["ChatStatus", "claim", "hand_back", "heartbeat", "recover_stale"]

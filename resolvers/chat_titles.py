@@ -22,7 +22,6 @@ from resolvers.chats import own_chat
 from resolvers.context import RequestContext
 from resolvers.errors import conflict
 
-TITLE_LOCK = TITLE_LOCK_WORKER
 LOCK_STALE = timedelta(minutes=1)
 WAIT_S = 35.0
 
@@ -34,10 +33,10 @@ async def regenerate_chat_title(ctx: RequestContext, gid: str) -> Chat:
         chat = await Chat.filter(id=own.id).using_db(conn).select_for_update().get()
         if chat.status in BUSY_STATUSES:
             raise conflict("the chat is running; regenerate its title when it is idle")
-        held = chat.worker_id == TITLE_LOCK and chat.heartbeat_at is not None
+        held = chat.worker_id == TITLE_LOCK_WORKER and chat.heartbeat_at is not None
         if held and chat.heartbeat_at > now - LOCK_STALE:  # type: ignore[operator]
             raise conflict("a title is already being generated for this chat")
-        chat.worker_id, chat.heartbeat_at = TITLE_LOCK, now
+        chat.worker_id, chat.heartbeat_at = TITLE_LOCK_WORKER, now
         await chat.save(update_fields=["worker_id", "heartbeat_at"], using_db=conn)
     if ctx.events is None:
         return chat

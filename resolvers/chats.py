@@ -18,6 +18,7 @@ from db.keyset import Page, SortKey
 from db.models import Chat, ChatMessage
 from db.parts import parts_to_json
 from db.raw_sql import fetchrow, model_from
+from db.titles import fallback_title
 from db.vocabulary import (
     CHAT_SYSTEM_PROMPT_MAX,
     LABEL_KEY_MAX,
@@ -32,7 +33,7 @@ from resolvers import global_id
 from resolvers.chat_search import parse_chat_query
 from resolvers.context import RequestContext
 from resolvers.errors import bad_input, not_found
-from resolvers.message_input import PartInputLike, fallback_title, parse_content
+from resolvers.message_input import PartInputLike, parse_content
 from resolvers.model_configs import chat_model_config_key
 from resolvers.pagination import PageArgs, paginate
 from resolvers.permissions import require_permission, require_viewer

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Protocol
 
 from db.parts import FilePart, FileReferencePart, Part, TextPart
-from db.titles import fallback_title
 from db.vocabulary import MESSAGE_PARTS_MAX, TEXT_PART_MAX
 from resolvers import global_id
 from resolvers.errors import bad_input
@@ -63,6 +62,3 @@ def parse_content(content: list[PartInputLike], field: str = "content") -> list[
                 FileReferencePart(ref.file_name, ref.start_line, ref.end_line, ref.content)
             )
     return parts
-
-
-__all__ = ["PartInputLike", "fallback_title", "parse_content"]
