@@ -1,0 +1,69 @@
+"""The ``write_file`` tool: create or replace a workspace file with given text.
+
+The file is opened at its resolved real path with ``O_NOFOLLOW``, so a link
+planted at that name after the confinement check is refused instead of followed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from daemon.providers import ToolSpec
+from daemon.tool_registry import Tool
+from daemon.tools.paths import display_path, resolve_writable
+from daemon.tools.turn_context import ToolError, ToolTurn, require_str
+
+SPEC = ToolSpec(
+    name="write_file",
+    description=(
+        "Create or overwrite a text file in the chat's workspace with `content` (UTF-8). "
+        "Missing parent directories are created. To change part of an existing file, "
+        "prefer edit_files. In plan mode only the chat's plan file may be written."
+    ),
+    parameters={
+        "type": "object",
+        "properties": {
+            "path": {
+                "type": "string",
+                "description": "File path, relative to the workspace root or absolute.",
+            },
+            "content": {"type": "string", "description": "The file's complete new content."},
+        },
+        "required": ["path", "content"],
+        "additionalProperties": False,
+    },
+)
+
+
+async def write_file(args: dict[str, Any], turn: ToolTurn) -> dict[str, Any]:
+    raw = require_str(args, "path")
+    content = require_str(args, "content")
+    real = resolve_writable(turn, raw)
+    shown = display_path(turn, real)
+    data = content.encode("utf-8")
+    created = await asyncio.to_thread(write_bytes, real, shown, data)
+    return {"path": shown, "bytesWritten": len(data), "created": created}
+
+
+def write_bytes(real: Path, shown: str, data: bytes) -> bool:
+    """Writes ``data`` to the confined path ``real``; returns whether it was created."""
+    if real.is_dir():
+        raise ToolError(f"{shown} is a directory; give a file path")
+    existed = real.exists()
+    if existed and not real.is_file():
+        raise ToolError(f"{shown} is not a regular file")
+    try:
+        real.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise ToolError(f"cannot create the directories for {shown}: a parent is a file") from exc
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(real, flags, 0o666)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+    return not existed
+
+
+TOOL = Tool(spec=SPEC, run=write_file, timeout_s=60.0)

@@ -1,0 +1,83 @@
+"""The process table and captured output: bounded memory, processes stopped on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from daemon.tools.processes import CappedOutput, ProcessTable
+from daemon.tools.turn_context import ToolError
+from tests.daemon.tools.workspace_turn import exits, is_running
+
+
+def test_output_under_the_cap_is_kept_whole() -> None:
+    output = CappedOutput(limit=10)
+    output.append(b"hello ")
+    output.append(b"you")
+    assert (output.text(), output.truncated) == ("hello you", False)
+
+
+def test_output_over_the_cap_keeps_head_and_tail() -> None:
+    output = CappedOutput(limit=10)
+    for chunk in (b"01234", b"56789abcdef", b"ghijklmnopqrstuvwxyz"):
+        output.append(chunk)
+
+    assert output.truncated is True
+    assert output.text() == "01234\n… 26 bytes omitted …\nvwxyz"
+
+
+async def test_kill_chat_stops_only_that_chats_processes(
+    processes: ProcessTable, workspace: Path
+) -> None:
+    chat, other = uuid.uuid4(), uuid.uuid4()
+    mine = await processes.start(chat, "sleep 30", workspace)
+    theirs = await processes.start(other, "sleep 30", workspace)
+
+    await processes.kill_chat(chat)
+
+    assert await exits(mine.shell.pid)
+    assert is_running(theirs.shell.pid)
+    with pytest.raises(ToolError, match="unknown process"):
+        processes.get(chat, mine.id)
+    assert processes.get(other, theirs.id) is theirs
+
+
+async def test_close_all_stops_everything_including_children(workspace: Path) -> None:
+    table = ProcessTable()
+    fifo = workspace / "pid.fifo"
+    os.mkfifo(fifo)
+    first = await table.start(uuid.uuid4(), "sleep 30", workspace)
+    second = await table.start(uuid.uuid4(), "sleep 30 & echo $! > pid.fifo; wait", workspace)
+    child = int(await asyncio.to_thread(fifo.read_text))  # blocks until the command writes
+
+    await table.close_all()
+
+    assert await exits(first.shell.pid)
+    assert await exits(second.shell.pid)
+    assert await exits(child)
+    assert table.for_chat(first.chat_id) == []
+
+
+async def test_a_process_ignoring_sigterm_is_killed(workspace: Path) -> None:
+    table = ProcessTable(stop_grace_s=0.2)
+    stubborn = await table.start(uuid.uuid4(), "trap '' TERM; sleep 30 & wait", workspace)
+    await table.close_all()
+    assert await exits(stubborn.shell.pid)
+
+
+async def test_running_processes_per_chat_are_limited(
+    workspace: Path,
+) -> None:
+    table = ProcessTable(max_running_per_chat=1)
+    chat = uuid.uuid4()
+    try:
+        await table.start(chat, "sleep 30", workspace)
+        with pytest.raises(ToolError, match="already runs 1 background processes"):
+            await table.start(chat, "sleep 30", workspace)
+        await table.start(uuid.uuid4(), "sleep 30", workspace)  # other chats are unaffected
+    finally:
+        await table.close_all()
