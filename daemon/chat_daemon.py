@@ -17,12 +17,14 @@ from datetime import timedelta
 from typing import Any
 
 from daemon import claims
+from daemon.periodic import every
 from daemon.titles import auto_title, regenerate_title
 from daemon.tool_registry import ToolRegistry
 from daemon.turn_runner import Turn, TurnSettings, run_turn, settle_interrupted
 from db.chat_events import WORK_CHANNEL, ChatEvents, chat_channel
 from db.event_hub import EventHub
 from db.raw_sql import fetch
+from db.retention import purge_expired
 from db.secret_box import SecretBox
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class DaemonSettings:
     heartbeat_s: float = 30.0
     stale_after_s: float = 300.0
     max_chats: int = 10
+    purge_interval_s: float = 600.0
     turn: TurnSettings = field(default_factory=TurnSettings)
 
 
@@ -77,6 +80,10 @@ class ChatDaemon:
             asyncio.create_task(self._heartbeat_loop(), name="daemon-heartbeat"),
             asyncio.create_task(self._stale_loop(), name="daemon-stale"),
             asyncio.create_task(self._listen_for_work(), name="daemon-wake"),
+            asyncio.create_task(
+                every(self.settings.purge_interval_s, purge_expired, "retention purge"),
+                name="daemon-purge",
+            ),
         ]
         self.wake()
 

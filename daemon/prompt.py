@@ -3,7 +3,7 @@
 System text: the deployment prompt, the chat's own system messages (model-only
 rows written at creation), then the owner's personal instructions. History: the
 messages the model may see (visibility model or both, not deleted), starting at
-the latest compaction summary when there is one.
+the latest compaction summary when there is one, with attached files' bytes.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 import uuid
 from typing import Literal, cast
 
-from daemon.providers import ModelMessage
+from daemon.providers import InlineFile, ModelMessage
+from db.chat_files import file_blobs, part_file_ids
 from db.models import ChatMessage
 from db.parts import TextPart, parts_from_json
 from db.system_prompt import deployment_system_prompt, user_instructions
@@ -43,4 +44,19 @@ async def history(chat_id: uuid.UUID) -> list[ModelMessage]:
     for row in await rows:
         role = cast(Literal["user", "assistant", "tool"], row.role.value)
         messages.append(ModelMessage(role=role, parts=parts_from_json(row.parts)))
+    await _attach_files(messages)
     return messages
+
+
+async def _attach_files(messages: list[ModelMessage]) -> None:
+    """Read attached files' bytes now, at dispatch: the rows keep only ids."""
+    wanted = part_file_ids(p for m in messages if m.role == "user" for p in m.parts)
+    if not wanted:
+        return
+    blobs = await file_blobs(wanted)
+    for message in messages:
+        for key in part_file_ids(message.parts):
+            blob = blobs.get(key)
+            if blob is not None:
+                meta = blob.meta
+                message.files[str(key)] = InlineFile(meta.name, meta.mime_type, blob.data)

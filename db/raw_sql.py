@@ -16,7 +16,7 @@ from tortoise.models import Model
 M = TypeVar("M", bound=Model)
 
 
-def _pool() -> Any:
+def pool() -> Any:
     """The asyncpg pool under Tortoise's default client (opened at startup)."""
     client: Any = Tortoise.get_connection("default")
     pool = client._pool
@@ -26,11 +26,11 @@ def _pool() -> Any:
 
 
 async def fetch(sql: str, *args: Any) -> list[Any]:
-    return list(await _pool().fetch(sql, *args))
+    return list(await pool().fetch(sql, *args))
 
 
 async def fetchrow(sql: str, *args: Any) -> Any:
-    return await _pool().fetchrow(sql, *args)
+    return await pool().fetchrow(sql, *args)
 
 
 def model_from(model: type[M], row: Any, prefix: str = "") -> M:

@@ -118,6 +118,16 @@ FALLBACK_TITLE = "New Chat"
 FALLBACK_TITLE_WORDS = 6
 AUTO_TITLE_MAX = 80
 CHAT_SYSTEM_PROMPT_MAX = 10_000
+
+# Files (Part B §5): images only, sniffed; bytes capped while reading.
+CHAT_FILE_MAX_BYTES = 10 * 1024 * 1024
+CHAT_FILE_LINKS_MAX = 50
+FILE_NAME_MAX_BYTES = 255
+CHAT_FILE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+# Retention (Part B §4.12): archived chats and unlinked files, 0 = keep forever.
+CHAT_RETENTION_DAYS_DEFAULT = 30
+CHAT_RETENTION_DAYS_MAX = 3650
+PURGE_BATCH = 1000
 LABELS_MAX = 50
 LABEL_KEY_MAX = 64
 LABEL_VALUE_MAX = 256
@@ -197,3 +207,34 @@ class ChatListEventKind(StrEnum):
 
 # The reserved worker id that marks "a title is being generated" (as in Part B).
 TITLE_LOCK_WORKER = uuid.UUID(int=1)
+
+
+# ---- Workspaces, their TTL and pull-request status (db/models/workspace.py) ----
+
+
+class WorkspaceStatus(StrEnum):
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+class WorkspaceSourceKind(StrEnum):
+    """How a template becomes a workspace: clone a repository, or copy a directory."""
+
+    GIT = "git"
+    DIRECTORY = "directory"
+
+
+class PullRequestState(StrEnum):
+    OPEN = "open"
+    DRAFT = "draft"
+    MERGED = "merged"
+    CLOSED = "closed"
+
+
+WORKSPACE_NAME_MAX = 200
+WORKSPACE_TEMPLATE_NAME_MAX = 200
+# A site TTL of 0 means "the template's default"; anything else is bounded.
+WORKSPACE_TTL_MIN_S = 60
+WORKSPACE_TTL_MAX_S = 30 * 24 * 3600
+# How long a diff-status worker holds a claimed row before another may retry it.
+DIFF_STATUS_LEASE_S = 300

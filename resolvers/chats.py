@@ -14,6 +14,7 @@ from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from db.chat_events import ChatEvents
+from db.chat_files import link_files, part_file_ids
 from db.keyset import Page, SortKey
 from db.models import Chat, ChatMessage
 from db.parts import parts_to_json
@@ -33,6 +34,7 @@ from resolvers import global_id
 from resolvers.chat_search import parse_chat_query
 from resolvers.context import RequestContext
 from resolvers.errors import bad_input, not_found
+from resolvers.files import require_own_files
 from resolvers.message_input import PartInputLike, parse_content
 from resolvers.model_configs import chat_model_config_key
 from resolvers.pagination import PageArgs, paginate
@@ -144,6 +146,8 @@ async def create_chat(
 ) -> CreatedChat:
     viewer = require_permission(ctx, Permission.CREATE_CHAT)
     parts = parse_content(content)
+    file_keys = part_file_ids(parts)
+    await require_own_files(ctx, file_keys)
     checked_labels = check_labels(labels)
     if system_prompt is not None and len(system_prompt) > CHAT_SYSTEM_PROMPT_MAX:
         raise bad_input("systemPrompt", f"at most {CHAT_SYSTEM_PROMPT_MAX} characters")
@@ -187,6 +191,7 @@ async def create_chat(
             model_config_id=model_key,
             using_db=conn,
         )
+        warnings = await link_files(conn, chat_id, file_keys)
 
     await row.refresh_from_db(fields=["updated_at"])  # the message trigger moved it
 
@@ -196,4 +201,4 @@ async def create_chat(
         await events.status(viewer.id, chat_id, ChatStatus.PENDING.value)
 
     await publish(ctx, announce)
-    return CreatedChat(chat=row)
+    return CreatedChat(chat=row, warnings=warnings)

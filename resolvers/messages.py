@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from tortoise.transactions import in_transaction
 
 from db.chat_events import ChatEvents
+from db.chat_files import link_files, part_file_ids
 from db.chat_queue import move_to_history, promote_queue_head
 from db.keyset import InvalidCursor, Page
 from db.message_rows import MessageRow, message_page
@@ -27,6 +28,7 @@ from resolvers import global_id
 from resolvers.chats import own_chat, publish
 from resolvers.context import RequestContext
 from resolvers.errors import ApiError, bad_input, not_found
+from resolvers.files import require_own_files
 from resolvers.message_input import PartInputLike, parse_content
 from resolvers.model_configs import chat_model_config_key
 from resolvers.pagination import PageArgs
@@ -87,6 +89,8 @@ async def send_message(
     viewer = require_viewer(ctx)
     busy_behavior = BusyBehavior(busy_behavior)  # Strawberry passes input enums as values
     parts = parse_content(content)
+    file_keys = part_file_ids(parts)
+    await require_own_files(ctx, file_keys)
     # An enabled, non-deleted config, or None to keep the chat's.
     model_key = await chat_model_config_key(model_config_id, use_default=False)
     own = await own_chat(ctx, chat_id, "chatId")
@@ -118,7 +122,7 @@ async def send_message(
                 chat.status, chat.worker_id = ChatStatus.WAITING, None
                 await chat.save(update_fields=["status", "worker_id"], using_db=conn)
                 if not claimed:  # nobody to hand over: the queue head runs now
-                    result.message = await promote_queue_head(conn, chat)
+                    result.message = await promote_queue_head(conn, chat, result.warnings)
                     if (
                         result.message is not None
                         and not await ChatQueuedMessage.filter(id=queued.id).using_db(conn).exists()
@@ -135,7 +139,8 @@ async def send_message(
             )
             chat.status = ChatStatus.PENDING
             await chat.save(update_fields=["status"], using_db=conn)
-            result = SendResult(chat=chat, message=message)
+            warnings = await link_files(conn, chat.id, file_keys)
+            result = SendResult(chat=chat, message=message, warnings=warnings)
     await chat.refresh_from_db(fields=["updated_at"])
 
     async def announce(events: ChatEvents) -> None:
@@ -159,6 +164,8 @@ async def edit_message(
     queue is cleared and the turn runs again from the replacement."""
     viewer = require_viewer(ctx)
     parts = parse_content(content)
+    file_keys = part_file_ids(parts)
+    await require_own_files(ctx, file_keys)
     key = message_key(message_id, "messageId")
     original = await ChatMessage.filter(id=key, deleted=False, chat__owner_id=viewer.id).first()
     if original is None:
@@ -188,6 +195,7 @@ async def edit_message(
         )
         chat.status, chat.worker_id = ChatStatus.PENDING, None
         await chat.save(update_fields=["status", "worker_id"], using_db=conn)
+        warnings = await link_files(conn, chat.id, file_keys)
 
     await chat.refresh_from_db(fields=["updated_at"])
 
@@ -197,7 +205,7 @@ async def edit_message(
         await events.status(viewer.id, chat.id, ChatStatus.PENDING.value)
 
     await publish(ctx, announce)
-    return SendResult(chat=chat, message=replacement)
+    return SendResult(chat=chat, message=replacement, warnings=warnings)
 
 
 def _bigint_key(gid: str, type_name: str, field_name: str) -> int:
@@ -237,7 +245,8 @@ async def promote_queued_message(ctx: RequestContext, gid: str) -> SendResult:
         row = await ChatQueuedMessage.filter(id=queued.id).using_db(conn).first()
         if row is None:  # promoted or deleted meanwhile
             raise not_found("queued message")
-        message = await move_to_history(conn, row)
+        warnings: list[str] = []
+        message = await move_to_history(conn, row, warnings)
         started = chat.status not in BUSY_STATUSES
         if started:
             chat.status = ChatStatus.PENDING
@@ -252,7 +261,7 @@ async def promote_queued_message(ctx: RequestContext, gid: str) -> SendResult:
             await events.status(viewer.id, chat.id, ChatStatus.PENDING.value)
 
     await publish(ctx, announce)
-    return SendResult(chat=chat, message=message)
+    return SendResult(chat=chat, message=message, warnings=warnings)
 
 
 async def delete_queued_message(ctx: RequestContext, gid: str) -> Chat:

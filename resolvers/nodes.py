@@ -13,6 +13,7 @@ from typing import Any
 from resolvers import global_id
 from resolvers.chats import chats_by_ids
 from resolvers.context import RequestContext
+from resolvers.files import files_by_ids
 from resolvers.messages import messages_by_ids, queued_by_ids
 from resolvers.model_configs import model_configs_by_ids
 from resolvers.providers import providers_by_ids
@@ -30,6 +31,7 @@ _FETCHERS: dict[str, tuple[Callable[[str], Any], Fetch]] = {
     "QueuedMessage": (int, queued_by_ids),
     "Provider": (uuid.UUID, providers_by_ids),
     "ModelConfig": (uuid.UUID, model_configs_by_ids),
+    "ChatFile": (uuid.UUID, files_by_ids),
 }
 
 

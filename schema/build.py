@@ -15,10 +15,12 @@ from strawberry.types import ExecutionContext
 
 from schema.auth import AuthMutations
 from schema.chat import Chat, ChatQueries
+from schema.chat_config import ChatConfigMutations, ChatConfigQueries
 from schema.chat_mutations import ChatMutations
 from schema.errors import ErrorShaping
 from schema.fast_execution import FastExecutor
 from schema.fast_lane import QueryFastLane
+from schema.file import ChatFile, FileMutations
 from schema.limits import LimitGuard, QueryLimits
 from schema.message import Message, QueuedMessage
 from schema.model_config import ModelConfigMutations, ModelConfigQueries
@@ -46,11 +48,27 @@ class AgentSchema(strawberry.Schema):
 
 
 Query = merge_types(
-    "Query", (NodeQueries, UserQueries, ChatQueries, ProviderQueries, ModelConfigQueries)
+    "Query",
+    (
+        NodeQueries,
+        UserQueries,
+        ChatQueries,
+        ChatConfigQueries,
+        ProviderQueries,
+        ModelConfigQueries,
+    ),
 )
 Mutation = merge_types(
     "Mutation",
-    (AuthMutations, UserMutations, ChatMutations, ProviderMutations, ModelConfigMutations),
+    (
+        AuthMutations,
+        UserMutations,
+        ChatMutations,
+        FileMutations,
+        ChatConfigMutations,
+        ProviderMutations,
+        ModelConfigMutations,
+    ),
 )
 
 
@@ -75,7 +93,7 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[User, ApiToken, Chat, Message, QueuedMessage, Provider, ModelConfig],
+        types=[User, ApiToken, Chat, ChatFile, Message, QueuedMessage, Provider, ModelConfig],
         extensions=extensions,
         config=StrawberryConfig(sort_schema=True),
     )

@@ -13,6 +13,7 @@ from db.vocabulary import ChatErrorKind, ChatMode, ChatStatus
 from resolvers import chats, messages
 from resolvers.pagination import PageArgs
 from schema.connection import Connection, connection_of
+from schema.file import ChatFile
 from schema.info import Info
 from schema.message import Message, QueuedMessage
 from schema.node import Node, global_id_field, row_is
@@ -90,6 +91,10 @@ class Chat(Node):
     ) -> Connection[Message]:
         page = await messages.messages(root, PageArgs(first, after, last, before))
         return cast(Connection[Message], connection_of(page))
+
+    @strawberry.field(description="Files linked to the chat (at most 50), oldest link first.")
+    async def files(self, root: ChatRow, info: Info) -> list[ChatFile]:
+        return cast(list[ChatFile], await info.context.loaders.chat_files.load(root.id))
 
     @strawberry.field(description="Messages waiting for the running turn, oldest first.")
     async def queued_messages(self, root: ChatRow, info: Info) -> list[QueuedMessage]:

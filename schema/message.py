@@ -6,17 +6,19 @@ part objects are the ``db.parts`` dataclasses themselves.
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
 
 from db import parts as p
+from db.chat_files import FileMeta
 from db.message_rows import MessageRow
 from db.models import ChatMessage, ChatQueuedMessage
 from db.vocabulary import MessageRole
-from resolvers import global_id
+from schema.file import ChatFile
 from schema.info import Info
 from schema.node import Node, global_id_field, row_is
 from schema.user import User
@@ -53,13 +55,25 @@ class ToolResultPart:
     is_type_of = row_is(p.ToolResultPart)
 
 
-@strawberry.type(description="An uploaded file; resolved to the file itself with Files.")
+@strawberry.type(description="An attached file (batched: one query for all parts).")
 class FilePart:
-    @strawberry.field(description="Global id of the ChatFile.")
-    def file_id(self, root: Any) -> strawberry.ID:
-        return strawberry.ID(global_id.encode("ChatFile", root.file_id))
+    @strawberry.field(description="The file; a purged one reads as a zero-byte tombstone.")
+    async def file(self, root: p.FilePart, info: Info) -> ChatFile:
+        key = uuid.UUID(root.file_id)
+        meta = await info.context.loaders.files.load(key)
+        return cast(ChatFile, meta if meta is not None else tombstone(key))
 
     is_type_of = row_is(p.FilePart)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def tombstone(key: uuid.UUID) -> FileMeta:
+    """What a message shows for a file that retention already deleted."""
+    return FileMeta(
+        key, uuid.UUID(int=0), "deleted file", "application/octet-stream", 0, "", _EPOCH
+    )
 
 
 @strawberry.type

@@ -19,6 +19,7 @@ from db.secret_box import SecretBox
 from schema.build import build_schema
 from server.body_limit import BodyLimitMiddleware
 from server.database import database
+from server.file_routes import file_routes
 from server.graphiql import graphiql_assets_route
 from server.graphql_view import AgentGraphQL
 from server.health import healthz, readyz
@@ -72,6 +73,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics.endpoint),
+            *file_routes(),
         ],
         middleware=[
             Middleware(RequestIdMiddleware),

@@ -1,9 +1,9 @@
 """Finding the bearer token on a request, wherever the client could put it.
 
 Order: ``Authorization: Bearer``, then the ``session_token`` query parameter
-(WebSockets from embedded webviews that cannot set headers or cookies), then the
-session cookie. On WebSockets the ``connection_init`` payload's ``authToken``
-takes precedence (see ``server.graphql_view``).
+(WebSockets from embedded webviews that cannot set headers or cookies, and file
+downloads for ``<img src>``), then the session cookie. On WebSockets the
+``connection_init`` payload's ``authToken`` takes precedence (see ``server.graphql_view``).
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ class Credentials:
     from_cookie: bool
 
 
-def credentials_of(conn: HTTPConnection) -> Credentials:
+def credentials_of(conn: HTTPConnection, *, query_ok: bool = False) -> Credentials:
     header = conn.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return Credentials(value.strip(), from_cookie=False)
-    if conn.scope["type"] == "websocket" and conn.query_params.get(QUERY_PARAM):
+    if (query_ok or conn.scope["type"] == "websocket") and conn.query_params.get(QUERY_PARAM):
         return Credentials(conn.query_params[QUERY_PARAM], from_cookie=False)
     cookie = conn.cookies.get(COOKIE_NAME)
     if cookie:

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         description="A running chat without heartbeat this long goes back to PENDING.",
     )
     daemon_max_chats: int = Field(default=10, description="Turns one daemon runs at once.")
+    purge_interval_s: float = Field(
+        default=600.0, description="How often a daemon purges expired chats and files."
+    )
     retry_base_s: float = Field(default=1.0, description="First provider retry delay (doubles).")
     retry_max_s: float = Field(default=60.0, description="Longest provider retry delay.")
     retry_attempts: int = Field(default=25, description="Provider attempts before ERROR.")
@@ -88,6 +91,7 @@ class Settings(BaseSettings):
             heartbeat_s=self.daemon_heartbeat_s,
             stale_after_s=self.daemon_stale_after_s,
             max_chats=self.daemon_max_chats,
+            purge_interval_s=self.purge_interval_s,
             turn=TurnSettings(
                 coalesce_s=self.stream_coalesce_ms / 1000,
                 retry_base_s=self.retry_base_s,

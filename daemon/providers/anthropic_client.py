@@ -9,13 +9,15 @@ no sampling parameters.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import anthropic
 from anthropic.types import (
+    ImageBlockParam,
     MessageDeltaUsage,
     MessageParam,
     RawContentBlockDeltaEvent,
@@ -37,6 +39,7 @@ from daemon.providers.base import (
     FINISH_STOP,
     FINISH_TOOL_CALLS,
     Finish,
+    InlineFile,
     ModelRequest,
     ReasoningDelta,
     StreamEvent,
@@ -61,7 +64,9 @@ _FINISH = {
     "tool_use": FINISH_TOOL_CALLS,
 }
 
-_Block = TextBlockParam | ToolUseBlockParam | ToolResultBlockParam
+_Block = TextBlockParam | ToolUseBlockParam | ToolResultBlockParam | ImageBlockParam
+# Part B §2.5: larger images are not inlined for Anthropic.
+ANTHROPIC_INLINE_IMAGE_MAX = 5 * 1024 * 1024
 
 
 class _Sdk(anthropic.AsyncAnthropic):
@@ -230,6 +235,8 @@ def to_anthropic_messages(request: ModelRequest) -> list[MessageParam]:
         ]
         if text := joined_text(message.parts):
             blocks.append({"type": "text", "text": text})
+        if message.role == "user":
+            blocks.extend(_image(f) for f in message.attachments())
         blocks.extend(
             {"type": "tool_use", "id": p.tool_call_id, "name": p.tool_name, "input": _input(p)}
             for p in message.parts
@@ -248,6 +255,15 @@ def to_anthropic_messages(request: ModelRequest) -> list[MessageParam]:
         else:
             out.append({"role": "assistant", "content": blocks})
     return out
+
+
+def _image(attached: InlineFile) -> _Block:
+    """Images go inline up to Anthropic's 5 MiB cap; larger ones are named only."""
+    if len(attached.data) > ANTHROPIC_INLINE_IMAGE_MAX:
+        return {"type": "text", "text": f"[image {attached.name} too large to show inline]"}
+    data = base64.b64encode(attached.data).decode("ascii")
+    media: Any = attached.mime_type
+    return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
 
 
 def _input(part: ToolCallPart) -> dict[str, object]:

@@ -8,11 +8,12 @@ which SDK produced them.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from db.parts import Part
+from db.parts import FilePart, Part
 
 # Provider kinds, as ``make_client`` and the provider configs name them.
 OPENAI = "openai"
@@ -36,16 +37,37 @@ class ToolSpec:
     parameters: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class InlineFile:
+    """An attached file's bytes, read from storage when the request is built."""
+
+    name: str
+    mime_type: str
+    data: bytes
+
+    def data_url(self) -> str:
+        return f"data:{self.mime_type};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
 @dataclass(slots=True)
 class ModelMessage:
     """One turn sent to the model.
 
     Tool results travel as ``ToolResultPart`` in role ``tool``; the assistant's
-    own tool calls as ``ToolCallPart`` in role ``assistant``.
+    own tool calls as ``ToolCallPart`` in role ``assistant``. ``files`` holds the
+    bytes of the message's ``FilePart``s by file id (stored rows keep only ids).
     """
 
     role: Literal["user", "assistant", "tool"]
     parts: list[Part]
+    files: dict[str, InlineFile] = field(default_factory=dict)
+
+    def attachments(self) -> list[InlineFile]:
+        return [
+            self.files[p.file_id]
+            for p in self.parts
+            if isinstance(p, FilePart) and p.file_id in self.files
+        ]
 
 
 @dataclass(slots=True)

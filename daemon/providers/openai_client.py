@@ -18,6 +18,7 @@ from openai.types import CompletionUsage
 from openai.types.chat import (
     ChatCompletionAssistantMessageParam,
     ChatCompletionChunk,
+    ChatCompletionContentPartParam,
     ChatCompletionFunctionToolParam,
     ChatCompletionMessageFunctionToolCallParam,
     ChatCompletionMessageParam,
@@ -202,7 +203,14 @@ def to_openai_messages(request: ModelRequest) -> list[ChatCompletionMessageParam
                 content = result_text(part)
                 out.append({"role": "tool", "tool_call_id": part.tool_call_id, "content": content})
         text = joined_text(message.parts)
-        if message.role == "user" and text:
+        images = message.attachments() if message.role == "user" else []
+        if message.role == "user" and images:
+            blocks: list[ChatCompletionContentPartParam] = (
+                [{"type": "text", "text": text}] if text else []
+            )
+            blocks.extend({"type": "image_url", "image_url": {"url": f.data_url()}} for f in images)
+            out.append({"role": "user", "content": blocks})
+        elif message.role == "user" and text:
             out.append({"role": "user", "content": text})
         elif message.role == "assistant":
             calls = [_tool_call(p) for p in message.parts if isinstance(p, ToolCallPart)]

@@ -3,12 +3,22 @@
 from db.models.api_token import ApiToken
 from db.models.chat import Chat, ChatMessage, ChatQueuedMessage
 from db.models.config import SiteConfig, UserConfig
+from db.models.file import ChatFile, ChatFileLink
 from db.models.provider import ModelConfig, Provider, UserProviderKey
 from db.models.user import Group, GroupMember, User
+from db.models.workspace import (
+    ChatDiffStatus,
+    Workspace,
+    WorkspaceGitSnapshot,
+    WorkspaceTemplate,
+)
 
 __all__ = [
     "ApiToken",
     "Chat",
+    "ChatDiffStatus",
+    "ChatFile",
+    "ChatFileLink",
     "ChatMessage",
     "ChatQueuedMessage",
     "Group",
@@ -19,4 +29,7 @@ __all__ = [
     "User",
     "UserConfig",
     "UserProviderKey",
+    "Workspace",
+    "WorkspaceGitSnapshot",
+    "WorkspaceTemplate",
 ]

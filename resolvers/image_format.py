@@ -1,0 +1,137 @@
+"""Deciding what an uploaded image really is, from its bytes alone.
+
+``filetype`` names the format from the magic numbers; that alone accepts a
+truncated image or one with a second file glued on (a polyglot: a GIF that is
+also a script, a PNG followed by a zip). So each allowed format's container is
+walked to its end marker, which must be the last byte. Pixel data is never
+decoded: this is about what the bytes are, not whether they look right.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import filetype  # type: ignore[import-untyped]
+
+from db.vocabulary import CHAT_FILE_TYPES
+
+
+class ImageRejected(ValueError):
+    """The bytes are not one whole image of an allowed type; the message says why."""
+
+
+def sniff(data: bytes) -> str | None:
+    """The MIME type the magic numbers claim (SVG and text have none, hence None)."""
+    kind = filetype.guess(data[:8192])
+    return None if kind is None else str(kind.mime)
+
+
+def _png(data: bytes) -> None:
+    view = memoryview(data)
+    pos = 8
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > len(data):
+            raise ImageRejected("the PNG is truncated")
+        (crc,) = struct.unpack_from(">I", data, end - 4)
+        if zlib.crc32(view[pos + 4 : end - 4]) != crc:
+            raise ImageRejected(f"the PNG chunk {kind!r} is corrupt")
+        if kind == b"IEND":
+            if end != len(data):
+                raise ImageRejected("data follows the end of the PNG")
+            return
+        pos = end
+    raise ImageRejected("the PNG is truncated")
+
+
+def _jpeg(data: bytes) -> None:
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            raise ImageRejected("the JPEG is corrupt")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:
+            break
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            pos += 2
+            continue
+        (length,) = struct.unpack_from(">H", data, pos + 2)
+        pos += 2 + length
+        if marker == 0xDA:  # start of scan: entropy-coded data runs to the EOI marker
+            eoi = data.rfind(b"\xff\xd9")
+            if eoi < pos:
+                raise ImageRejected("the JPEG is truncated")
+            pos = eoi
+            break
+    if data[pos : pos + 2] != b"\xff\xd9":
+        raise ImageRejected("the JPEG is truncated")
+    if pos + 2 != len(data):
+        raise ImageRejected("data follows the end of the JPEG")
+
+
+def _sub_blocks(data: bytes, pos: int) -> int:
+    while True:
+        if pos >= len(data):
+            raise ImageRejected("the GIF is truncated")
+        size = data[pos]
+        pos += 1 + size
+        if size == 0:
+            return pos
+
+
+def _gif(data: bytes) -> None:
+    if len(data) < 13:
+        raise ImageRejected("the GIF is truncated")
+    flags = data[10]
+    pos = 13 + (3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0)
+    while pos < len(data):
+        block = data[pos]
+        if block == 0x3B:
+            if pos + 1 != len(data):
+                raise ImageRejected("data follows the end of the GIF")
+            return
+        if block == 0x21:  # extension: label, then sub-blocks
+            pos = _sub_blocks(data, pos + 2)
+        elif block == 0x2C:  # image: descriptor, local colours, LZW size, sub-blocks
+            if pos + 10 > len(data):
+                raise ImageRejected("the GIF is truncated")
+            local = data[pos + 9]
+            pos += 10 + (3 * 2 ** ((local & 7) + 1) if local & 0x80 else 0)
+            pos = _sub_blocks(data, pos + 1)
+        else:
+            raise ImageRejected("the GIF is corrupt")
+    raise ImageRejected("the GIF is truncated")
+
+
+def _webp(data: bytes) -> None:
+    if len(data) < 12:
+        raise ImageRejected("the WebP image is truncated")
+    (size,) = struct.unpack_from("<I", data, 4)
+    if size + 8 > len(data):
+        raise ImageRejected("the WebP image is truncated")
+    if size + 8 + (size & 1) < len(data):
+        raise ImageRejected("data follows the end of the WebP image")
+
+
+_WALKERS = {"image/png": _png, "image/jpeg": _jpeg, "image/gif": _gif, "image/webp": _webp}
+
+
+def image_type(data: bytes) -> str:
+    """The allowed image type ``data`` is, whole; ImageRejected says why not."""
+    if not data:
+        raise ImageRejected("the file is empty")
+    head = data[:1024].lstrip().lower()
+    if head.startswith((b"<?xml", b"<svg", b"<!doctype", b"<html")) or b"<svg" in head:
+        raise ImageRejected("SVG and other markup are not allowed; upload png, jpeg, gif or webp")
+    mime = sniff(data)
+    if mime not in CHAT_FILE_TYPES:
+        found = f" ({mime})" if mime else ""
+        raise ImageRejected(f"the bytes are not a png, jpeg, gif or webp image{found}")
+    _WALKERS[mime](data)
+    return mime
