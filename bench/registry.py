@@ -6,10 +6,15 @@ baseline route exists exactly when the benchmark does.
 
 from __future__ import annotations
 
-from bench import messages, viewer
+from bench import messages, uploads, viewer
 from bench.benchmark import Benchmark
 
 BENCHMARKS: dict[str, Benchmark] = {
     benchmark.name: benchmark
-    for benchmark in (viewer.BENCHMARK, messages.BENCHMARK, messages.DEEP_BENCHMARK)
+    for benchmark in (
+        viewer.BENCHMARK,
+        messages.BENCHMARK,
+        messages.DEEP_BENCHMARK,
+        uploads.BENCHMARK,
+    )
 }

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -20,7 +21,9 @@ from daemon import claims
 from daemon.periodic import every
 from daemon.titles import auto_title, regenerate_title
 from daemon.tool_registry import ToolRegistry
+from daemon.tools import ProcessTable, agent_tools
 from daemon.turn_runner import Turn, TurnSettings, run_turn, settle_interrupted
+from daemon.workspace_services import WorkspaceServices
 from db.chat_events import WORK_CHANNEL, ChatEvents, chat_channel
 from db.event_hub import EventHub
 from db.raw_sql import fetch
@@ -57,12 +60,15 @@ class ChatDaemon:
         settings: DaemonSettings | None = None,
         tools: ToolRegistry | None = None,
         worker_id: uuid.UUID | None = None,
+        workspaces: WorkspaceServices | None = None,
     ) -> None:
         self.hub = hub
         self.events = ChatEvents(hub)
         self.secrets = secrets
         self.settings = settings or DaemonSettings()
-        self.tools = tools or ToolRegistry()
+        self.workspaces = workspaces
+        processes = workspaces.processes if workspaces is not None else ProcessTable()
+        self.tools = tools or ToolRegistry(agent_tools(processes))
         self.worker_id = worker_id or uuid.uuid4()
         self.running: dict[uuid.UUID, _Running] = {}
         self._wake = asyncio.Event()
@@ -85,6 +91,8 @@ class ChatDaemon:
                 name="daemon-purge",
             ),
         ]
+        if self.workspaces is not None:
+            await self.workspaces.start()
         self.wake()
 
     async def stop(self) -> None:
@@ -101,6 +109,8 @@ class ChatDaemon:
                 await running.task
         for row in await claims.hand_back(self.worker_id):
             await self._status(row["owner_id"], row["id"], "pending")
+        if self.workspaces is not None:
+            await self.workspaces.stop()
 
     def wake(self) -> None:
         self._wake.set()
@@ -165,9 +175,10 @@ class ChatDaemon:
                 async with self.hub.subscribe(WORK_CHANNEL) as subscription:
                     async for event in subscription:
                         if event.get("kind") == "title" and event.get("chatId"):
-                            task = asyncio.create_task(self._title_job(event["chatId"]))
-                            self._jobs.add(task)
-                            task.add_done_callback(self._jobs.discard)
+                            self._job(self._title_job(event["chatId"]))
+                        elif event.get("kind") == "git_refresh":
+                            if self.workspaces is not None:
+                                self._job(self.workspaces.handle(event))
                         else:
                             self.wake()
             except asyncio.CancelledError:
@@ -175,6 +186,11 @@ class ChatDaemon:
             except Exception:
                 log.warning("work channel lost; polling until it is back", exc_info=True)
                 await asyncio.sleep(self.settings.poll_s)
+
+    def _job(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(work)
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
 
     # -- turns -------------------------------------------------------------------
 
@@ -189,6 +205,7 @@ class ChatDaemon:
             tools=self.tools,
             settings=self.settings.turn,
             started_at=row["started_at"],
+            backend=self.workspaces.backend if self.workspaces is not None else None,
         )
         task = asyncio.create_task(self._run(turn), name=f"turn-{turn.chat_id}")
         running = _Running(turn=turn, task=task)
@@ -207,6 +224,11 @@ class ChatDaemon:
             if turn.stop_reason == "interrupted":
                 await asyncio.shield(settle_interrupted(turn))
         finally:
+            if self.workspaces is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(
+                        self.workspaces.turn_ended(turn.chat_id, turn.workspace_id)
+                    )
             running = self.running.get(turn.chat_id)
             if running is not None and running.turn is turn:  # not a newer turn's entry
                 del self.running[turn.chat_id]

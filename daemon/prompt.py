@@ -12,14 +12,37 @@ import uuid
 from typing import Literal, cast
 
 from daemon.providers import InlineFile, ModelMessage
+from daemon.tool_policy import ToolPolicy
+from db.chat_config import plan_mode_instructions
 from db.chat_files import file_blobs, part_file_ids
 from db.models import ChatMessage
 from db.parts import TextPart, parts_from_json
 from db.system_prompt import deployment_system_prompt, user_instructions
 from db.vocabulary import MessageRole, Visibility
 
+SUB_AGENT = (
+    "You are running as a delegated sub-agent chat. Do the task you were given, "
+    "then reply with what you found or did: your final message is the result."
+)
+EXPLORE = (
+    "You are in explore mode: read files and run read-only commands to answer the "
+    "question. You cannot change files or start other agents."
+)
+PLANNING = (
+    "You are in plan mode: explore the workspace, write your plan to the plan file "
+    "{plan}, then call propose_plan with that path. Do not implement anything yet; "
+    "ask the user with ask_user_question when a decision is theirs."
+)
 
-async def system_text(chat_id: uuid.UUID, owner_id: uuid.UUID) -> str:
+
+async def system_text(
+    chat_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    policy: ToolPolicy | None = None,
+    plan_file: str | None = None,
+) -> str:
+    """Deployment prompt, chat system messages, sub-agent note, personal
+    instructions, then the mode overlay (Part B §4.9 order)."""
     pieces = [await deployment_system_prompt()]
     rows = await ChatMessage.filter(
         chat_id=chat_id, role=MessageRole.SYSTEM, deleted=False
@@ -28,9 +51,18 @@ async def system_text(chat_id: uuid.UUID, owner_id: uuid.UUID) -> str:
         text = " ".join(p.text for p in parts_from_json(row.parts) if isinstance(p, TextPart))
         if text.strip():
             pieces.append(text.strip())
+    if policy is not None and not policy.is_root:
+        pieces.append(SUB_AGENT)
     personal = await user_instructions(owner_id)
     if personal:
         pieces.append(personal)
+    if policy is not None and policy.explore:
+        pieces.append(EXPLORE)
+    elif policy is not None and policy.plan_mode:
+        pieces.append(PLANNING.format(plan=plan_file or "(create a workspace first)"))
+        extra = await plan_mode_instructions()
+        if extra.strip():
+            pieces.append(extra.strip())
     return "\n\n".join(p for p in pieces if p)
 
 

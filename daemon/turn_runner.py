@@ -15,11 +15,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from tortoise.transactions import in_transaction
 
 from daemon import compaction, prompt
+from daemon.chat_context import load_chat_context
 from daemon.providers import (
     LlmClient,
     ModelRequest,
@@ -29,7 +31,9 @@ from daemon.providers import (
     make_client,
 )
 from daemon.step_stream import StepStream
+from daemon.tool_policy import ToolPolicy
 from daemon.tool_registry import ToolRegistry
+from daemon.workspace_backend import WorkspaceBackend
 from db.chat_events import ChatEvents
 from db.chat_queue import promote_queue_head
 from db.model_resolution import ModelUnavailable, ResolvedModel, cost_micros, resolve_model
@@ -66,6 +70,19 @@ class Turn:
     started_at: datetime | None = None
     stop_reason: str | None = None  # "interrupted" keeps partial output; "lost" does not
     finished: bool = False  # settled: the chat is released, nothing may cancel the task
+    backend: WorkspaceBackend | None = None
+    # Read from the chat when the turn starts (``chat_context``); tools may update
+    # the workspace (create_workspace binds one mid-turn).
+    policy: ToolPolicy = field(default_factory=lambda: ToolPolicy(True, False, False))
+    parent_id: uuid.UUID | None = None
+    root_id: uuid.UUID | None = None
+    workspace_id: uuid.UUID | None = None
+    workspace_dir: Path | None = None
+    plan_path: str | None = None
+
+    @property
+    def plan_mode(self) -> bool:
+        return self.policy.plan_mode
 
 
 def owns(turn: Turn, chat: Chat) -> bool:
@@ -161,9 +178,15 @@ async def _stream_step(
             await asyncio.sleep(delay)
 
 
-async def _run_tools(turn: Turn, step: StepStream) -> None:
+async def _run_tools(turn: Turn, step: StepStream) -> bool:
+    """Run the step's calls; True when one of them ends the turn (plan mode,
+    a question for the user)."""
+    stop = False
     for call in step.tool_calls:
-        result, is_error = await turn.tools.run(call.tool_name, call.args, turn)
+        result, is_error = await turn.tools.run(
+            call.tool_name, call.args, turn, turn.policy.refusal
+        )
+        stop = stop or (not is_error and turn.policy.stops_turn(call.tool_name))
         part = {
             "type": "tool-result",
             "toolCallId": call.tool_call_id,
@@ -172,6 +195,7 @@ async def _run_tools(turn: Turn, step: StepStream) -> None:
             "isError": is_error,
         }
         await _persist(turn, MessageRole.TOOL, [part])
+    return stop
 
 
 async def _steps(turn: Turn, model: ResolvedModel) -> None:
@@ -186,13 +210,18 @@ async def _steps(turn: Turn, model: ResolvedModel) -> None:
 
 
 async def _run_steps(turn: Turn, model: ResolvedModel, client: LlmClient) -> None:
-    system = await prompt.system_text(turn.chat_id, turn.owner_id)
+    await load_chat_context(turn)
+    system_plan = turn.plan_path
+    system = await prompt.system_text(turn.chat_id, turn.owner_id, turn.policy, system_plan)
     for _ in range(turn.settings.max_steps):
+        if turn.plan_path != system_plan:  # create_workspace gave the chat its plan file
+            system_plan = turn.plan_path
+            system = await prompt.system_text(turn.chat_id, turn.owner_id, turn.policy, system_plan)
         request = ModelRequest(
             model=model.model,
             system=system,
             messages=await prompt.history(turn.chat_id),
-            tools=turn.tools.specs(),
+            tools=turn.tools.specs(turn.policy.allows),
             max_output_tokens=model.max_output_tokens,
         )
         step = StepStream(turn.chat_id, turn.events, turn.settings.coalesce_s)
@@ -222,7 +251,8 @@ async def _run_steps(turn: Turn, model: ResolvedModel, client: LlmClient) -> Non
             if load is not None and load.due:
                 await compaction.compact(turn.chat_id, model, client, load, turn.events)
             return
-        await _run_tools(turn, step)
+        if await _run_tools(turn, step):
+            return
 
 
 async def _persist_partial(turn: Turn, step: StepStream, started: float) -> None:

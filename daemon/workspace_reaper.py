@@ -1,6 +1,7 @@
 """Autostop: workspaces idle longer than their TTL are stopped.
 
-The TTL is fixed on the row when the workspace is made (``effective_ttl_s``),
+The TTL is fixed on the row when the workspace is made
+(``db.workspace_ttl.effective_ttl_s``),
 so changing the site setting later does not suddenly stop old workspaces.
 Stopping is claimed in one UPDATE with ``SKIP LOCKED``, so any number of
 daemons may reap at once and each idle workspace is stopped by exactly one.
@@ -36,15 +37,6 @@ WHERE id IN (
 )
 RETURNING *
 """
-
-
-def effective_ttl_s(site_ttl_s: int, template_default_ttl_s: int | None) -> int | None:
-    """The TTL a new workspace gets: the site's, or for 0 the template's default
-    (whose None means the workspace never autostops). The site value is validated
-    where it is set (0, or 60 s to 30 days)."""
-    if site_ttl_s == 0:
-        return template_default_ttl_s
-    return site_ttl_s
 
 
 async def stop_idle_workspaces(backend: WorkspaceBackend, now: datetime) -> list[uuid.UUID]:

@@ -25,6 +25,11 @@ def owner_channel(owner_id: uuid.UUID | str) -> str:
     return f"owner:{owner_id}"
 
 
+def git_channel(workspace_id: uuid.UUID | str) -> str:
+    """A workspace's git snapshots (the watcher's changes, by repository root)."""
+    return f"git:{workspace_id}"
+
+
 # Daemons listen here: a chat became PENDING, look for work now (not at the poll).
 WORK_CHANNEL = "work"
 
@@ -79,3 +84,25 @@ class ChatEvents:
     async def list_change(self, owner_id: uuid.UUID, chat_id: uuid.UUID, kind: str) -> None:
         """``created``, ``title_changed``, ``archived``, ``unarchived``, ``deleted``…"""
         await self._owner(owner_id, kind, chat_id)
+
+    async def git_changed(
+        self, workspace_id: uuid.UUID, changed: list[str], removed: list[str], scanned_at: str
+    ) -> None:
+        """Repositories whose snapshot changed (read them from workspace_git_snapshots)
+        and repositories that disappeared, by root."""
+        await self.hub.publish(
+            git_channel(workspace_id),
+            {
+                "kind": "git",
+                "workspaceId": str(workspace_id),
+                "changed": changed,
+                "removed": removed,
+                "scannedAt": scanned_at,
+            },
+        )
+
+    async def request_git_refresh(self, workspace_id: uuid.UUID) -> None:
+        """Ask the daemon watching the workspace to rescan now."""
+        await self.hub.publish(
+            WORK_CHANNEL, {"kind": "git_refresh", "workspaceId": str(workspace_id)}
+        )

@@ -12,10 +12,10 @@ from db.chat_events import ChatEvents
 from db.chat_queue import promote_queue_head
 from db.models import Chat, ChatMessage
 from db.vocabulary import BUSY_STATUSES, TITLE_MAX, UNPINNED_RANK, ChatStatus
-from resolvers import global_id
 from resolvers.chats import check_labels, own_chat, publish
 from resolvers.context import RequestContext
 from resolvers.errors import bad_input
+from resolvers.workspaces import own_workspace_key
 
 _UNSET: Any = object()
 
@@ -121,9 +121,7 @@ async def update_chat(ctx: RequestContext, gid: str, changes: ChatChanges) -> Ch
             fields.append("plan_mode")
         if changes.workspace_id is not _UNSET:
             chat.workspace_id = (
-                global_id.decode_uuid(changes.workspace_id, "Workspace", field="workspaceId")
-                if changes.workspace_id
-                else None
+                await own_workspace_key(ctx, changes.workspace_id) if changes.workspace_id else None
             )
             fields.append("workspace_id")
         if fields:

@@ -39,6 +39,7 @@ from resolvers.message_input import PartInputLike, parse_content
 from resolvers.model_configs import chat_model_config_key
 from resolvers.pagination import PageArgs, paginate
 from resolvers.permissions import require_permission, require_viewer
+from resolvers.workspaces import own_workspace_key
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +152,8 @@ async def create_chat(
     checked_labels = check_labels(labels)
     if system_prompt is not None and len(system_prompt) > CHAT_SYSTEM_PROMPT_MAX:
         raise bad_input("systemPrompt", f"at most {CHAT_SYSTEM_PROMPT_MAX} characters")
-    workspace_key = (
-        global_id.decode_uuid(workspace_id, "Workspace", field="workspaceId")
-        if workspace_id
-        else None
-    )
+    # One of the viewer's workspaces; anyone else's is NOT_FOUND.
+    workspace_key = await own_workspace_key(ctx, workspace_id) if workspace_id else None
     # An enabled, non-deleted config; none given → the default (BAD_USER_INPUT if unset).
     model_key = await chat_model_config_key(model_config_id, use_default=True)
     now = datetime.now(UTC)

@@ -6,11 +6,12 @@ dataloaders and auth state never outlive one operation.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from db.chat_events import ChatEvents
-from db.models import ApiToken, User
+from db.models import ApiToken, User, Workspace, WorkspaceTemplate
 from db.secret_box import SecretBox
 from resolvers.errors import ApiError
 from resolvers.loaders import Loaders
@@ -34,6 +35,20 @@ class NoCookie:
         return None
 
 
+class WorkspaceProvisioner(Protocol):
+    """Makes a workspace's directory and row (the server wires the daemon's
+    backend in, so this package never touches the filesystem)."""
+
+    async def __call__(
+        self,
+        *,
+        owner_id: uuid.UUID,
+        name: str,
+        template: WorkspaceTemplate | None,
+        ttl_s: int | None,
+    ) -> Workspace: ...
+
+
 @dataclass(frozen=True)
 class Policy:
     """Deployment settings resolvers must honour."""
@@ -54,6 +69,8 @@ class RequestContext:
     events: ChatEvents | None = None
     # Encrypts provider API keys; None where no secret is loaded (the CLI).
     secrets: SecretBox | None = None
+    # Creates workspaces; None where no backend is configured (the CLI).
+    workspaces: WorkspaceProvisioner | None = None
     _loaders: Loaders | None = None
 
     def reset_loaders(self) -> None:

@@ -47,9 +47,28 @@ def _png(data: bytes) -> None:
     raise ImageRejected("the PNG is truncated")
 
 
+def _scan_end(data: bytes, pos: int) -> int:
+    """Where a scan's entropy-coded data ends: the first marker that is not a
+    stuffed 0xFF00, a restart marker or a fill byte. (Searching for the last
+    FFD9 instead would accept anything glued on that ends in FFD9.)"""
+    while True:
+        pos = data.find(b"\xff", pos)
+        if pos < 0 or pos + 1 >= len(data):
+            raise ImageRejected("the JPEG is truncated")
+        following = data[pos + 1]
+        if following == 0xFF:
+            pos += 1
+        elif following == 0x00 or 0xD0 <= following <= 0xD7:
+            pos += 2
+        else:
+            return pos
+
+
 def _jpeg(data: bytes) -> None:
     pos = 2
-    while pos + 4 <= len(data):
+    while True:
+        if pos + 2 > len(data):
+            raise ImageRejected("the JPEG is truncated")
         if data[pos] != 0xFF:
             raise ImageRejected("the JPEG is corrupt")
         marker = data[pos + 1]
@@ -57,22 +76,20 @@ def _jpeg(data: bytes) -> None:
             pos += 1
             continue
         if marker == 0xD9:
-            break
+            if pos + 2 != len(data):
+                raise ImageRejected("data follows the end of the JPEG")
+            return
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:
             pos += 2
             continue
+        if pos + 4 > len(data):
+            raise ImageRejected("the JPEG is truncated")
         (length,) = struct.unpack_from(">H", data, pos + 2)
+        if length < 2:
+            raise ImageRejected("the JPEG is corrupt")
         pos += 2 + length
-        if marker == 0xDA:  # start of scan: entropy-coded data runs to the EOI marker
-            eoi = data.rfind(b"\xff\xd9")
-            if eoi < pos:
-                raise ImageRejected("the JPEG is truncated")
-            pos = eoi
-            break
-    if data[pos : pos + 2] != b"\xff\xd9":
-        raise ImageRejected("the JPEG is truncated")
-    if pos + 2 != len(data):
-        raise ImageRejected("data follows the end of the JPEG")
+        if marker == 0xDA:  # start of scan: entropy-coded data up to the next marker
+            pos = _scan_end(data, pos)
 
 
 def _sub_blocks(data: bytes, pos: int) -> int:

@@ -8,24 +8,41 @@ every future it handed out, cancelled ones included).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from aiodataloader import DataLoader
 
 from db.chat_files import FileMeta, file_metas, linked_files
-from db.models import Chat, ChatQueuedMessage, User
+from db.models import (
+    Chat,
+    ChatDiffStatus,
+    ChatQueuedMessage,
+    User,
+    Workspace,
+    WorkspaceGitSnapshot,
+    WorkspaceTemplate,
+)
+from db.raw_sql import fetch, model_from
+from db.vocabulary import WorkspaceStatus
 
 
 class SafeLoader(DataLoader[Any, Any]):
-    """A DataLoader that retries keys whose earlier load was cancelled or failed."""
+    """A DataLoader that retries keys whose earlier load was cancelled or failed.
+
+    Callers get a shield of the cached future: cancelling one caller (a client
+    gone, a timeout) must not cancel the future other callers of the same key
+    are awaiting, or every one of them would raise CancelledError.
+    """
 
     def load(self, key: Any) -> Any:
         cached = self._cache.get(self.get_cache_key(key))
         if cached is not None and cached.done() and (cached.cancelled() or cached.exception()):
             self.clear(key)
-        return super().load(key)
+        return asyncio.shield(super().load(key))
 
 
 async def _users(keys: list[uuid.UUID]) -> list[User | None]:
@@ -62,6 +79,53 @@ async def _chat_files(keys: list[uuid.UUID]) -> list[list[FileMeta]]:
     return [grouped.get(k, []) for k in keys]
 
 
+async def _diff_statuses(keys: list[uuid.UUID]) -> list[ChatDiffStatus | None]:
+    rows = {r.chat_id: r for r in await ChatDiffStatus.filter(chat_id__in=keys)}
+    return [rows.get(k) for k in keys]
+
+
+@dataclass(frozen=True)
+class WorkspaceGit:
+    """A workspace's state and the git watcher's latest snapshot of it (if any)."""
+
+    workspace_id: uuid.UUID
+    owner_id: uuid.UUID
+    status: WorkspaceStatus
+    snapshot: WorkspaceGitSnapshot | None
+
+
+_WORKSPACE_GIT_SQL = """
+SELECT w.id, w.owner_id, w.status,
+       s.workspace_id AS s_workspace_id, s.repositories AS s_repositories,
+       s.scanned_at AS s_scanned_at
+FROM workspaces w LEFT JOIN workspace_git_snapshots s ON s.workspace_id = w.id
+WHERE w.id = ANY($1::uuid[])
+"""
+
+
+async def _git_snapshots(keys: list[uuid.UUID]) -> list[WorkspaceGit | None]:
+    """By workspace id; None when the workspace is gone. One query for both rows."""
+    found: dict[uuid.UUID, WorkspaceGit] = {}
+    for row in await fetch(_WORKSPACE_GIT_SQL, keys):
+        snapshot = None
+        if row["s_workspace_id"] is not None:
+            snapshot = model_from(WorkspaceGitSnapshot, row, prefix="s_")
+        found[row["id"]] = WorkspaceGit(
+            row["id"], row["owner_id"], WorkspaceStatus(row["status"]), snapshot
+        )
+    return [found.get(k) for k in keys]
+
+
+async def _workspaces(keys: list[uuid.UUID]) -> list[Workspace | None]:
+    rows = {w.id: w for w in await Workspace.filter(id__in=keys)}
+    return [rows.get(k) for k in keys]
+
+
+async def _workspace_templates(keys: list[uuid.UUID]) -> list[WorkspaceTemplate | None]:
+    rows = {t.id: t for t in await WorkspaceTemplate.filter(id__in=keys)}
+    return [rows.get(k) for k in keys]
+
+
 class Loaders:
     def __init__(self) -> None:
         self.users: Any = SafeLoader(_users)
@@ -70,3 +134,7 @@ class Loaders:
         self.queues: Any = SafeLoader(_queues)
         self.files: Any = SafeLoader(_files)
         self.chat_files: Any = SafeLoader(_chat_files)
+        self.diff_statuses: Any = SafeLoader(_diff_statuses)
+        self.git_snapshots: Any = SafeLoader(_git_snapshots)
+        self.workspaces: Any = SafeLoader(_workspaces)
+        self.workspace_templates: Any = SafeLoader(_workspace_templates)

@@ -84,6 +84,7 @@ async def send_message(
     *,
     busy_behavior: BusyBehavior = BusyBehavior.QUEUE,
     model_config_id: str | None = None,
+    plan_mode: bool | None = None,
 ) -> SendResult:
     """Append to an idle chat (→ PENDING), or queue behind a busy one or its queue."""
     viewer = require_viewer(ctx)
@@ -104,6 +105,9 @@ async def send_message(
         if model_key is not None:
             chat.model_config_id = model_key
             await chat.save(update_fields=["model_config_id"], using_db=conn)
+        if plan_mode is not None and plan_mode != chat.plan_mode:
+            chat.plan_mode = plan_mode  # persistent, like updateChat(planMode)
+            await chat.save(update_fields=["plan_mode"], using_db=conn)
         if chat.status in BUSY_STATUSES or waiting:
             if waiting >= QUEUE_MAX:
                 raise _queue_full()

@@ -19,6 +19,8 @@ from resolvers.model_configs import model_configs_by_ids
 from resolvers.providers import providers_by_ids
 from resolvers.tokens import tokens_by_ids
 from resolvers.users import users_by_ids
+from resolvers.workspace_templates import templates_by_ids
+from resolvers.workspaces import workspaces_by_ids
 
 Fetch = Callable[[RequestContext, list[Any]], Awaitable[dict[Any, Any]]]
 
@@ -32,6 +34,8 @@ _FETCHERS: dict[str, tuple[Callable[[str], Any], Fetch]] = {
     "Provider": (uuid.UUID, providers_by_ids),
     "ModelConfig": (uuid.UUID, model_configs_by_ids),
     "ChatFile": (uuid.UUID, files_by_ids),
+    "Workspace": (uuid.UUID, workspaces_by_ids),
+    "WorkspaceTemplate": (uuid.UUID, templates_by_ids),
 }
 
 

@@ -16,6 +16,7 @@ from strawberry.types import ExecutionContext
 from schema.auth import AuthMutations
 from schema.chat import Chat, ChatQueries
 from schema.chat_config import ChatConfigMutations, ChatConfigQueries
+from schema.chat_diff import GitMutations
 from schema.chat_mutations import ChatMutations
 from schema.errors import ErrorShaping
 from schema.fast_execution import FastExecutor
@@ -28,6 +29,12 @@ from schema.node_queries import NodeQueries
 from schema.provider import ModelConfig, Provider, ProviderMutations, ProviderQueries
 from schema.subscription import Subscription
 from schema.user import ApiToken, User, UserMutations, UserQueries
+from schema.workspace import (
+    Workspace,
+    WorkspaceMutations,
+    WorkspaceQueries,
+    WorkspaceTemplate,
+)
 
 
 class AgentSchema(strawberry.Schema):
@@ -56,6 +63,7 @@ Query = merge_types(
         ChatConfigQueries,
         ProviderQueries,
         ModelConfigQueries,
+        WorkspaceQueries,
     ),
 )
 Mutation = merge_types(
@@ -64,10 +72,12 @@ Mutation = merge_types(
         AuthMutations,
         UserMutations,
         ChatMutations,
+        GitMutations,
         FileMutations,
         ChatConfigMutations,
         ProviderMutations,
         ModelConfigMutations,
+        WorkspaceMutations,
     ),
 )
 
@@ -93,7 +103,18 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[User, ApiToken, Chat, ChatFile, Message, QueuedMessage, Provider, ModelConfig],
+        types=[
+            User,
+            ApiToken,
+            Chat,
+            ChatFile,
+            Message,
+            QueuedMessage,
+            Provider,
+            ModelConfig,
+            Workspace,
+            WorkspaceTemplate,
+        ],
         extensions=extensions,
         config=StrawberryConfig(sort_schema=True),
     )

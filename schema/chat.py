@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
 
 from db.models import Chat as ChatRow
 from db.vocabulary import ChatErrorKind, ChatMode, ChatStatus
-from resolvers import chats, messages
+from resolvers import chat_diffs, chats, messages
 from resolvers.pagination import PageArgs
+from schema.chat_diff import ChatDiff, DiffStatus
 from schema.connection import Connection, connection_of
 from schema.file import ChatFile
 from schema.info import Info
 from schema.message import Message, QueuedMessage
 from schema.node import Node, global_id_field, row_is
 from schema.user import User
+
+if TYPE_CHECKING:
+    from schema.workspace import Workspace
 
 ChatStatusEnum = strawberry.enum(ChatStatus, name="ChatStatus")
 ChatModeEnum = strawberry.enum(ChatMode, name="ChatMode")
@@ -99,6 +103,29 @@ class Chat(Node):
     @strawberry.field(description="Messages waiting for the running turn, oldest first.")
     async def queued_messages(self, root: ChatRow, info: Info) -> list[QueuedMessage]:
         return cast(list[QueuedMessage], await info.context.loaders.queues.load(root.id))
+
+    @strawberry.field(description="The workspace the agent works in; null when none is bound.")
+    async def workspace(
+        self, root: ChatRow, info: Info
+    ) -> Annotated[Workspace, strawberry.lazy("schema.workspace")] | None:
+        key = root.workspace_id
+        if key is None:
+            return None
+        found = await info.context.loaders.workspaces.load(key)
+        if found is None or found.owner_id != root.owner_id:  # type: ignore[attr-defined]
+            return None
+        return cast("Workspace", found)
+
+    @strawberry.field(
+        description="The pull request's diff, else the workspace's working tree, else empty "
+        "with a reason; never an error."
+    )
+    async def diff(self, root: ChatRow, info: Info) -> ChatDiff:
+        return cast(ChatDiff, await chat_diffs.chat_diff(info.context, root))
+
+    @strawberry.field(description="The branch's pull request; null until the provider reported.")
+    async def diff_status(self, root: ChatRow, info: Info) -> DiffStatus | None:
+        return cast(DiffStatus | None, await chat_diffs.diff_status(info.context, root))
 
 
 @strawberry.type

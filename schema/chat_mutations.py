@@ -53,6 +53,9 @@ class SendMessageInput:
     content: list[MessagePartInput]
     busy_behavior: BusyBehavior = BusyBehavior.QUEUE
     model_config_id: strawberry.ID | None = None
+    plan_mode: bool | None = strawberry.field(
+        default=None, description="Switch the chat's plan mode with this message (it stays)."
+    )
 
 
 @strawberry.type
@@ -169,6 +172,7 @@ class ChatMutations:
             cast(list[Any], input.content),
             busy_behavior=input.busy_behavior,
             model_config_id=input.model_config_id,
+            plan_mode=input.plan_mode,
         )
         return _send_payload(result)
 

@@ -3,11 +3,16 @@
 graphql-core resolves a response field by field through generic machinery
 (about 5 µs a field); a 50-message page has ~1000 fields, so execution alone
 was most of a request. Here a validated query document is compiled once into
-plans (per response key: how to read the value, how to complete it), then run
-with plain Python: basic fields are ``attrgetter``s, leaves call their type's
-``serialize``, resolvers are Strawberry's own wrappers called exactly as
-graphql-core calls them. Awaitables are gathered breadth-first, one level at a
-time, so dataloaders still batch across list items.
+plans (per response key: how to read the value, how to complete it), and the
+plans into Python source: one function per selection set that builds its
+response dict in a single expression — attribute reads inlined, leaves already
+in wire form passed through, lists as comprehensions, union members picked by
+a per-class table. Resolvers run either through Strawberry's own wrappers,
+called exactly as graphql-core calls them, or — for resolvers with no field
+extensions and only scalar arguments, where the wrapper adds nothing but
+argument conversion that leaves scalars unchanged — called directly with the
+same arguments Strawberry would pass. Awaitables are gathered breadth-first,
+one level at a time, so dataloaders still batch across list items.
 
 Anything unusual — a mutation or subscription, a directive, introspection, a
 non-null field that resolves to null, any exception — makes the whole operation
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import keyword
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,15 +46,21 @@ from graphql import (
     GraphQLOutputType,
     GraphQLSchema,
     InlineFragmentNode,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    ValueNode,
+    VariableNode,
     execute,
     is_abstract_type,
     is_leaf_type,
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+from strawberry.relay.types import GlobalID
 from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.base import StrawberryMaybe, StrawberryOptional
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +70,10 @@ DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
 
 class Fallback(Exception):
     """Leave this operation to graphql-core."""
+
+
+def _null() -> Any:
+    raise Fallback("null in non-null field")
 
 
 class _Info:
@@ -75,6 +91,22 @@ class _Info:
 
 
 Completer = Callable[["_Run", Any], Any]
+# How a field is read without a resolver call: ("attr", name), ("root", fn) for
+# ``(root)`` resolvers, ("self_root", fn) for ``(self, root)`` ones.
+Getter = tuple[str, Any]
+
+
+@dataclass
+class DirectCall:
+    """A resolver called as Strawberry's wrapper would call it, minus the wrapper."""
+
+    fn: Callable[..., Any]
+    strawberry_field: Any
+    info_class: type
+    pass_self: bool
+    root_names: tuple[str, ...]
+    info_name: str | None
+    python_names: dict[str, str]  # GraphQL argument name → Python parameter name
 
 
 @dataclass
@@ -82,17 +114,19 @@ class FieldPlan:
     key: str
     node: FieldNode
     definition: GraphQLField
-    getter: Callable[[Any], Any] | None  # direct read, when no wrapper is needed
+    getter: Getter | None  # direct read, when no resolver call is needed
     out_type: GraphQLOutputType
     # Per concrete object type, the child plans (leaves have none).
     children: dict[str, list[FieldPlan]] = field(default_factory=dict)
     possible: list[GraphQLObjectType] = field(default_factory=list)
     complete: Completer = field(default=lambda run, value: value)
-    # For leaves: the Python type that needs no serializing (str for String…).
-    plain: type | None = None
+    direct: DirectCall | None = None
+    # Argument values when no variable feeds them (computed once), else None.
+    constant_args: dict[str, Any] | None = None
 
 
 _PLAIN = {"String": str, "ID": str, "Int": int, "Boolean": bool, "Float": float}
+_IMMUTABLE = (str, int, float, bool, type(None))
 
 
 def _leaf(out_type: Any, non_null: bool) -> Completer:
@@ -124,56 +158,26 @@ def _leaf(out_type: Any, non_null: bool) -> Completer:
     return leaf
 
 
-def _completer(out_type: Any, plan: FieldPlan) -> Completer:
-    """A closure completing values of ``out_type``, chosen once at compile time."""
-    if isinstance(out_type, GraphQLNonNull) and is_leaf_type(out_type.of_type):
-        return _leaf(out_type.of_type, non_null=True)
-    if is_leaf_type(out_type):
-        return _leaf(out_type, non_null=False)
-    if isinstance(out_type, GraphQLNonNull):
-        inner = _completer(out_type.of_type, plan)
-
-        def non_null(run: _Run, value: Any) -> Any:
-            if value is None:
-                raise Fallback("null in non-null field")
-            return inner(run, value)
-
-        return non_null
-    if isinstance(out_type, GraphQLList):
-        item = _completer(out_type.of_type, plan)
-        return lambda run, value: None if value is None else [item(run, v) for v in value]
-    if is_abstract_type(out_type) or len(plan.possible) > 1:
-        choices = [(t.is_type_of, plan.children[t.name], t.name) for t in plan.possible]
-        # Our is_type_of checks are isinstance checks: decide once per Python class.
-        by_class: dict[type, tuple[list[FieldPlan], str]] = {}
-
-        def abstract(run: _Run, value: Any) -> Any:
-            if value is None:
-                return None
-            found = by_class.get(type(value))
-            if found is None:
-                for check, children, name in choices:
-                    if check is not None and check(value, None):  # type: ignore[arg-type]
-                        found = by_class[type(value)] = (children, name)
-                        break
-                else:
-                    raise Fallback("unresolved abstract type")
-            return run.object(value, found[0], found[1])
-
-        return abstract
-    children, name = plan.children[out_type.name], out_type.name
-    return lambda run, value: None if value is None else run.object(value, children, name)
-
-
 def _named(t: GraphQLOutputType) -> Any:
     while isinstance(t, GraphQLNonNull | GraphQLList):
         t = t.of_type
     return t
 
 
+def _uses_variables(node: ValueNode) -> bool:
+    if isinstance(node, VariableNode):
+        return True
+    if isinstance(node, ListValueNode):
+        return any(_uses_variables(v) for v in node.values)
+    if isinstance(node, ObjectValueNode):
+        return any(_uses_variables(f.value) for f in node.fields)
+    return False
+
+
 class _Compiler:
     def __init__(self, schema: GraphQLSchema, document: DocumentNode) -> None:
         self.schema = schema
+        self.strawberry_schema = getattr(schema, "_strawberry_schema", None)
         self.fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
@@ -225,6 +229,9 @@ class _Compiler:
                 raise Fallback("introspection")
             definition = concrete.fields[name]
             plan = FieldPlan(key, nodes[0], definition, _getter(definition), definition.type)
+            if plan.getter is None:
+                plan.direct = self._direct(definition)
+                plan.constant_args = self._constant_args(plan)
             named = _named(definition.type)
             if not is_leaf_type(named):
                 subs = [n.selection_set for n in nodes if n.selection_set is not None]
@@ -235,37 +242,254 @@ class _Compiler:
                 )
                 plan.possible = possible
                 plan.children = {t.name: self.plans(t, subs) for t in possible}
-            plan.complete = _completer(definition.type, plan)
-            if is_leaf_type(named) and not isinstance(named, GraphQLEnumType):
-                plan.plain = _PLAIN.get(named.name)
             result.append(plan)
         return result
 
+    def _constant_args(self, plan: FieldPlan) -> dict[str, Any] | None:
+        """Arguments fixed by the document (literals and defaults only), by the
+        names the call takes; None when a variable feeds one or a value could be
+        changed by the resolver (then they are read per run)."""
+        if any(_uses_variables(arg.value) for arg in plan.node.arguments or ()):
+            return None
+        values = get_argument_values(plan.definition, plan.node)
+        if not all(isinstance(v, _IMMUTABLE) for v in values.values()):
+            return None
+        return _renamed(values, plan.direct)
 
-def _getter(definition: GraphQLField) -> Callable[[Any], Any] | None:
+    def _direct(self, definition: GraphQLField) -> DirectCall | None:
+        """The resolver itself, when Strawberry's wrapper would only rename the
+        arguments: no field extensions (permissions are extensions), no
+        exception handlers, and only scalar arguments, which Strawberry passes
+        through unchanged."""
+        strawberry_field = (definition.extensions or {}).get(DEFINITION)
+        schema = self.strawberry_schema
+        if strawberry_field is None or schema is None or strawberry_field.extensions:
+            return None
+        resolver = strawberry_field.base_resolver
+        converter = getattr(schema, "schema_converter", None)
+        if resolver is None or converter is None or converter.exception_handlers:
+            return None
+        registry = converter.scalar_registry
+        name_converter = schema.config.name_converter
+        names: dict[str, str] = {}
+        for argument in strawberry_field.arguments:
+            arg_type = argument.type
+            if isinstance(arg_type, StrawberryMaybe):
+                return None
+            if isinstance(arg_type, StrawberryOptional):
+                arg_type = arg_type.of_type
+            if arg_type is GlobalID or arg_type not in registry:
+                return None
+            names[name_converter.from_argument(argument)] = argument.python_name
+        if set(names) != set(definition.args):
+            return None
+        roots = tuple(
+            p.name for p in (resolver.root_parameter, resolver.parent_parameter) if p is not None
+        )
+        info = resolver.info_parameter
+        return DirectCall(
+            fn=resolver.wrapped_func,
+            strawberry_field=strawberry_field,
+            info_class=schema.config.info_class,
+            pass_self=resolver.self_parameter is not None,
+            root_names=roots,
+            info_name=info.name if info is not None else None,
+            python_names=names,
+        )
+
+
+def _renamed(values: dict[str, Any], direct: DirectCall | None) -> dict[str, Any]:
+    if direct is None:
+        return values
+    names = direct.python_names
+    return {names[k]: v for k, v in values.items()}
+
+
+def _getter(definition: GraphQLField) -> Getter | None:
     """A direct read for basic fields and for plain ``(root)`` / ``(self, root)``
-    resolvers; None where Strawberry's wrapper must run (info, args, async)."""
+    resolvers; None where a resolver call is needed (info, args, async)."""
     strawberry_field = (definition.extensions or {}).get(DEFINITION)
     if strawberry_field is None or strawberry_field.extensions:
         return None
     if getattr(definition.resolve, "_is_default", False):
-        return attrgetter(strawberry_field.python_name)
+        return ("attr", strawberry_field.python_name)
     resolver = strawberry_field.base_resolver
     if resolver is None or resolver.is_async or getattr(strawberry_field, "permission_classes", ()):
         return None
     names = list(resolver.signature.parameters)
     fn = resolver.wrapped_func
     if names == ["root"]:
-        return fn  # type: ignore[no-any-return]
+        return ("root", fn)
     if names == ["self", "root"]:
-        return lambda obj: fn(obj, obj)
+        return ("self_root", fn)
     return None
+
+
+class _Codegen:
+    """Python source for a tree of plans: one function per selection set."""
+
+    def __init__(self) -> None:
+        self.namespace: dict[str, Any] = {"_null": _null, "isawaitable": isawaitable}
+        self.functions: list[str] = []
+        self.finders: list[tuple[str, dict[type, Any], list[tuple[Any, str]]]] = []
+        self.completers: list[tuple[FieldPlan, str]] = []
+        self.count = 0
+
+    def name(self, prefix: str, value: Any) -> str:
+        """A fresh global name of the generated module, bound to ``value``."""
+        self.count += 1
+        name = f"{prefix}{self.count}"
+        self.namespace[name] = value
+        return name
+
+    def build(self, plans: list[FieldPlan], type_name: str) -> Callable[[_Run, Any], Any]:
+        """The root function; resolver plans get their generated completers."""
+        root = self.object(plans, type_name)
+        source = "\n\n".join(self.functions)
+        exec(compile(source, "<compiled query>", "exec"), self.namespace)
+        for find, by_class, choices in self.finders:
+            members = [(check, self.namespace[fn]) for check, fn in choices]
+            self.namespace[find] = _finder(by_class, members)
+        for plan, completer in self.completers:
+            plan.complete = self.namespace[completer]
+        return self.namespace[root]  # type: ignore[no-any-return]
+
+    def object(self, plans: list[FieldPlan], type_name: str) -> str:
+        """``def o(run, v)``: the response dict of object ``v`` for ``plans``."""
+        name = f"o{self.count + 1}"
+        self.count += 1
+        if all(plan.definition is None or plan.getter is not None for plan in plans):
+            items = ", ".join(f"{plan.key!r}: {self.read(plan, type_name)}" for plan in plans)
+            self.functions.append(f"def {name}(run, v):\n    return {{{items}}}")
+            return name
+        lines = [f"def {name}(run, v):", "    out = {}"]
+        for plan in plans:
+            key = repr(plan.key)
+            if plan.definition is None or plan.getter is not None:
+                lines.append(f"    out[{key}] = {self.read(plan, type_name)}")
+                continue
+            completer = self.completer(plan)
+            lines += [
+                f"    r = {self.call(plan)}",
+                "    if isawaitable(r):",
+                f"        out[{key}] = None",
+                f"        run.pending.append((out, {self.name('P', plan)}, r))",
+                "    else:",
+                f"        out[{key}] = {completer}(run, r)",
+            ]
+        lines.append("    return out")
+        self.functions.append("\n".join(lines))
+        return name
+
+    def read(self, plan: FieldPlan, type_name: str) -> str:
+        """The completed value of a field read without a resolver call."""
+        if plan.definition is None:
+            return repr(type_name)
+        assert plan.getter is not None
+        kind, target = plan.getter
+        if kind == "attr" and target.isidentifier() and not keyword.iskeyword(target):
+            value = f"v.{target}"
+        elif kind == "attr":
+            value = f"{self.name('G', attrgetter(target))}(v)"
+        else:
+            fn = self.name("G", target)
+            value = f"{fn}(v)" if kind == "root" else f"{fn}(v, v)"
+        return self.complete(plan.out_type, plan, "x", f"(x := {value})", 0)
+
+    def completer(self, plan: FieldPlan) -> str:
+        """``def c(run, x)``: completes a resolver's value (also once awaited)."""
+        name = f"c{self.count + 1}"
+        self.count += 1
+        body = self.complete(plan.out_type, plan, "x", "x", 0)
+        self.functions.append(f"def {name}(run, x):\n    return {body}")
+        self.completers.append((plan, name))
+        return name
+
+    def call(self, plan: FieldPlan) -> str:
+        """The resolver call for ``plan`` on the object ``v``."""
+        if plan.constant_args is None:
+            args = [f"**run.args({self.name('P', plan)})"]
+        elif plan.constant_args:
+            args = [f"**{self.name('A', plan.constant_args)}"]
+        else:
+            args = []
+        direct = plan.direct
+        if direct is None:
+            resolve = self.name("R", plan.definition.resolve)
+            return f"{resolve}({', '.join(['v', 'run.info', *args])})"
+        params = ["v"] if direct.pass_self else []
+        params += [f"{root}=v" for root in direct.root_names]
+        if direct.info_name is not None:
+            info = self.name("I", direct.info_class)
+            strawberry_field = self.name("S", direct.strawberry_field)
+            params.append(
+                f"{direct.info_name}={info}(_raw_info=run.info, _field={strawberry_field})"
+            )
+        return f"{self.name('R', direct.fn)}({', '.join(params + args)})"
+
+    def complete(self, out_type: Any, plan: FieldPlan, value: str, first: str, depth: int) -> str:
+        """An expression completing ``value`` of ``out_type``; ``first`` is what
+        its first use evaluates (``(x := <read>)`` binds it)."""
+        non_null = isinstance(out_type, GraphQLNonNull)
+        inner = out_type.of_type if non_null else out_type
+        if is_leaf_type(inner):
+            return self.leaf(inner, non_null, value, first)
+        if isinstance(inner, GraphQLList):
+            item = f"y{depth}"
+            each = self.complete(inner.of_type, plan, item, item, depth + 1)
+            body = f"[{each} for {item} in {value}]"
+        elif is_abstract_type(inner) or len(plan.possible) > 1:
+            table, find = self.dispatcher(plan)
+            body = f"({table}.get(type({value})) or {find}({value}))(run, {value})"
+        else:
+            body = f"{self.object(plan.children[inner.name], inner.name)}(run, {value})"
+        missing = "_null()" if non_null else "None"
+        return f"({missing} if {first} is None else {body})"
+
+    def leaf(self, leaf_type: Any, non_null: bool, value: str, first: str) -> str:
+        """Values already in wire form pass; the rest go through ``serialize``."""
+        closure = self.name("L", _leaf(leaf_type, non_null))
+        if isinstance(leaf_type, GraphQLEnumType):
+            table = self.name("N", {v.value: name for name, v in leaf_type.values.items()})
+            return f"({table}.get({first}) or {closure}(run, {value}))"
+        plain = _PLAIN.get(leaf_type.name)
+        if plain is None:
+            return f"{closure}(run, {first})"
+        return f"({value} if type({first}) is {plain.__name__} else {closure}(run, {value}))"
+
+    def dispatcher(self, plan: FieldPlan) -> tuple[str, str]:
+        """A class → object-function table for a union or interface position,
+        and the function that fills it on a class's first appearance."""
+        by_class: dict[type, Any] = {}
+        table = self.name("D", by_class)
+        find = self.name("F", None)
+        choices = [
+            (t.is_type_of, self.object(plan.children[t.name], t.name)) for t in plan.possible
+        ]
+        self.finders.append((find, by_class, choices))
+        return table, find
+
+
+def _finder(
+    by_class: dict[type, Any], choices: list[tuple[Any, Callable[..., Any]]]
+) -> Callable[[Any], Any]:
+    """Our is_type_of checks are isinstance checks: decide once per Python class."""
+
+    def find(value: Any) -> Any:
+        for check, fn in choices:
+            if check is not None and check(value, None):
+                by_class[type(value)] = fn
+                return fn
+        raise Fallback("unresolved abstract type")
+
+    return find
 
 
 @dataclass
 class Compiled:
     operation: OperationDefinitionNode
     root: list[FieldPlan]
+    run_root: Callable[[_Run, Any], dict[str, Any]]
 
 
 def compile_query(
@@ -281,11 +505,14 @@ def compile_query(
         raise Fallback("directive")
     root = schema.query_type
     assert root is not None
-    return Compiled(operation, _Compiler(schema, document).plans(root, [operation.selection_set]))
+    plans = _Compiler(schema, document).plans(root, [operation.selection_set])
+    return Compiled(operation, plans, _Codegen().build(plans, root.name))
 
 
 class _Run:
     """One execution: variables, argument values and the queue of awaitables."""
+
+    __slots__ = ("arguments", "info", "pending", "variables")
 
     def __init__(self, schema: GraphQLSchema, context: Any, variables: VariableValues) -> None:
         self.info = _Info(context, schema, variables.coerced)
@@ -293,33 +520,13 @@ class _Run:
         self.arguments: dict[int, dict[str, Any]] = {}
         self.pending: list[tuple[dict[str, Any], FieldPlan, Any]] = []
 
-    def _args(self, plan: FieldPlan) -> dict[str, Any]:
+    def args(self, plan: FieldPlan) -> dict[str, Any]:
+        """A field's arguments (fed by variables), by the names its call takes."""
         found = self.arguments.get(id(plan))
         if found is None:
-            found = get_argument_values(plan.definition, plan.node, self.variables)
-            self.arguments[id(plan)] = found
+            values = get_argument_values(plan.definition, plan.node, self.variables)
+            found = self.arguments[id(plan)] = _renamed(values, plan.direct)
         return found
-
-    def object(self, value: Any, plans: list[FieldPlan], type_name: str) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for plan in plans:
-            if plan.definition is None:
-                out[plan.key] = type_name
-                continue
-            getter = plan.getter
-            if getter is not None:
-                resolved = getter(value)
-                if type(resolved) is plan.plain:  # a leaf already in wire form
-                    out[plan.key] = resolved
-                    continue
-            else:
-                resolved = plan.definition.resolve(value, self.info, **self._args(plan))  # type: ignore[misc]
-                if isawaitable(resolved):
-                    out[plan.key] = None
-                    self.pending.append((out, plan, resolved))
-                    continue
-            out[plan.key] = plan.complete(self, resolved)
-        return out
 
     async def drain(self) -> None:
         while self.pending:
@@ -348,7 +555,8 @@ class FastExecutor:
             return cached[2]
         try:
             compiled: Compiled | None = compile_query(schema, document, operation_name)
-        except (Fallback, KeyError):
+        except Exception as exc:  # anything odd about the document: graphql-core's job
+            log.debug("not compiled: %r", exc)
             compiled = None
         if len(self._compiled) >= self._max:
             self._compiled.clear()
@@ -378,9 +586,9 @@ class FastExecutor:
             raise Fallback("variables")
         run = _Run(schema, context, coerced)
         try:
-            root_name = schema.query_type.name if schema.query_type else "Query"
-            data = run.object(root_value, compiled.root, root_name)
-            await run.drain()
+            data = compiled.run_root(run, root_value)
+            if run.pending:
+                await run.drain()
             return data
         except Exception as exc:
             for _, _, awaitable in run.pending:

@@ -1,4 +1,4 @@
-"""Live subscriptions: a chat's events, the owner's chat list, title changes.
+"""Live subscriptions: a chat's events, the owner's chat list, title changes, git.
 
 Event types describe the small dataclasses the stream resolvers yield; ids are
 encoded here, parts and errors decoded from their stored JSON.
@@ -14,8 +14,9 @@ import strawberry
 
 from db.parts import from_json
 from db.vocabulary import ChatListEventKind, ChatStatus, MessageRole
-from resolvers import chat_list_stream, chat_stream, global_id
+from resolvers import chat_list_stream, chat_stream, git_stream, global_id
 from schema.chat import Chat, ChatError, chat_error
+from schema.chat_diff import GitChanges
 from schema.info import Info
 from schema.message import Message, MessagePart, QueuedMessage
 from schema.node import row_is
@@ -155,3 +156,13 @@ class Subscription:
     ) -> AsyncGenerator[TitleChange, None]:
         async for event in chat_list_stream.title_changes(info.context, chat_id):
             yield cast(TitleChange, event)
+
+    @strawberry.subscription(
+        description="The git state of the chat's workspace: every repository first, then "
+        "the ones that changed. A chat without a workspace gets one empty frame."
+    )
+    async def git_changes(
+        self, info: Info, chat_id: strawberry.ID
+    ) -> AsyncGenerator[GitChanges, None]:
+        async for frame in git_stream.git_changes(info.context, chat_id):
+            yield cast(GitChanges, frame)

@@ -3,6 +3,7 @@ database, the event hub and (by default) the chat daemon."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +13,8 @@ from starlette.routing import Route, WebSocketRoute
 
 from daemon.chat_daemon import ChatDaemon
 from daemon.tool_registry import ToolRegistry
+from daemon.workspace_backend import LocalWorkspaceBackend, WorkspaceBackend, create_workspace
+from daemon.workspace_services import WorkspaceServices
 from db.chat_events import ChatEvents
 from db.event_hub import EventHub
 from db.model_resolution import ensure_default_scripted_model
@@ -28,6 +31,19 @@ from server.request_ids import RequestIdMiddleware
 from server.settings import Settings
 
 
+def make_daemon(
+    settings: Settings,
+    hub: EventHub,
+    secrets: SecretBox,
+    backend: WorkspaceBackend,
+    tools: ToolRegistry | None = None,
+) -> ChatDaemon:
+    """The chat daemon with its workspace services (git watchers, reaper, PR status)."""
+    events = ChatEvents(hub)
+    services = WorkspaceServices(backend, events, settings.workspace_settings())
+    return ChatDaemon(hub, secrets, settings.daemon_settings(), tools, workspaces=services)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -39,6 +55,9 @@ def create_app(
     metrics = Metrics()
     schema = build_schema(settings.query_limits(), extra_extensions=[metrics.extension])
     view = AgentGraphQL(schema, settings, metrics)
+
+    backend = LocalWorkspaceBackend(settings.resolved_workspaces_dir())
+    provision = functools.partial(create_workspace, backend)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -55,7 +74,7 @@ def create_app(
             app.state.chat_events = ChatEvents(hub)
             daemon = None
             if run_daemon:
-                daemon = ChatDaemon(hub, app.state.secrets, settings.daemon_settings(), tools)
+                daemon = make_daemon(settings, hub, app.state.secrets, backend, tools)
                 await daemon.start()
             app.state.daemon = daemon
             try:
@@ -84,4 +103,6 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.workspace_backend = backend
+    app.state.provision_workspace = provision
     return app

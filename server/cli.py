@@ -63,9 +63,10 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     """Claim and run chats without serving HTTP (scaled-out workers)."""
     import signal
 
-    from daemon.chat_daemon import ChatDaemon
+    from daemon.workspace_backend import LocalWorkspaceBackend
     from db.event_hub import EventHub
     from db.secret_box import SecretBox
+    from server.app import make_daemon
     from server.database import database
     from server.logs import configure_logging
 
@@ -81,7 +82,8 @@ def cmd_daemon(args: argparse.Namespace) -> int:
             hub = EventHub(settings.broadcast_url)
             await hub.connect()
             secrets = SecretBox(settings.resolved_secret_key())
-            daemon = ChatDaemon(hub, secrets, settings.daemon_settings())
+            backend = LocalWorkspaceBackend(settings.resolved_workspaces_dir())
+            daemon = make_daemon(settings, hub, secrets, backend)
             await daemon.start()
             print(f"agentgql: daemon {daemon.worker_id} running", file=sys.stderr, flush=True)
             try:

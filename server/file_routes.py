@@ -17,9 +17,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from db.vocabulary import CHAT_FILE_MAX_BYTES, ErrorCode
-from resolvers import files
+from resolvers import files, global_id
 from resolvers.context import RequestContext
 from resolvers.errors import ApiError
+from resolvers.permissions import require_viewer
 from server.request_auth import credentials_of, resolve_token
 from server.request_ids import current_request_id
 
@@ -70,15 +71,14 @@ async def upload(request: Request) -> Response:
             raise files.too_large()
         name = disposition_name(request.headers.get("content-disposition"))
         content_type = request.headers.get("content-type")
-        if ctx.viewer is None and ctx.auth_error is None:
-            raise ApiError(ErrorCode.UNAUTHENTICATED, "sign in required")
+        require_viewer(ctx)  # refused before a byte of the body is read
         data = await files.read_capped(request.stream())
         meta = await files.upload_file(ctx, name, content_type, data)
     except ApiError as exc:
         return _error(exc)
-    return JSONResponse(
-        {"id": str(meta.id)}, status_code=201, headers={"Location": f"/files/{meta.id}"}
-    )
+    # The ChatFile's global id: what sendMessage's fileId and node(id) take.
+    body = {"id": global_id.encode("ChatFile", meta.id)}
+    return JSONResponse(body, status_code=201, headers={"Location": files.file_url(meta)})
 
 
 async def download(request: Request) -> Response:

@@ -172,6 +172,7 @@ class AgentGraphQL(GraphQL[RequestContext, None]):
         _apply(ctx, state)
         ctx.events = getattr(request.app.state, "chat_events", None)
         ctx.secrets = getattr(request.app.state, "secrets", None)
+        ctx.workspaces = getattr(request.app.state, "provision_workspace", None)
         return ctx
 
     async def on_ws_connect(self, context: RequestContext) -> UnsetType | dict[str, object] | None:

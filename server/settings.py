@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from daemon.chat_daemon import DaemonSettings
 from daemon.turn_runner import TurnSettings
+from daemon.workspace_services import WorkspaceSettings
 from schema.limits import QueryLimits
 
 
@@ -72,10 +73,27 @@ class Settings(BaseSettings):
     cookie_secure: bool = Field(
         default=False, description="Mark the session cookie Secure (set behind HTTPS)."
     )
+    workspaces_dir: Path | None = Field(
+        default=None, description="Where workspaces live; unset = <data dir>/workspaces."
+    )
+    github_token: str | None = Field(
+        default=None, description="Token for looking up pull requests on GitHub."
+    )
+    github_api_url: str = Field(
+        default="https://api.github.com", description="GitHub REST API base URL."
+    )
+    git_poll_s: float = Field(default=30.0, description="Git watcher fallback poll.")
+    pull_requests: bool = Field(
+        default=True, description="Look up chats' pull requests (GitHub) for diffs and status."
+    )
+    git_cooldown_s: float = Field(default=1.0, description="Git watcher event cooldown.")
 
     @property
     def embedded(self) -> bool:
         return self.database_url is None
+
+    def resolved_workspaces_dir(self) -> Path:
+        return self.workspaces_dir or self.data_dir / "workspaces"
 
     def query_limits(self) -> QueryLimits:
         return QueryLimits(
@@ -98,6 +116,15 @@ class Settings(BaseSettings):
                 retry_max_s=self.retry_max_s,
                 retry_attempts=self.retry_attempts,
             ),
+        )
+
+    def workspace_settings(self) -> WorkspaceSettings:
+        return WorkspaceSettings(
+            git_cooldown_s=self.git_cooldown_s,
+            git_poll_s=self.git_poll_s,
+            github_token=self.github_token,
+            github_api_url=self.github_api_url,
+            pull_requests=self.pull_requests,
         )
 
     def resolved_secret_key(self) -> str:

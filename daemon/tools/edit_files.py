@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from daemon.providers import ToolSpec
-from daemon.tool_registry import Tool
+from daemon.tool_registry import Tool, ToolError
 from daemon.tools.paths import display_path, require_regular_file, resolve_writable
-from daemon.tools.turn_context import ToolError, ToolTurn
+from daemon.tools.turn_context import ToolTurn
 from daemon.tools.write_file import write_bytes
 
 SPEC = ToolSpec(

@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from daemon.tools.turn_context import ToolError, ToolTurn
+from daemon.tool_registry import ToolError
+from daemon.tools.turn_context import ToolTurn
 
 
 def workspace_root(turn: ToolTurn) -> Path:

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.tools.turn_context import ToolError
+from daemon.tool_registry import ToolError
 
 OUTPUT_LIMIT = 64 * 1024
 SHELL = "/bin/sh"

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from daemon.providers import ToolSpec
-from daemon.tool_registry import Tool
+from daemon.tool_registry import Tool, ToolError
 from daemon.tools.paths import display_path, require_regular_file, resolve_path
-from daemon.tools.turn_context import ToolError, ToolTurn, optional_int, require_str
+from daemon.tools.turn_context import ToolTurn, optional_int, require_str
 
 MAX_TEXT_BYTES = 256 * 1024
 DEFAULT_LIMIT = 2000

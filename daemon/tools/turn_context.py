@@ -11,9 +11,9 @@ import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
-
-class ToolError(Exception):
-    """A refusal or failure the model can act on; the message is what it reads."""
+from daemon.tool_registry import ToolError
+from daemon.workspace_backend import WorkspaceBackend
+from db.chat_events import ChatEvents
 
 
 class ToolTurn(Protocol):
@@ -91,3 +91,19 @@ def optional_bool(args: dict[str, Any], name: str, default: bool) -> bool:
     if not isinstance(value, bool):
         raise ToolError(f"argument {name!r} must be true or false")
     return value
+
+
+class AgentTurn(ToolTurn, Protocol):
+    """What the chat-level tools (workspaces, plans, sub-agents) also use.
+
+    ``workspace_id``, ``workspace_dir`` and ``plan_path`` are assignable:
+    create_workspace binds a workspace in the middle of a turn.
+    """
+
+    model_config_id: uuid.UUID | None
+    root_id: uuid.UUID | None
+    workspace_id: uuid.UUID | None
+    workspace_dir: Path | None
+    plan_path: str | None
+    events: ChatEvents | None
+    backend: WorkspaceBackend | None

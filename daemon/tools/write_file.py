@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from daemon.providers import ToolSpec
-from daemon.tool_registry import Tool
+from daemon.tool_registry import Tool, ToolError
 from daemon.tools.paths import display_path, resolve_writable
-from daemon.tools.turn_context import ToolError, ToolTurn, require_str
+from daemon.tools.turn_context import ToolTurn, require_str
 
 SPEC = ToolSpec(
     name="write_file",

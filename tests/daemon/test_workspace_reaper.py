@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.workspace_reaper import WorkspaceReaper, effective_ttl_s, stop_idle_workspaces
+from daemon.workspace_reaper import WorkspaceReaper, stop_idle_workspaces
 from db.models import User, Workspace
 from db.vocabulary import WorkspaceStatus
+from db.workspace_ttl import effective_ttl_s
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 

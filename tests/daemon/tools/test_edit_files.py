@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from daemon.tool_registry import ToolError
 from daemon.tools.edit_files import edit_files
-from daemon.tools.turn_context import ToolError
 from tests.daemon.tools.workspace_turn import FakeTurn
 
 

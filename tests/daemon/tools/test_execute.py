@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from daemon.tool_registry import ToolError
 from daemon.tools.execute import execute_tool
 from daemon.tools.processes import OUTPUT_LIMIT, ProcessTable
-from daemon.tools.turn_context import ToolError
 from tests.daemon.tools.workspace_turn import FakeTurn, exits
 
 

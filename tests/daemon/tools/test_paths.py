@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from daemon.tool_registry import ToolError
 from daemon.tools.paths import display_path, resolve_path, resolve_writable
-from daemon.tools.turn_context import ToolError
 from tests.daemon.tools.workspace_turn import FakeTurn
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from daemon.tool_registry import ToolError
 from daemon.tools.execute import execute_tool
 from daemon.tools.process_output import process_output_tool
 from daemon.tools.processes import ProcessTable
-from daemon.tools.turn_context import ToolError
 from tests.daemon.tools.workspace_turn import FakeTurn, exits
 
 

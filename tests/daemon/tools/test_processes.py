@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from daemon.tool_registry import ToolError
 from daemon.tools.processes import CappedOutput, ProcessTable
-from daemon.tools.turn_context import ToolError
 from tests.daemon.tools.workspace_turn import exits, is_running
 
 

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.tool_registry import ToolRegistry
+from daemon.tool_registry import ToolError, ToolRegistry
 from daemon.tools import read_file as read_file_module
 from daemon.tools.read_file import MAX_TEXT_BYTES, TOOL, read_file
-from daemon.tools.turn_context import ToolError
 from tests.daemon.tools.workspace_turn import FakeTurn
 
 
@@ -122,4 +121,4 @@ async def test_bad_arguments_are_explained(workspace: Path, turn: FakeTurn) -> N
 async def test_the_model_reads_refusals_as_tool_errors(turn: FakeTurn) -> None:
     result, is_error = await ToolRegistry([TOOL]).run("read_file", {"path": "/etc/passwd"}, turn)
     assert is_error is True
-    assert result["error"].startswith("ToolError: path escapes the workspace: '/etc/passwd'")
+    assert result["error"].startswith("path escapes the workspace: '/etc/passwd'")

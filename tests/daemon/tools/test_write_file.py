@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.tools.turn_context import ToolError
+from daemon.tool_registry import ToolError
 from daemon.tools.write_file import write_file
 from tests.daemon.tools.workspace_turn import FakeTurn
 

@@ -9,16 +9,25 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from daemon.workspace_backend import WorkspaceBackend
+from db.chat_events import ChatEvents
+
 
 @dataclass
 class FakeTurn:
-    """Implements ``ToolTurn`` with plain attributes the tests can set."""
+    """Implements ``ToolTurn`` (and ``AgentTurn``, for the chat-level tools) with
+    plain attributes the tests can set."""
 
     workspace_dir: Path | None
     chat_id: uuid.UUID = field(default_factory=uuid.uuid4)
     owner_id: uuid.UUID = field(default_factory=uuid.uuid4)
     plan_mode: bool = False
     plan_path: str | None = None
+    model_config_id: uuid.UUID | None = None
+    root_id: uuid.UUID | None = None
+    workspace_id: uuid.UUID | None = None
+    events: ChatEvents | None = None
+    backend: WorkspaceBackend | None = None
 
 
 def is_running(pid: int) -> bool:

@@ -1,0 +1,179 @@
+"""The live git stream behind ``gitChanges``, and ``refreshGitChanges``.
+
+The chat is authorized and its workspace resolved once, at subscribe; a
+workspace bound to the chat later is not followed (subscribe again). A chat
+without a workspace gets one empty frame and the stream completes.
+
+Otherwise: subscribe to the workspace's git channel first, then send a full
+frame from the stored snapshot (every present repository; none when the watcher
+has not scanned yet), so nothing published in between is lost. Each event
+names changed and removed roots: the changed ones are read from the snapshot
+row, the removed ones are sent as ``removed: true`` with an empty diff. Clients
+merge frames by root. After a resync from the hub (events were dropped) a full
+frame is sent again, with ``removed: true`` entries for roots this stream sent
+earlier that are gone now, so merging by root still converges.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from db.chat_events import git_channel
+from db.hub_subscription import RESYNC
+from db.models import Chat, Workspace, WorkspaceGitSnapshot
+from resolvers.chat_diffs import aware, present_repositories
+from resolvers.chats import own_chat
+from resolvers.context import RequestContext
+from resolvers.errors import bad_input
+
+
+@dataclass(frozen=True)
+class GitRepositoryRow:
+    root: str
+    branch: str | None
+    remote_origin: str | None
+    unified_diff: str
+    removed: bool
+    additions: int
+    deletions: int
+    changed_files: int
+
+
+@dataclass(frozen=True)
+class GitChangesRow:
+    chat_id: uuid.UUID
+    repositories: list[GitRepositoryRow]
+    scanned_at: datetime
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def repository_row(raw: dict[str, Any]) -> GitRepositoryRow:
+    """One stored repository; fields the watcher left out read as empty."""
+    branch = raw.get("branch")
+    origin = raw.get("remoteOrigin")
+    return GitRepositoryRow(
+        root=str(raw["root"]),
+        branch=None if branch is None else str(branch),
+        remote_origin=None if origin is None else str(origin),
+        unified_diff=str(raw.get("unifiedDiff") or ""),
+        removed=bool(raw.get("removed", False)),
+        additions=_int(raw.get("additions")),
+        deletions=_int(raw.get("deletions")),
+        changed_files=_int(raw.get("changedFiles")),
+    )
+
+
+def removed_row(root: str) -> GitRepositoryRow:
+    return GitRepositoryRow(root, None, None, "", True, 0, 0, 0)
+
+
+async def chat_workspace(chat: Chat) -> Workspace | None:
+    """The chat's workspace when it exists and is the chat owner's."""
+    if chat.workspace_id is None:
+        return None
+    return await Workspace.filter(
+        id=chat.workspace_id,
+        owner_id=chat.owner_id,  # type: ignore[attr-defined]
+    ).first()
+
+
+class _Stream:
+    def __init__(self, chat_id: uuid.UUID, workspace_id: uuid.UUID) -> None:
+        self.chat_id = chat_id
+        self.workspace_id = workspace_id
+        self.sent: set[str] = set()  # roots the client holds as present
+
+    async def _snapshot(self) -> WorkspaceGitSnapshot | None:
+        return await WorkspaceGitSnapshot.filter(workspace_id=self.workspace_id).first()
+
+    def _frame(self, repos: list[GitRepositoryRow], scanned_at: datetime) -> GitChangesRow:
+        for repo in repos:
+            if repo.removed:
+                self.sent.discard(repo.root)
+            else:
+                self.sent.add(repo.root)
+        return GitChangesRow(self.chat_id, repos, scanned_at)
+
+    async def full(self) -> GitChangesRow:
+        snapshot = await self._snapshot()
+        if snapshot is None:
+            repos: list[GitRepositoryRow] = []
+            scanned_at = datetime.now(UTC)
+        else:
+            repos = [repository_row(r) for r in present_repositories(snapshot)]
+            scanned_at = aware(snapshot.scanned_at)
+        present = {r.root for r in repos}
+        gone = [removed_row(root) for root in sorted(self.sent - present)]
+        return self._frame(repos + gone, scanned_at)
+
+    async def changes(self, raw: dict[str, Any]) -> GitChangesRow | None:
+        changed = {str(r) for r in raw.get("changed") or []}
+        removed = {str(r) for r in raw.get("removed") or []}
+        if not changed and not removed:
+            return None
+        snapshot = await self._snapshot() if changed else None
+        stored = {}
+        if snapshot is not None:
+            stored = {
+                str(r["root"]): r
+                for r in snapshot.repositories or []
+                if isinstance(r, dict) and r.get("root")
+            }
+        repos = [repository_row(stored[root]) for root in sorted(changed) if root in stored]
+        repos += [removed_row(root) for root in sorted(removed - changed)]
+        if not repos:
+            return None
+        if snapshot is not None:
+            scanned_at = aware(snapshot.scanned_at)
+        else:
+            scanned_at = _event_time(raw.get("scannedAt"))
+        return self._frame(repos, scanned_at)
+
+
+def _event_time(value: Any) -> datetime:
+    try:
+        return aware(datetime.fromisoformat(str(value)))
+    except ValueError:
+        return datetime.now(UTC)
+
+
+async def git_changes(ctx: RequestContext, chat_gid: str) -> AsyncIterator[GitChangesRow]:
+    chat = await own_chat(ctx, chat_gid, "chatId")
+    workspace = await chat_workspace(chat)
+    if workspace is None:
+        yield GitChangesRow(chat.id, [], datetime.now(UTC))
+        return
+    if ctx.events is None:
+        raise RuntimeError("no event hub")
+    stream = _Stream(chat.id, workspace.id)
+    async with ctx.events.hub.subscribe(git_channel(workspace.id)) as subscription:
+        # The first frame is read after subscribing, so nothing falls between.
+        yield await stream.full()
+        async for raw in subscription:
+            ctx.reset_loaders()  # loaders live for one event, never the connection
+            kind = raw.get("kind")
+            if kind == RESYNC:
+                yield await stream.full()
+            elif kind == "git":
+                frame = await stream.changes(raw)
+                if frame is not None:
+                    yield frame
+
+
+async def refresh_git_changes(ctx: RequestContext, chat_gid: str) -> bool:
+    """Ask the daemon watching the chat's workspace to rescan now."""
+    chat = await own_chat(ctx, chat_gid, "chatId")
+    workspace = await chat_workspace(chat)
+    if workspace is None:
+        raise bad_input("chatId", "the chat has no workspace")
+    if ctx.events is None:
+        raise RuntimeError("no event hub")
+    await ctx.events.request_git_refresh(workspace.id)
+    return True
