@@ -27,6 +27,19 @@ OUTPUT_LIMIT = 64 * 1024
 SHELL = "/bin/sh"
 # Pagers and fancy terminals would wait for a keypress no one will press.
 ENV_OVERRIDES = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat"}
+# The server's own secrets never reach the model's commands (it could print them).
+_PRIVATE_PREFIXES = ("AGENTGQL_", "PG")
+_PRIVATE_NAMES = frozenset({"DATABASE_URL", "BROADCAST_URL", "REDIS_URL"})
+
+
+def command_env() -> dict[str, str]:
+    """The daemon's environment minus its secrets, plus the non-interactive overrides."""
+    kept = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _PRIVATE_NAMES and not k.startswith(_PRIVATE_PREFIXES)
+    }
+    return {**kept, **ENV_OVERRIDES}
 # How long to wait for the last output once the group is dead, and for a killed
 # process to be reaped; only a process that escaped its group can use them up.
 _DRAIN_S = 2.0
@@ -126,7 +139,7 @@ class ShellProcess:
             "-c",
             command,
             cwd=cwd,
-            env={**os.environ, **ENV_OVERRIDES},
+            env=command_env(),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

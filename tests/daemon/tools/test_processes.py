@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from daemon.tool_registry import ToolError
-from daemon.tools.processes import CappedOutput, ProcessTable
+from daemon.tools.processes import CappedOutput, ProcessTable, command_env
 from tests.daemon.tools.workspace_turn import exits, is_running
 
 
@@ -81,3 +81,16 @@ async def test_running_processes_per_chat_are_limited(
         await table.start(uuid.uuid4(), "sleep 30", workspace)  # other chats are unaffected
     finally:
         await table.close_all()
+
+
+def test_commands_do_not_see_the_servers_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTGQL_SECRET_KEY", "s3cret")
+    monkeypatch.setenv("DATABASE_URL", "postgres://user:pw@db/x")
+    monkeypatch.setenv("PGPASSWORD", "pw")
+    monkeypatch.setenv("HOME_COLOUR", "blue")
+    env = command_env()
+    assert "AGENTGQL_SECRET_KEY" not in env
+    assert "DATABASE_URL" not in env
+    assert "PGPASSWORD" not in env
+    assert env["HOME_COLOUR"] == "blue"
+    assert env["PAGER"] == "cat"
