@@ -66,7 +66,11 @@ async def system_text(
     return "\n\n".join(p for p in pieces if p)
 
 
-async def history(chat_id: uuid.UUID) -> list[ModelMessage]:
+async def history(
+    chat_id: uuid.UUID, files: dict[uuid.UUID, InlineFile] | None = None
+) -> list[ModelMessage]:
+    """``files`` caches attachments across the steps of one turn (files are
+    immutable, so bytes read once stay right)."""
     visible = ChatMessage.filter(chat_id=chat_id, deleted=False).exclude(visibility=Visibility.USER)
     summary = await visible.filter(compressed=True, role=MessageRole.USER).order_by("-id").first()
     rows = visible.exclude(role=MessageRole.SYSTEM).order_by("id")
@@ -76,19 +80,18 @@ async def history(chat_id: uuid.UUID) -> list[ModelMessage]:
     for row in await rows:
         role = cast(Literal["user", "assistant", "tool"], row.role.value)
         messages.append(ModelMessage(role=role, parts=parts_from_json(row.parts)))
-    await _attach_files(messages)
+    await _attach_files(messages, {} if files is None else files)
     return messages
 
 
-async def _attach_files(messages: list[ModelMessage]) -> None:
+async def _attach_files(messages: list[ModelMessage], cache: dict[uuid.UUID, InlineFile]) -> None:
     """Read attached files' bytes now, at dispatch: the rows keep only ids."""
     wanted = part_file_ids(p for m in messages if m.role == "user" for p in m.parts)
-    if not wanted:
-        return
-    blobs = await file_blobs(wanted)
+    missing = [key for key in wanted if key not in cache]
+    if missing:
+        for key, blob in (await file_blobs(missing)).items():
+            cache[key] = InlineFile(blob.meta.name, blob.meta.mime_type, blob.data)
     for message in messages:
         for key in part_file_ids(message.parts):
-            blob = blobs.get(key)
-            if blob is not None:
-                meta = blob.meta
-                message.files[str(key)] = InlineFile(meta.name, meta.mime_type, blob.data)
+            if key in cache:
+                message.files[str(key)] = cache[key]

@@ -23,6 +23,7 @@ from tortoise.transactions import in_transaction
 from daemon import compaction, prompt
 from daemon.chat_context import load_chat_context
 from daemon.providers import (
+    InlineFile,
     LlmClient,
     ModelRequest,
     ProviderError,
@@ -213,6 +214,7 @@ async def _run_steps(turn: Turn, model: ResolvedModel, client: LlmClient) -> Non
     await load_chat_context(turn)
     system_plan = turn.plan_path
     system = await prompt.system_text(turn.chat_id, turn.owner_id, turn.policy, system_plan)
+    files: dict[uuid.UUID, InlineFile] = {}  # attachments read once per turn
     for _ in range(turn.settings.max_steps):
         if turn.plan_path != system_plan:  # create_workspace gave the chat its plan file
             system_plan = turn.plan_path
@@ -220,7 +222,7 @@ async def _run_steps(turn: Turn, model: ResolvedModel, client: LlmClient) -> Non
         request = ModelRequest(
             model=model.model,
             system=system,
-            messages=await prompt.history(turn.chat_id),
+            messages=await prompt.history(turn.chat_id, files),
             tools=turn.tools.specs(turn.policy.allows),
             max_output_tokens=model.max_output_tokens,
         )
