@@ -10,7 +10,7 @@ from strawberry.scalars import JSON
 
 from db.models import Chat as ChatRow
 from db.vocabulary import ChatErrorKind, ChatMode, ChatStatus
-from resolvers import chat_diffs, chats, messages
+from resolvers import chat_diffs, chats, messages, workspaces
 from resolvers.pagination import PageArgs
 from schema.chat_diff import ChatDiff, DiffStatus
 from schema.connection import Connection, connection_of
@@ -130,6 +130,16 @@ class Chat(Node):
 
 @strawberry.type
 class ChatQueries:
+    @strawberry.field(
+        description="For each workspace (at most 25 ids), your most recently updated "
+        "non-archived chat bound to it; workspaces without one are left out."
+    )
+    async def chats_by_workspace(
+        self, info: Info, workspace_ids: list[strawberry.ID]
+    ) -> list[Chat]:
+        rows = await workspaces.chats_by_workspace(info.context, list(workspace_ids))
+        return cast(list[Chat], rows)
+
     @strawberry.field(description="One of your chats; null when absent or not yours.")
     async def chat(self, info: Info, id: strawberry.ID) -> Chat | None:
         return cast(Chat | None, await chats.chat(info.context, id))

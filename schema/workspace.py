@@ -13,7 +13,6 @@ import strawberry
 from db import models
 from db.vocabulary import WorkspaceSourceKind, WorkspaceStatus
 from resolvers import workspace_templates, workspaces
-from schema.chat import Chat
 from schema.info import Info
 from schema.node import Node, global_id_field, row_is
 from schema.provider import given
@@ -174,16 +173,6 @@ class WorkspaceQueries:
     @strawberry.field(description="Your workspaces, newest first.")
     async def workspaces(self, info: Info) -> list[Workspace]:
         return cast(list[Workspace], await workspaces.workspaces(info.context))
-
-    @strawberry.field(
-        description="For each workspace (at most 25 ids), your most recently updated "
-        "non-archived chat bound to it; workspaces without one are left out."
-    )
-    async def chats_by_workspace(
-        self, info: Info, workspace_ids: list[strawberry.ID]
-    ) -> list[Chat]:
-        rows = await workspaces.chats_by_workspace(info.context, list(workspace_ids))
-        return cast(list[Chat], rows)
 
 
 @strawberry.type
