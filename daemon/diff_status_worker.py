@@ -20,30 +20,13 @@ from datetime import timedelta
 from typing import Any
 
 from daemon.git_providers.base import GitProvider, GitProviderError, PullRequest
+from db.models.workspace import PULL_REQUEST_FIELDS
 from db.raw_sql import fetch
 from db.vocabulary import DIFF_STATUS_LEASE_S
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[uuid.UUID, uuid.UUID], Awaitable[None]]
-
-# What chat lists show; a refresh that changes none of these publishes nothing.
-VISIBLE_FIELDS = (
-    "url",
-    "pull_request_state",
-    "pull_request_title",
-    "pr_number",
-    "base_branch",
-    "head_branch",
-    "author_login",
-    "commits",
-    "approved",
-    "reviewer_count",
-    "changes_requested",
-    "additions",
-    "deletions",
-    "changed_files",
-)
 
 _MARK_STALE = """
 INSERT INTO chat_diff_statuses (chat_id, git_branch, git_remote_origin, stale_at, updated_at)
@@ -62,11 +45,11 @@ WHERE c.id = d.chat_id AND d.chat_id IN (
   FOR UPDATE OF s SKIP LOCKED
 )
 RETURNING d.chat_id, c.owner_id, d.git_branch, d.git_remote_origin, d.stale_at,
-  d.lease_until, {", ".join(f"d.{name}" for name in VISIBLE_FIELDS)}
+  d.lease_until, {", ".join(f"d.{name}" for name in PULL_REQUEST_FIELDS)}
 """
-_ASSIGNMENTS = ", ".join(f"{name} = ${i}" for i, name in enumerate(VISIBLE_FIELDS, start=4))
+_ASSIGNMENTS = ", ".join(f"{name} = ${i}" for i, name in enumerate(PULL_REQUEST_FIELDS, start=4))
 _STORE = f"""
-UPDATE chat_diff_statuses SET {_ASSIGNMENTS}, remote_diff = ${len(VISIBLE_FIELDS) + 4},
+UPDATE chat_diff_statuses SET {_ASSIGNMENTS}, remote_diff = ${len(PULL_REQUEST_FIELDS) + 4},
   stale_at = CASE WHEN stale_at = $3 THEN NULL ELSE stale_at END,
   lease_until = NULL, refreshed_at = now(), updated_at = now()
 WHERE chat_id = $1 AND lease_until = $2
@@ -85,9 +68,9 @@ async def mark_stale(chat_id: uuid.UUID, branch: str | None, remote_origin: str 
 
 
 def visible_values(pr: PullRequest | None) -> tuple[Any, ...]:
-    """The row's VISIBLE_FIELDS for ``pr`` (all None when there is no PR)."""
+    """The row's PULL_REQUEST_FIELDS for ``pr`` (all None when there is no PR)."""
     if pr is None:
-        return (None,) * len(VISIBLE_FIELDS)
+        return (None,) * len(PULL_REQUEST_FIELDS)
     return (
         pr.url,
         str(pr.state),
@@ -160,7 +143,7 @@ class DiffStatusWorker:
         new = visible_values(pr)
         if not await fetch(_STORE, *claim, *new, diff):
             return  # the lease ran out and someone else has the row now
-        if new != tuple(row[name] for name in VISIBLE_FIELDS):
+        if new != tuple(row[name] for name in PULL_REQUEST_FIELDS):
             try:
                 await self.publish(row["owner_id"], chat_id)
             except Exception:

@@ -22,6 +22,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from db.git_snapshots import RepoSnapshot
+
 log = logging.getLogger(__name__)
 
 MAX_DIFF_BYTES = 3 * 1024 * 1024
@@ -51,18 +53,6 @@ _BINARY_SNIFF = 8000
 
 class GitError(RuntimeError):
     """A git command failed; the repository is skipped for this scan."""
-
-
-@dataclass(frozen=True)
-class RepoSnapshot:
-    root: str
-    branch: str | None
-    remote_origin: str | None
-    unified_diff: str
-    removed: bool
-    additions: int
-    deletions: int
-    changed_files: int
 
 
 async def scan_workspace(workspace: Path, max_depth: int = 3) -> list[RepoSnapshot]:

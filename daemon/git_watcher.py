@@ -20,7 +20,8 @@ from pathlib import Path
 
 from watchfiles import Change, awatch
 
-from daemon.git_scan import RepoSnapshot, scan_workspace
+from daemon.git_scan import scan_workspace
+from db.git_snapshots import RepoSnapshot
 
 log = logging.getLogger(__name__)
 

@@ -13,35 +13,19 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from daemon.git_scan import RepoSnapshot
 from daemon.git_watcher import GitWatcher
 from daemon.workspace_backend import WorkspaceBackend, WorkspaceError
 from db.chat_events import ChatEvents
+from db.git_snapshots import RepoSnapshot
 from db.models import Chat, ChatDiffStatus, Workspace, WorkspaceGitSnapshot
 from db.vocabulary import WorkspaceStatus
 
 log = logging.getLogger(__name__)
 
 MarkStale = Callable[[uuid.UUID, str | None, str | None], Awaitable[None]]
-
-
-def snapshot_json(repo: RepoSnapshot) -> dict[str, Any]:
-    raw = asdict(repo)
-    return {
-        "root": raw["root"],
-        "branch": raw["branch"],
-        "remoteOrigin": raw["remote_origin"],
-        "unifiedDiff": raw["unified_diff"],
-        "removed": raw["removed"],
-        "additions": raw["additions"],
-        "deletions": raw["deletions"],
-        "changedFiles": raw["changed_files"],
-    }
 
 
 class GitWatchers:
@@ -126,7 +110,7 @@ class GitWatchers:
         scanned_at = datetime.now(UTC)
         await WorkspaceGitSnapshot.update_or_create(
             defaults={
-                "repositories": [snapshot_json(r) for r in current],
+                "repositories": [r.to_json() for r in current],
                 "scanned_at": scanned_at,
             },
             workspace_id=workspace_id,

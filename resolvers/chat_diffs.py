@@ -31,6 +31,7 @@ from typing import Any
 
 from db.diff_files import DiffFile, diff_files
 from db.models import Chat, ChatDiffStatus, WorkspaceGitSnapshot
+from db.models.workspace import PULL_REQUEST_FIELDS
 from db.vocabulary import WorkspaceStatus
 from resolvers.context import RequestContext
 from resolvers.loaders import WorkspaceGit
@@ -43,24 +44,6 @@ NO_WORKSPACE = "no workspace"
 WORKSPACE_STOPPED = "workspace stopped"
 WATCHER_NOT_RUNNING = "watcher not running"
 TIMED_OUT = "timed out"
-
-# The provider-reported fields; a row with none of them set reads as no status.
-PR_FIELDS = (
-    "url",
-    "pull_request_state",
-    "pull_request_title",
-    "pr_number",
-    "base_branch",
-    "head_branch",
-    "author_login",
-    "commits",
-    "approved",
-    "reviewer_count",
-    "changes_requested",
-    "additions",
-    "deletions",
-    "changed_files",
-)
 
 
 class DiffSource(StrEnum):
@@ -160,7 +143,7 @@ async def chat_diff(ctx: RequestContext, chat: Chat) -> ChatDiffView:
 
 
 def has_pull_request_fields(status: ChatDiffStatus) -> bool:
-    return any(getattr(status, name) is not None for name in PR_FIELDS)
+    return any(getattr(status, name) is not None for name in PULL_REQUEST_FIELDS)
 
 
 async def diff_status(ctx: RequestContext, chat: Chat) -> ChatDiffStatus | None:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from db.chat_events import git_channel
+from db.git_snapshots import RepoSnapshot
 from db.hub_subscription import RESYNC
 from db.models import Chat, Workspace, WorkspaceGitSnapshot
 from resolvers.chat_diffs import aware, present_repositories
@@ -32,46 +33,10 @@ from resolvers.errors import bad_input
 
 
 @dataclass(frozen=True)
-class GitRepositoryRow:
-    root: str
-    branch: str | None
-    remote_origin: str | None
-    unified_diff: str
-    removed: bool
-    additions: int
-    deletions: int
-    changed_files: int
-
-
-@dataclass(frozen=True)
 class GitChangesRow:
     chat_id: uuid.UUID
-    repositories: list[GitRepositoryRow]
+    repositories: list[RepoSnapshot]
     scanned_at: datetime
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def repository_row(raw: dict[str, Any]) -> GitRepositoryRow:
-    """One stored repository; fields the watcher left out read as empty."""
-    branch = raw.get("branch")
-    origin = raw.get("remoteOrigin")
-    return GitRepositoryRow(
-        root=str(raw["root"]),
-        branch=None if branch is None else str(branch),
-        remote_origin=None if origin is None else str(origin),
-        unified_diff=str(raw.get("unifiedDiff") or ""),
-        removed=bool(raw.get("removed", False)),
-        additions=_int(raw.get("additions")),
-        deletions=_int(raw.get("deletions")),
-        changed_files=_int(raw.get("changedFiles")),
-    )
-
-
-def removed_row(root: str) -> GitRepositoryRow:
-    return GitRepositoryRow(root, None, None, "", True, 0, 0, 0)
 
 
 async def chat_workspace(chat: Chat) -> Workspace | None:
@@ -93,7 +58,7 @@ class _Stream:
     async def _snapshot(self) -> WorkspaceGitSnapshot | None:
         return await WorkspaceGitSnapshot.filter(workspace_id=self.workspace_id).first()
 
-    def _frame(self, repos: list[GitRepositoryRow], scanned_at: datetime) -> GitChangesRow:
+    def _frame(self, repos: list[RepoSnapshot], scanned_at: datetime) -> GitChangesRow:
         for repo in repos:
             if repo.removed:
                 self.sent.discard(repo.root)
@@ -104,13 +69,13 @@ class _Stream:
     async def full(self) -> GitChangesRow:
         snapshot = await self._snapshot()
         if snapshot is None:
-            repos: list[GitRepositoryRow] = []
+            repos: list[RepoSnapshot] = []
             scanned_at = datetime.now(UTC)
         else:
-            repos = [repository_row(r) for r in present_repositories(snapshot)]
+            repos = [RepoSnapshot.from_json(r) for r in present_repositories(snapshot)]
             scanned_at = aware(snapshot.scanned_at)
         present = {r.root for r in repos}
-        gone = [removed_row(root) for root in sorted(self.sent - present)]
+        gone = [RepoSnapshot.gone(root) for root in sorted(self.sent - present)]
         return self._frame(repos + gone, scanned_at)
 
     async def changes(self, raw: dict[str, Any]) -> GitChangesRow | None:
@@ -126,8 +91,8 @@ class _Stream:
                 for r in snapshot.repositories or []
                 if isinstance(r, dict) and r.get("root")
             }
-        repos = [repository_row(stored[root]) for root in sorted(changed) if root in stored]
-        repos += [removed_row(root) for root in sorted(removed - changed)]
+        repos = [RepoSnapshot.from_json(stored[root]) for root in sorted(changed) if root in stored]
+        repos += [RepoSnapshot.gone(root) for root in sorted(removed - changed)]
         if not repos:
             return None
         if snapshot is not None:

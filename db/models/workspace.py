@@ -89,6 +89,27 @@ class WorkspaceGitSnapshot(Model):
         table = "workspace_git_snapshots"
 
 
+# What the git provider reports about a chat's pull request (and chat lists show):
+# a refresh that changes none of these publishes nothing; a row with none set
+# reads as "no pull request".
+PULL_REQUEST_FIELDS = (
+    "url",
+    "pull_request_state",
+    "pull_request_title",
+    "pr_number",
+    "base_branch",
+    "head_branch",
+    "author_login",
+    "commits",
+    "approved",
+    "reviewer_count",
+    "changes_requested",
+    "additions",
+    "deletions",
+    "changed_files",
+)
+
+
 class ChatDiffStatus(Model):
     """A chat's branch and its pull request; ``stale_at`` queues it for a refresh."""
 

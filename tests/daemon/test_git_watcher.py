@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from daemon import git_watcher
-from daemon.git_scan import RepoSnapshot
 from daemon.git_scan import scan_workspace as real_scan
 from daemon.git_watcher import GitWatcher
+from db.git_snapshots import RepoSnapshot
 from tests.daemon.test_git_scan import git, make_repo
 
 WAIT_S = 5.0
