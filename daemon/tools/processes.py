@@ -40,6 +40,8 @@ def command_env() -> dict[str, str]:
         if k not in _PRIVATE_NAMES and not k.startswith(_PRIVATE_PREFIXES)
     }
     return {**kept, **ENV_OVERRIDES}
+
+
 # How long to wait for the last output once the group is dead, and for a killed
 # process to be reaped; only a process that escaped its group can use them up.
 _DRAIN_S = 2.0
