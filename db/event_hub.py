@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from db.broadcast_link import BroadcastLink, describe
+from db.hub_event import HubEvent
 from db.hub_subscription import RECONNECTED, Subscription, SubscriptionClosed
 
 __all__ = [
@@ -223,8 +224,9 @@ class EventHub:
         if not isinstance(event, dict):
             log.warning("dropping a non-object event on %s", channel)
             return
+        shared = HubEvent(event)  # one object for all: what they derive is shared too
         for sub in subs:
-            sub.offer(event)
+            sub.offer(shared)
 
     async def _supervise(self) -> None:
         while True:

@@ -8,8 +8,8 @@ cursor instead. The hub uses the same signal after it rebuilt a lost backend
 connection (``reason: "backend reconnected"``), since events may have been
 missed while it was down.
 
-Delivered dicts are shared by every subscriber of the channel: treat them as
-read-only.
+Delivered events (``HubEvent``) are one object shared by every local subscriber
+of the channel: treat them as read-only. Resyncs are made per subscriber.
 """
 
 from __future__ import annotations
@@ -92,16 +92,23 @@ class Subscription:
 
     async def get(self, timeout: float | None = None) -> Event:  # noqa: ASYNC109 (the API)
         """The next event; ``TimeoutError`` after ``timeout`` seconds without one."""
-        async with asyncio.timeout(timeout):
-            while not self._items:
-                if self._closed:
-                    raise SubscriptionClosed(self.channel)
-                self._wakeup.clear()
-                await self._wakeup.wait()
+        if not self._items:
+            if timeout is None:  # the live streams' case: no timer to arm per event
+                await self._wait()
+            else:
+                async with asyncio.timeout(timeout):
+                    await self._wait()
         item = self._items.popleft()
         if not self._items:
             self._resync_at_tail = False
         return item
+
+    async def _wait(self) -> None:
+        while not self._items:
+            if self._closed:
+                raise SubscriptionClosed(self.channel)
+            self._wakeup.clear()
+            await self._wakeup.wait()
 
     def __aiter__(self) -> Subscription:
         return self

@@ -2,16 +2,20 @@
 
 Both follow the owner's channel; each event carries a chat id and the chat is
 read from the database per event (with the owner check), so a client always
-gets current rows and never another user's chat.
+gets current rows and never another user's chat. Subscribers of one owner
+channel share that read and the rows made from an event (``db.hub_event``).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from db.chat_events import owner_channel
+from db.hub_event import shared_read, shared_row
 from db.models import Chat
 from db.vocabulary import ChatListEventKind
 from resolvers.chats import chat_key
@@ -33,7 +37,13 @@ class TitleChangeRow:
     title: str
 
 
-async def _owner_events(ctx: RequestContext) -> AsyncIterator[tuple[str, Chat]]:
+async def _owned_chat(chat_id: Any, owner_id: uuid.UUID) -> Chat | None:
+    return await Chat.filter(id=chat_id, owner_id=owner_id).first()
+
+
+async def _owner_events(
+    ctx: RequestContext,
+) -> AsyncIterator[tuple[Mapping[str, Any], str, Chat]]:
     viewer = require_viewer(ctx)
     if ctx.events is None:
         raise RuntimeError("no event hub")
@@ -43,19 +53,22 @@ async def _owner_events(ctx: RequestContext) -> AsyncIterator[tuple[str, Chat]]:
             chat_id = raw.get("chatId")
             if not chat_id:
                 continue
-            chat = await Chat.filter(id=chat_id, owner_id=viewer.id).first()
+            read = partial(_owned_chat, chat_id, viewer.id)
+            chat = await shared_read(raw, ("owned_chat", viewer.id), read)
             if chat is not None:
-                yield str(raw.get("kind")), chat
+                yield raw, str(raw.get("kind")), chat
 
 
 async def chat_list_events(ctx: RequestContext) -> AsyncIterator[ChatListEventRow]:
-    async for kind, chat in _owner_events(ctx):
+    async for raw, kind, chat in _owner_events(ctx):
         if kind in _KINDS:
-            yield ChatListEventRow(_KINDS[kind], chat)
+            key = ("chat_list_event", chat.id)
+            yield shared_row(raw, key, partial(ChatListEventRow, _KINDS[kind], chat))
 
 
 async def title_changes(ctx: RequestContext, chat_gid: str | None) -> AsyncIterator[TitleChangeRow]:
     only = chat_key(chat_gid, "chatId") if chat_gid else None
-    async for kind, chat in _owner_events(ctx):
+    async for raw, kind, chat in _owner_events(ctx):
         if kind == ChatListEventKind.TITLE_CHANGED.value and only in (None, chat.id):
-            yield TitleChangeRow(chat.id, chat.title)
+            key = ("title_change", chat.id)
+            yield shared_row(raw, key, partial(TitleChangeRow, chat.id, chat.title))

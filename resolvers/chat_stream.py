@@ -7,21 +7,30 @@ read from the database after the last id delivered, so a message announced
 twice, or announced while it was being replayed, is still delivered once. A
 ``resync`` from the hub (overflow, backend reconnect) is passed on and followed
 by a re-read from the cursor.
+
+Everything made from a hub event is the same for all subscribers of the chat,
+so it is made once and shared (``db.hub_event``): the rows of a status, a delta,
+the messages read after a cursor, the queue. The subscription executor then
+runs each distinct selection once per event. What a subscriber replays (status,
+deltas, queue) and its resyncs stay its own; only message reads of the same
+cursor are shared with whoever reads it at the same time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from tortoise.expressions import F
 
 from db import live_steps
 from db.chat_events import chat_channel
+from db.hub_event import share, shared_read, shared_row
 from db.keyset import InvalidCursor
 from db.message_rows import MessageRow, cursor_id, message_cursor, messages_after
 from db.models import Chat, ChatQueuedMessage
@@ -91,19 +100,33 @@ async def mark_read(chat_id: uuid.UUID) -> None:
     )
 
 
+async def _read_messages(chat_id: uuid.UUID, after_id: int) -> list[MessageCreatedEvent]:
+    rows = await messages_after(chat_id, after_id)
+    return [share(MessageCreatedEvent(chat_id, message_cursor(row.id), row)) for row in rows]
+
+
 # Every subscriber of a chat reads the same new messages when one is announced:
-# concurrent reads of the same (chat, after id) share one query.
-_reads: dict[tuple[uuid.UUID, int], asyncio.Future[list[MessageRow]]] = {}
+# concurrent reads of the same (chat, after id) share one query and its events.
+_reads: dict[tuple[uuid.UUID, int], asyncio.Future[list[MessageCreatedEvent]]] = {}
 
 
-async def _shared_read(chat_id: uuid.UUID, after_id: int) -> list[MessageRow]:
+async def _shared_read(chat_id: uuid.UUID, after_id: int) -> list[MessageCreatedEvent]:
     key = (chat_id, after_id)
     pending = _reads.get(key)
     if pending is None:
-        pending = asyncio.ensure_future(messages_after(chat_id, after_id))
+        pending = asyncio.ensure_future(_read_messages(chat_id, after_id))
         _reads[key] = pending
         pending.add_done_callback(lambda _: _reads.pop(key, None))
     return await asyncio.shield(pending)
+
+
+async def _read_queue(chat_id: uuid.UUID) -> QueueUpdatedEvent:
+    rows = await ChatQueuedMessage.filter(chat_id=chat_id).order_by("id")
+    return QueueUpdatedEvent(chat_id, rows)
+
+
+async def _shared_queue(chat_id: uuid.UUID) -> QueueUpdatedEvent:
+    return share(await _read_queue(chat_id))
 
 
 class _Replay:
@@ -112,19 +135,27 @@ class _Replay:
         self.last_id = after
         self.part_seq = 0  # live deltas up to here came with the replayed step
 
-    async def messages(self) -> list[MessageCreatedEvent]:
-        out = []
+    async def messages(self, event: Mapping[str, Any] | None = None) -> list[MessageCreatedEvent]:
+        """Every message after the last one delivered; for a hub event, read once
+        by all subscribers at the same cursor."""
+        out: list[MessageCreatedEvent] = []
         while True:
-            rows = await _shared_read(self.chat_id, self.last_id)
-            for row in rows:
-                out.append(MessageCreatedEvent(self.chat_id, message_cursor(row.id), row))
-                self.last_id = row.id
-            if len(rows) < 200:
+            read = partial(_shared_read, self.chat_id, self.last_id)
+            if event is None:
+                page = await read()
+            else:
+                page = await shared_read(event, ("messages", self.chat_id, self.last_id), read)
+            out += page
+            if page:
+                self.last_id = page[-1].message.id
+            if len(page) < 200:
                 return out
 
-    async def queue(self) -> QueueUpdatedEvent:
-        rows = await ChatQueuedMessage.filter(chat_id=self.chat_id).order_by("id")
-        return QueueUpdatedEvent(self.chat_id, rows)
+    async def queue(self, event: Mapping[str, Any] | None = None) -> QueueUpdatedEvent:
+        if event is None:
+            return await _read_queue(self.chat_id)
+        read = partial(_shared_queue, self.chat_id)
+        return await shared_read(event, ("queue", self.chat_id), read)
 
 
 async def chat_events(
@@ -154,41 +185,66 @@ async def chat_events(
         yield await replay.queue()
         async for raw in subscription:
             ctx.reset_loaders()  # loaders live for one event, never the connection
+            if raw.get("kind") in _PLAIN:
+                row = _plain_row(chat.id, raw, replay)
+                if row is not None:
+                    yield row
+                continue
             async for event in _translate(ctx, chat.id, raw, replay):
                 yield event
+
+
+_PLAIN = frozenset({"part", "status", "history_reset", "retry", "error"})
+
+
+def _plain_row(chat_id: uuid.UUID, raw: dict[str, Any], replay: _Replay) -> object | None:
+    """The row of an event that needs no read (the live path of every delta and
+    status, without a generator per event); None when this stream skips it."""
+    kind = raw["kind"]
+    if kind == "part":
+        if int(raw.get("seq") or 0) <= replay.part_seq:
+            return None  # came with the replayed step
+        return shared_row(
+            raw,
+            ("part", chat_id),
+            lambda: PartDeltaEvent(
+                chat_id, raw.get("role", "assistant"), raw["partIndex"], raw["part"]
+            ),
+        )
+    if kind == "status":
+        return shared_row(
+            raw, ("status", chat_id), lambda: StatusChangedEvent(chat_id, ChatStatus(raw["status"]))
+        )
+    if kind == "history_reset":
+        return shared_row(raw, ("history_reset", chat_id), lambda: HistoryResetEvent(chat_id))
+    if kind == "retry":
+        return shared_row(
+            raw,
+            ("retry", chat_id),
+            lambda: RetryScheduledEvent(
+                chat_id,
+                raw["attempt"],
+                raw["delayMs"],
+                datetime.fromisoformat(raw["retryingAt"]),
+                raw["error"],
+            ),
+        )
+    return shared_row(raw, ("error", chat_id), lambda: ChatFailedEvent(chat_id, raw["error"]))
 
 
 async def _translate(
     ctx: RequestContext, chat_id: uuid.UUID, raw: dict[str, Any], replay: _Replay
 ) -> AsyncIterator[object]:
     kind = raw.get("kind")
-    if kind == "part":
-        if int(raw.get("seq") or 0) > replay.part_seq:
-            yield PartDeltaEvent(
-                chat_id, raw.get("role", "assistant"), raw["partIndex"], raw["part"]
-            )
-    elif kind == "message":
-        delivered = await replay.messages()
+    if kind == "message":
+        delivered = await replay.messages(raw)
         for event in delivered:
             yield event
         if any(e.message.role is MessageRole.ASSISTANT for e in delivered):
-            await mark_read(chat_id)  # the viewer is watching: a new reply is read
-    elif kind == "status":
-        yield StatusChangedEvent(chat_id, ChatStatus(raw["status"]))
+            # The viewer is watching: a new reply is read (once for all watchers).
+            await shared_read(raw, ("mark_read", chat_id), partial(mark_read, chat_id))
     elif kind == "queue":
-        yield await replay.queue()
-    elif kind == "history_reset":
-        yield HistoryResetEvent(chat_id)
-    elif kind == "retry":
-        yield RetryScheduledEvent(
-            chat_id,
-            raw["attempt"],
-            raw["delayMs"],
-            datetime.fromisoformat(raw["retryingAt"]),
-            raw["error"],
-        )
-    elif kind == "error":
-        yield ChatFailedEvent(chat_id, raw["error"])
+        yield await replay.queue(raw)
     elif kind == "resync":
         yield ResyncEvent(chat_id, str(raw.get("reason", "events were dropped")))
         for event in await replay.messages():

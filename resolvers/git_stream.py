@@ -11,7 +11,9 @@ names changed and removed roots: the changed ones are read from the snapshot
 row, the removed ones are sent as ``removed: true`` with an empty diff. Clients
 merge frames by root. After a resync from the hub (events were dropped) a full
 frame is sent again, with ``removed: true`` entries for roots this stream sent
-earlier that are gone now, so merging by root still converges.
+earlier that are gone now, so merging by root still converges. A change frame
+is the same for every subscriber of the chat: it is read and built once per
+event (``db.hub_event``); full frames stay per subscriber.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from db.chat_events import git_channel
 from db.git_snapshots import RepoSnapshot
+from db.hub_event import share, shared_read
 from db.hub_subscription import RESYNC
 from db.models import Chat, Workspace, WorkspaceGitSnapshot
 from resolvers.chat_diffs import aware, present_repositories
@@ -59,12 +63,16 @@ class _Stream:
         return await WorkspaceGitSnapshot.filter(workspace_id=self.workspace_id).first()
 
     def _frame(self, repos: list[RepoSnapshot], scanned_at: datetime) -> GitChangesRow:
-        for repo in repos:
+        frame = GitChangesRow(self.chat_id, repos, scanned_at)
+        self._note(frame)
+        return frame
+
+    def _note(self, frame: GitChangesRow) -> None:
+        for repo in frame.repositories:
             if repo.removed:
                 self.sent.discard(repo.root)
             else:
                 self.sent.add(repo.root)
-        return GitChangesRow(self.chat_id, repos, scanned_at)
 
     async def full(self) -> GitChangesRow:
         snapshot = await self._snapshot()
@@ -79,6 +87,18 @@ class _Stream:
         return self._frame(repos + gone, scanned_at)
 
     async def changes(self, raw: dict[str, Any]) -> GitChangesRow | None:
+        read = partial(self._shared_changes, raw)
+        frame = await shared_read(raw, ("git_changes", self.chat_id), read)
+        if frame is not None:
+            self._note(frame)
+        return frame
+
+    async def _shared_changes(self, raw: dict[str, Any]) -> GitChangesRow | None:
+        frame = await self._changes(raw)
+        return None if frame is None else share(frame)
+
+    async def _changes(self, raw: dict[str, Any]) -> GitChangesRow | None:
+        """The frame for one event; it does not depend on what this stream sent."""
         changed = {str(r) for r in raw.get("changed") or []}
         removed = {str(r) for r in raw.get("removed") or []}
         if not changed and not removed:
@@ -99,7 +119,7 @@ class _Stream:
             scanned_at = aware(snapshot.scanned_at)
         else:
             scanned_at = _event_time(raw.get("scannedAt"))
-        return self._frame(repos, scanned_at)
+        return GitChangesRow(self.chat_id, repos, scanned_at)
 
 
 def _event_time(value: Any) -> datetime:

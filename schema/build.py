@@ -8,6 +8,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension, ValidationCache
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
@@ -19,6 +20,7 @@ from schema.chat_config import ChatConfigMutations, ChatConfigQueries
 from schema.chat_diff import GitMutations
 from schema.chat_mutations import ChatMutations
 from schema.errors import ErrorShaping
+from schema.extension_runner import ExtensionsRunner
 from schema.fast_execution import FastExecutor
 from schema.fast_lane import QueryFastLane
 from schema.file import ChatFile, FileMutations
@@ -27,6 +29,7 @@ from schema.message import Message, QueuedMessage
 from schema.model_config import ModelConfigMutations, ModelConfigQueries
 from schema.node_queries import NodeQueries
 from schema.provider import ModelConfig, Provider, ProviderMutations, ProviderQueries
+from schema.shared_execution import SharedEventExecutor
 from schema.subscription import Subscription
 from schema.user import ApiToken, User, UserMutations, UserQueries
 from schema.workspace import (
@@ -52,6 +55,12 @@ class AgentSchema(strawberry.Schema):
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         return None
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        # Subscription frames run the extension hooks per subscriber: keep that cheap.
+        return ExtensionsRunner(execution_context, extensions)
 
 
 Query = merge_types(
@@ -116,6 +125,8 @@ def build_schema(
             WorkspaceTemplate,
         ],
         extensions=extensions,
+        # Subscribers of one event with equal selections share one execution.
+        execution_context_class=SharedEventExecutor,
         config=StrawberryConfig(sort_schema=True),
     )
     schema.fast = FastExecutor()

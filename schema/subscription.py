@@ -1,7 +1,8 @@
 """Live subscriptions: a chat's events, the owner's chat list, title changes, git.
 
 Event types describe the small dataclasses the stream resolvers yield; ids are
-encoded here, parts and errors decoded from their stored JSON.
+encoded here, parts and errors decoded from their stored JSON. The fields hand
+the resolvers' streams over as they are (no re-yielding wrapper per event).
 """
 
 from __future__ import annotations
@@ -139,30 +140,30 @@ class Subscription:
         description="Resumable: pass the endCursor of the messages you already have; the "
         "server replays what came after it, then streams live events. Nothing lost or doubled."
     )
-    async def chat_events(
+    def chat_events(
         self, info: Info, chat_id: strawberry.ID, after: str | None = None
     ) -> AsyncGenerator[ChatEvent, None]:
-        async for event in chat_stream.chat_events(info.context, chat_id, after):
-            yield cast(ChatEvent, event)
+        return cast(
+            AsyncGenerator[ChatEvent, None], chat_stream.chat_events(info.context, chat_id, after)
+        )
 
     @strawberry.subscription(description="Changes to any of your chats, for chat lists.")
-    async def chat_list_events(self, info: Info) -> AsyncGenerator[ChatListEvent, None]:
-        async for event in chat_list_stream.chat_list_events(info.context):
-            yield cast(ChatListEvent, event)
+    def chat_list_events(self, info: Info) -> AsyncGenerator[ChatListEvent, None]:
+        return cast(
+            AsyncGenerator[ChatListEvent, None], chat_list_stream.chat_list_events(info.context)
+        )
 
     @strawberry.subscription(description="New titles of one of your chats, or of all of them.")
-    async def title_changes(
+    def title_changes(
         self, info: Info, chat_id: strawberry.ID | None = None
     ) -> AsyncGenerator[TitleChange, None]:
-        async for event in chat_list_stream.title_changes(info.context, chat_id):
-            yield cast(TitleChange, event)
+        return cast(
+            AsyncGenerator[TitleChange, None], chat_list_stream.title_changes(info.context, chat_id)
+        )
 
     @strawberry.subscription(
         description="The git state of the chat's workspace: every repository first, then "
         "the ones that changed. A chat without a workspace gets one empty frame."
     )
-    async def git_changes(
-        self, info: Info, chat_id: strawberry.ID
-    ) -> AsyncGenerator[GitChanges, None]:
-        async for frame in git_stream.git_changes(info.context, chat_id):
-            yield cast(GitChanges, frame)
+    def git_changes(self, info: Info, chat_id: strawberry.ID) -> AsyncGenerator[GitChanges, None]:
+        return cast(AsyncGenerator[GitChanges, None], git_stream.git_changes(info.context, chat_id))

@@ -26,6 +26,7 @@ from strawberry.types.unset import UnsetType
 from db.vocabulary import ErrorCode
 from resolvers.context import NoCookie, Policy, RequestContext
 from schema.fast_lane import QueryFastLane
+from schema.shared_execution import SharedData
 from server.graphiql import graphiql_html
 from server.metrics import Metrics
 from server.request_auth import COOKIE_NAME, AuthState, credentials_of, resolve_token
@@ -84,9 +85,19 @@ def csrf_refusal(request: Request) -> str | None:
 
 
 class TextFrames(ASGIWebSocketAdapter):
-    """graphql-transport-ws messages are text frames; orjson gives bytes."""
+    """graphql-transport-ws messages are text frames; orjson gives bytes.
+
+    An event's data shared by many subscribers is encoded once and spliced into
+    each subscriber's frame (the same bytes as encoding it every time).
+    """
 
     async def send_json(self, message: Mapping[str, object]) -> None:
+        payload = message.get("payload")
+        if isinstance(payload, dict) and isinstance(payload.get("data"), SharedData):
+            data: SharedData = payload["data"]
+            if data.encoded is None:
+                data.encoded = orjson.Fragment(orjson.dumps(data))
+            message = {**message, "payload": {**payload, "data": data.encoded}}
         try:
             await self.ws.send_text(orjson.dumps(message).decode())
         except WebSocketDisconnect as exc:
