@@ -19,7 +19,7 @@ from schema.chat import Chat, ChatQueries
 from schema.chat_config import ChatConfigMutations, ChatConfigQueries
 from schema.chat_diff import GitMutations
 from schema.chat_mutations import ChatMutations
-from schema.errors import ErrorShaping
+from schema.errors import ErrorShaping, shape_errors
 from schema.extension_runner import ExtensionsRunner
 from schema.fast_execution import FastExecutor
 from schema.fast_lane import QueryFastLane
@@ -41,8 +41,8 @@ from schema.workspace import (
 
 
 class AgentSchema(strawberry.Schema):
-    """Strawberry logs every error with a traceback; ErrorShaping already logs
-    the unexpected ones, and client errors are not server events."""
+    """Errors are shaped (and unexpected ones logged once) by ``process_errors``
+    instead of Strawberry's traceback logging: client errors are not server events."""
 
     fast: FastExecutor
     fast_lane: QueryFastLane
@@ -54,7 +54,9 @@ class AgentSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        return None
+        # Runs for every result, subscription frames included, where ErrorShaping
+        # (an operation-level hook) never sees the errors of frames after the first.
+        shape_errors(errors, execution_context.context if execution_context else None)
 
     def create_extensions_runner(
         self, execution_context: ExecutionContext, extensions: list[SchemaExtension]

@@ -46,12 +46,18 @@ def shape_error(error: GraphQLError, request_id: str | None) -> GraphQLError:
         exc_info=original if original is not None else error,
         extra={"request_id": request_id, "path": error.path},
     )
-    return GraphQLError(
-        MASKED_MESSAGE,
-        nodes=error.nodes,
-        path=error.path,
-        extensions={"code": ErrorCode.INTERNAL_SERVER_ERROR.value, "requestId": request_id},
-    )
+    # In place: subscription frames hand their error objects on after shaping.
+    error.message = MASKED_MESSAGE
+    error.original_error = None
+    error.extensions = {"code": ErrorCode.INTERNAL_SERVER_ERROR.value, "requestId": request_id}
+    return error
+
+
+def shape_errors(errors: list[GraphQLError], context: object) -> None:
+    """Shape a result's errors in place (every streamed subscription frame too)."""
+    rid = _request_id(context)
+    for error in errors:
+        shape_error(error, rid)
 
 
 class ErrorShaping(SchemaExtension):

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from db.models import Chat
-from db.vocabulary import TITLE_LOCK_WORKER, ChatStatus
+from db.models import Chat, ChatMessage
+from db.vocabulary import TITLE_LOCK_WORKER, ChatStatus, MessageRole
 from tests.conftest import make_settings
 from tests.daemon.live import (
     CHAT_EVENTS,
@@ -201,3 +201,26 @@ async def test_chat_events_needs_a_viewer(live_server: str, client: GraphQLClien
         frame = await first_frame(socket, chat["id"])
     errors = frame["payload"]["errors"] if frame["type"] == "next" else frame["payload"]
     assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED", frame
+
+
+async def test_a_frame_failing_mid_stream_is_masked_with_a_code(
+    live_server: str, client: GraphQLClient, app: Starlette
+) -> None:
+    token = await new_user(client, "corrupt")
+    chat = await create_chat(client, token, f"/reply fine {nonce()}")
+    await chat_settled(chat_uuid(chat["id"]))
+    async with GraphQLSocket.open(live_server, token) as socket:
+        sub = await socket.subscribe(CHAT_EVENTS, {"id": chat["id"]}, field="chatEvents")
+        await sub.until(lambda e: e.get("__typename") == "StatusChanged")
+        # A row no reader understands, announced like any new message.
+        row = await ChatMessage.create(
+            chat_id=chat_uuid(chat["id"]), role=MessageRole.ASSISTANT, parts=[{"type": "?"}]
+        )
+        await app.state.chat_events.message(chat_uuid(chat["id"]), row.id)
+        frame = await asyncio.wait_for(sub.queue.get(), 10)
+        while frame["type"] == "next" and not frame["payload"].get("errors"):
+            frame = await asyncio.wait_for(sub.queue.get(), 10)
+    errors = frame["payload"]["errors"] if frame["type"] == "next" else frame["payload"]
+    assert errors[0]["message"] == "Internal server error", frame
+    assert errors[0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert errors[0]["extensions"]["requestId"]
