@@ -7,16 +7,17 @@ building 50 ORM instances per request cost more than the query itself.
 
 from __future__ import annotations
 
+import functools
 import uuid
-from base64 import urlsafe_b64encode
-from dataclasses import dataclass
+from binascii import b2a_base64
 from datetime import datetime
 from typing import Any
 
 import orjson
+from asyncpg import Record
 
 from db.keyset import InvalidCursor, Page, SortKey, decode_cursor
-from db.raw_sql import fetch
+from db.raw_sql import pool
 from db.vocabulary import MessageRole
 
 COLUMNS = (
@@ -38,38 +39,87 @@ _BETWEEN_ASC = (
     "ORDER BY id LIMIT $4"
 )
 _ROLES = {r.value: r for r in MessageRole}
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_loads = orjson.loads
 _KEY = (SortKey("id", kind="int"),)
 BEYOND = 2**63 - 1
 
 
-@dataclass(slots=True)
-class MessageRow:
-    id: int
-    chat_id: uuid.UUID
-    role: MessageRole
-    parts: list[dict[str, Any]]
-    created_at: datetime
-    created_by_id: uuid.UUID | None
-    model_config_id: uuid.UUID | None
-    input_tokens: int | None
-    output_tokens: int | None
-    reasoning_tokens: int | None
-    cache_read_tokens: int | None
-    cache_write_tokens: int | None
-    total_cost_micros: int | None
-    runtime_ms: int | None
+class MessageRow(Record):  # type: ignore[misc]
+    """A page row as asyncpg builds it (in C: no Python constructor per row), read
+    through properties named like the model's attributes, by position in
+    ``COLUMNS``. ``role`` and ``parts`` are converted on each read; the Message
+    type reads each once."""
+
+    __slots__ = ()
+
+    @property
+    def id(self) -> int:
+        return self[0]  # type: ignore[no-any-return]
+
+    @property
+    def chat_id(self) -> uuid.UUID:
+        return self[1]  # type: ignore[no-any-return]
+
+    @property
+    def role(self) -> MessageRole:
+        return _ROLES[self[2]]
+
+    @property
+    def parts(self) -> list[dict[str, Any]]:
+        return _loads(self[3])  # type: ignore[no-any-return]
+
+    @property
+    def created_at(self) -> datetime:
+        return self[4]  # type: ignore[no-any-return]
+
+    @property
+    def created_by_id(self) -> uuid.UUID | None:
+        return self[5]  # type: ignore[no-any-return]
+
+    @property
+    def model_config_id(self) -> uuid.UUID | None:
+        return self[6]  # type: ignore[no-any-return]
+
+    @property
+    def input_tokens(self) -> int | None:
+        return self[7]  # type: ignore[no-any-return]
+
+    @property
+    def output_tokens(self) -> int | None:
+        return self[8]  # type: ignore[no-any-return]
+
+    @property
+    def reasoning_tokens(self) -> int | None:
+        return self[9]  # type: ignore[no-any-return]
+
+    @property
+    def cache_read_tokens(self) -> int | None:
+        return self[10]  # type: ignore[no-any-return]
+
+    @property
+    def cache_write_tokens(self) -> int | None:
+        return self[11]  # type: ignore[no-any-return]
+
+    @property
+    def total_cost_micros(self) -> int | None:
+        return self[12]  # type: ignore[no-any-return]
+
+    @property
+    def runtime_ms(self) -> int | None:
+        return self[13]  # type: ignore[no-any-return]
 
 
-def _row(r: Any) -> MessageRow:
-    return MessageRow(
-        r[0], r[1], _ROLES[r[2]], orjson.loads(r[3]), r[4], r[5], r[6],
-        r[7], r[8], r[9], r[10], r[11], r[12], r[13],
-    )  # fmt: skip
+async def _fetch_rows(sql: str, *args: Any) -> list[MessageRow]:
+    return list(await pool().fetch(sql, *args, record_class=MessageRow))
 
 
+@functools.lru_cache(maxsize=65536)
 def message_cursor(message_id: int) -> str:
-    """``encode_cursor([id])``, without the JSON round trip (one per message)."""
-    return urlsafe_b64encode(b"[%d]" % message_id).rstrip(b"=").decode("ascii")
+    """``encode_cursor([id])``, without the JSON round trip (one per message;
+    cached like message ids, since the same pages are read again and again)."""
+    raw = b2a_base64(b"[%d]" % message_id, newline=False).translate(_URLSAFE)
+    return raw.rstrip(b"=").decode("ascii")
 
 
 def _cursor_id(cursor: str | None, default: int) -> int:
@@ -98,14 +148,14 @@ async def message_page(
         sql, args = (_NEWEST, (high,)) if low == 0 else (_BETWEEN_DESC, (low, high))
     else:
         sql, args = (_OLDEST, (low,)) if high == BEYOND else (_BETWEEN_ASC, (low, high))
-    records = await fetch(sql, chat_id, *args, size + 1)
-    more = len(records) > size
-    rows = [_row(r) for r in records[:size]]
+    rows = await _fetch_rows(sql, chat_id, *args, size + 1)
+    more = len(rows) > size
+    del rows[size:]
     if backward:
         rows.reverse()
     return Page(
         items=rows,
-        cursors=[message_cursor(r.id) for r in rows],
+        cursors=[message_cursor(r[0]) for r in rows],
         has_next_page=more if not backward else before is not None,
         has_previous_page=more if backward else after is not None,
     )
@@ -113,7 +163,7 @@ async def message_page(
 
 async def messages_after(chat_id: uuid.UUID, after_id: int, limit: int = 200) -> list[MessageRow]:
     """Visible messages newer than ``after_id``, oldest first (stream replay)."""
-    return [_row(r) for r in await fetch(_OLDEST, chat_id, after_id, limit)]
+    return await _fetch_rows(_OLDEST, chat_id, after_id, limit)
 
 
 def cursor_id(cursor: str | None) -> int:

@@ -7,6 +7,7 @@ the daemon produces them. Stored JSON uses the reference system's ``type`` names
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,29 +100,34 @@ def to_json(part: Part) -> dict[str, Any]:
 
 def from_json(raw: dict[str, Any]) -> Part:
     kind = raw.get("type")
-    if kind == "text":
-        return TextPart(raw["text"])
-    if kind == "reasoning":
-        return ReasoningPart(raw["text"])
-    if kind == "tool-call":
-        return ToolCallPart(raw["toolCallId"], raw["toolName"], raw.get("args"))
-    if kind == "tool-result":
-        return ToolResultPart(
-            raw["toolCallId"], raw["toolName"], raw.get("result"), bool(raw.get("isError"))
-        )
-    if kind == "file":
-        return FilePart(raw["fileId"])
-    if kind == "file-reference":
-        return FileReferencePart(
-            raw["fileName"], raw.get("startLine"), raw.get("endLine"), raw.get("content")
-        )
-    if kind == "source":
-        return SourcePart(raw["url"], raw.get("title"))
-    raise ValueError(f"unknown part type {kind!r}")
+    read = _READERS.get(kind) if isinstance(kind, str) else None
+    if read is None:
+        raise ValueError(f"unknown part type {kind!r}")
+    return read(raw)
+
+
+# One reader per stored ``type`` (a table: pages decode dozens of parts per request).
+_READERS: dict[str, Callable[[dict[str, Any]], Part]] = {
+    "text": lambda raw: TextPart(raw["text"]),
+    "reasoning": lambda raw: ReasoningPart(raw["text"]),
+    "tool-call": lambda raw: ToolCallPart(raw["toolCallId"], raw["toolName"], raw.get("args")),
+    "tool-result": lambda raw: ToolResultPart(
+        raw["toolCallId"], raw["toolName"], raw.get("result"), bool(raw.get("isError"))
+    ),
+    "file": lambda raw: FilePart(raw["fileId"]),
+    "file-reference": lambda raw: FileReferencePart(
+        raw["fileName"], raw.get("startLine"), raw.get("endLine"), raw.get("content")
+    ),
+    "source": lambda raw: SourcePart(raw["url"], raw.get("title")),
+}
 
 
 def parts_from_json(raw: list[dict[str, Any]]) -> list[Part]:
-    return [from_json(item) for item in raw]
+    readers = _READERS
+    try:
+        return [readers[item.get("type")](item) for item in raw]  # type: ignore[index]
+    except (KeyError, TypeError):
+        return [from_json(item) for item in raw]  # raises what ``from_json`` raises
 
 
 def parts_to_json(parts: list[Part]) -> list[dict[str, Any]]:

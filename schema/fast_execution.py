@@ -33,18 +33,25 @@ from operator import attrgetter
 from typing import Any
 
 from graphql import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
     DocumentNode,
     ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLBoolean,
     GraphQLEnumType,
+    GraphQLError,
     GraphQLField,
+    GraphQLID,
+    GraphQLInt,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
+    GraphQLString,
     InlineFragmentNode,
     ListValueNode,
     ObjectValueNode,
@@ -57,9 +64,20 @@ from graphql import (
     is_abstract_type,
     is_leaf_type,
 )
-from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+from graphql.execution.get_variable_signature import (
+    GraphQLVariableSignature,
+    get_variable_signature,
+)
+from graphql.execution.values import (
+    VariableValues,
+    VariableValueSource,
+    get_argument_values,
+    get_variable_values,
+)
+from graphql.pyutils import Undefined
 from strawberry.relay.types import GlobalID
 from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.schema.types.base_scalars import isoformat
 from strawberry.types.base import StrawberryMaybe, StrawberryOptional
 
 log = logging.getLogger(__name__)
@@ -453,9 +471,15 @@ class _Codegen:
             table = self.name("N", {v.value: name for name, v in leaf_type.values.items()})
             return f"({table}.get({first}) or {closure}(run, {value}))"
         plain = _PLAIN.get(leaf_type.name)
-        if plain is None:
-            return f"{closure}(run, {first})"
-        return f"({value} if type({first}) is {plain.__name__} else {closure}(run, {value}))"
+        if plain is not None:
+            return f"({value} if type({first}) is {plain.__name__} else {closure}(run, {value}))"
+        scalar = (leaf_type.extensions or {}).get(DEFINITION)
+        origin = getattr(scalar, "origin", None)
+        if leaf_type.serialize is isoformat and isinstance(origin, type):
+            # Dates and times: ``serialize`` is ``value.isoformat()`` for the exact type.
+            exact = self.name("T", origin)
+            return f"({value}.isoformat() if type({first}) is {exact} else {closure}(run, {value}))"
+        return f"{closure}(run, {first})"
 
     def dispatcher(self, plan: FieldPlan) -> tuple[str, str]:
         """A class → object-function table for a union or interface position,
@@ -485,11 +509,64 @@ def _finder(
     return find
 
 
+# Built-in scalars whose coercion returns an input of exactly this kind unchanged.
+_UNCHANGED: dict[Any, Callable[[Any], bool]] = {
+    GraphQLID: lambda v: type(v) is str,
+    GraphQLString: lambda v: type(v) is str,
+    GraphQLBoolean: lambda v: type(v) is bool,
+    GraphQLInt: lambda v: type(v) is int and GRAPHQL_MIN_INT <= v <= GRAPHQL_MAX_INT,
+}
+SimpleVariable = tuple[str, GraphQLVariableSignature, bool, Callable[[Any], bool]]
+
+
+def _simple_variables(
+    schema: GraphQLSchema, operation: OperationDefinitionNode
+) -> list[SimpleVariable] | None:
+    """Variables of built-in scalar types without defaults (``$id: ID!``), whose
+    coercion is a type check; None when any needs graphql-core's coercion."""
+    found: list[SimpleVariable] = []
+    for node in operation.variable_definitions or ():
+        if node.default_value is not None or node.directives:
+            return None
+        signature = get_variable_signature(schema, node)
+        if isinstance(signature, GraphQLError):
+            return None
+        non_null = isinstance(signature.type, GraphQLNonNull)
+        check = _UNCHANGED.get(signature.type.of_type if non_null else signature.type)  # type: ignore[union-attr]
+        if check is None:
+            return None
+        found.append((signature.name, signature, non_null, check))
+    return found
+
+
+def _coerce_simple(spec: list[SimpleVariable], inputs: dict[str, Any]) -> VariableValues | None:
+    """What ``get_variable_values`` returns for valid inputs; None to let it
+    handle (and report) anything else."""
+    sources: dict[str, VariableValueSource] = {}
+    coerced: dict[str, Any] = {}
+    for name, signature, non_null, check in spec:
+        value = inputs.get(name, Undefined)
+        if value is Undefined:
+            if non_null:
+                return None
+            sources[name] = VariableValueSource(signature)  # absent: left out
+            continue
+        sources[name] = VariableValueSource(signature, value)
+        if value is None:
+            if non_null:
+                return None
+        elif not check(value):
+            return None
+        coerced[name] = value
+    return VariableValues(sources, coerced)
+
+
 @dataclass
 class Compiled:
     operation: OperationDefinitionNode
     root: list[FieldPlan]
     run_root: Callable[[_Run, Any], dict[str, Any]]
+    simple_variables: list[SimpleVariable] | None = None
 
 
 def compile_query(
@@ -506,7 +583,8 @@ def compile_query(
     root = schema.query_type
     assert root is not None
     plans = _Compiler(schema, document).plans(root, [operation.selection_set])
-    return Compiled(operation, plans, _Codegen().build(plans, root.name))
+    run_root = _Codegen().build(plans, root.name)
+    return Compiled(operation, plans, run_root, _simple_variables(schema, operation))
 
 
 class _Run:
@@ -580,10 +658,14 @@ class FastExecutor:
         root_value: Any = None,
     ) -> dict[str, Any]:
         """The ``data`` of a successful run; ``Fallback`` for anything else."""
-        definitions = compiled.operation.variable_definitions or ()
-        coerced = get_variable_values(schema, definitions, variables or {})
-        if isinstance(coerced, list):
-            raise Fallback("variables")
+        simple = compiled.simple_variables
+        coerced = _coerce_simple(simple, variables or {}) if simple is not None else None
+        if coerced is None:
+            definitions = compiled.operation.variable_definitions or ()
+            found = get_variable_values(schema, definitions, variables or {})
+            if isinstance(found, list):
+                raise Fallback("variables")
+            coerced = found
         run = _Run(schema, context, coerced)
         try:
             data = compiled.run_root(run, root_value)
