@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import uuid
 from binascii import b2a_base64
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -131,6 +132,42 @@ def _cursor_id(cursor: str | None, default: int) -> int:
     return int(value)
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    sql: str
+    args: tuple[int, ...]
+    size: int
+    backward: bool
+    after: str | None
+    before: str | None
+
+    def page(self, rows: list[MessageRow]) -> Page[MessageRow]:
+        """``LIMIT n+1`` rows → the page, oldest first either way."""
+        more = len(rows) > self.size
+        del rows[self.size :]
+        if self.backward:
+            rows.reverse()
+        return Page(
+            items=rows,
+            cursors=[message_cursor(r[0]) for r in rows],
+            has_next_page=more if not self.backward else self.before is not None,
+            has_previous_page=more if self.backward else self.after is not None,
+        )
+
+
+def _plan(
+    first: int | None, after: str | None, last: int | None, before: str | None, default: int
+) -> _Plan:
+    low, high = _cursor_id(after, 0), _cursor_id(before, BEYOND)
+    backward = last is not None and first is None
+    size = (last if backward else first) or default
+    if backward:
+        sql, args = (_NEWEST, (high,)) if low == 0 else (_BETWEEN_DESC, (low, high))
+    else:
+        sql, args = (_OLDEST, (low,)) if high == BEYOND else (_BETWEEN_ASC, (low, high))
+    return _Plan(sql, args, size, backward, after, before)
+
+
 async def message_page(
     chat_id: uuid.UUID,
     *,
@@ -140,25 +177,36 @@ async def message_page(
     before: str | None,
     default_size: int,
 ) -> Page[MessageRow]:
-    """Keyset page on id, ``LIMIT n+1``; rows come back oldest first either way."""
-    low, high = _cursor_id(after, 0), _cursor_id(before, BEYOND)
-    backward = last is not None and first is None
-    size = (last if backward else first) or default_size
-    if backward:
-        sql, args = (_NEWEST, (high,)) if low == 0 else (_BETWEEN_DESC, (low, high))
-    else:
-        sql, args = (_OLDEST, (low,)) if high == BEYOND else (_BETWEEN_ASC, (low, high))
-    rows = await _fetch_rows(sql, chat_id, *args, size + 1)
-    more = len(rows) > size
-    del rows[size:]
-    if backward:
-        rows.reverse()
-    return Page(
-        items=rows,
-        cursors=[message_cursor(r[0]) for r in rows],
-        has_next_page=more if not backward else before is not None,
-        has_previous_page=more if backward else after is not None,
-    )
+    """Keyset page on id: one prepared statement, ``LIMIT n+1``."""
+    plan = _plan(first, after, last, before, default_size)
+    return plan.page(await _fetch_rows(plan.sql, chat_id, *plan.args, plan.size + 1))
+
+
+def _lateral(sql: str) -> str:
+    """The same page for many chats in one statement: the per-chat query run for
+    each id of the array ``$1`` (a LATERAL join); the other placeholders stay."""
+    inner = sql.replace("chat_id = $1", "chat_id = c.id")
+    return f"SELECT m.* FROM unnest($1::uuid[]) AS c(id) CROSS JOIN LATERAL ({inner}) m"
+
+
+_LATERAL = {sql: _lateral(sql) for sql in (_NEWEST, _OLDEST, _BETWEEN_DESC, _BETWEEN_ASC)}
+
+
+async def message_pages(
+    chat_ids: list[uuid.UUID],
+    *,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    default_size: int,
+) -> dict[uuid.UUID, Page[MessageRow]]:
+    """``message_page`` for many chats with one query (chat lists showing previews)."""
+    plan = _plan(first, after, last, before, default_size)
+    grouped: dict[uuid.UUID, list[MessageRow]] = {key: [] for key in chat_ids}
+    for row in await _fetch_rows(_LATERAL[plan.sql], chat_ids, *plan.args, plan.size + 1):
+        grouped[row.chat_id].append(row)
+    return {key: plan.page(rows) for key, rows in grouped.items()}
 
 
 async def messages_after(chat_id: uuid.UUID, after_id: int, limit: int = 200) -> list[MessageRow]:

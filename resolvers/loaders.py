@@ -17,6 +17,8 @@ from typing import Any
 from aiodataloader import DataLoader
 
 from db.chat_files import FileMeta, file_metas, linked_files
+from db.keyset import InvalidCursor
+from db.message_rows import message_page, message_pages
 from db.models import (
     Chat,
     ChatDiffStatus,
@@ -27,7 +29,9 @@ from db.models import (
     WorkspaceTemplate,
 )
 from db.raw_sql import fetch, model_from
-from db.vocabulary import WorkspaceStatus
+from db.vocabulary import DEFAULT_PAGE_SIZE, WorkspaceStatus
+from resolvers.errors import bad_input
+from resolvers.pagination import PageArgs
 
 
 class SafeLoader(DataLoader[Any, Any]):
@@ -126,6 +130,43 @@ async def _workspace_templates(keys: list[uuid.UUID]) -> list[WorkspaceTemplate 
     return [rows.get(k) for k in keys]
 
 
+async def _message_pages(keys: list[tuple[uuid.UUID, PageArgs]]) -> list[Any]:
+    """One query per distinct page arguments (a lone chat uses the plain
+    per-chat statement); a bad cursor fails just the keys that carry it."""
+    wanted: dict[PageArgs, list[uuid.UUID]] = {}
+    for chat_id, args in keys:
+        wanted.setdefault(args, []).append(chat_id)
+    found: dict[tuple[uuid.UUID, PageArgs], Any] = {}
+    for args, chat_ids in wanted.items():
+        pages: dict[uuid.UUID, Any]
+        try:
+            if len(chat_ids) == 1:
+                pages = {
+                    chat_ids[0]: await message_page(
+                        chat_ids[0],
+                        first=args.first,
+                        after=args.after,
+                        last=args.last,
+                        before=args.before,
+                        default_size=DEFAULT_PAGE_SIZE,
+                    )
+                }
+            else:
+                pages = await message_pages(
+                    chat_ids,
+                    first=args.first,
+                    after=args.after,
+                    last=args.last,
+                    before=args.before,
+                    default_size=DEFAULT_PAGE_SIZE,
+                )
+        except InvalidCursor:
+            error = bad_input("after" if args.after else "before", "not a valid cursor")
+            pages = dict.fromkeys(chat_ids, error)
+        found.update(((chat_id, args), pages[chat_id]) for chat_id in chat_ids)
+    return [found[key] for key in keys]
+
+
 class Loaders:
     def __init__(self) -> None:
         self.users: Any = SafeLoader(_users)
@@ -134,6 +175,7 @@ class Loaders:
         self.queues: Any = SafeLoader(_queues)
         self.files: Any = SafeLoader(_files)
         self.chat_files: Any = SafeLoader(_chat_files)
+        self.message_pages: Any = SafeLoader(_message_pages)
         self.diff_statuses: Any = SafeLoader(_diff_statuses)
         self.git_snapshots: Any = SafeLoader(_git_snapshots)
         self.workspaces: Any = SafeLoader(_workspaces)

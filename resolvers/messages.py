@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 from tortoise.transactions import in_transaction
 
 from db.chat_events import ChatEvents
 from db.chat_files import link_files, part_file_ids
 from db.chat_queue import move_to_history, promote_queue_head
-from db.keyset import InvalidCursor, Page
-from db.message_rows import MessageRow, message_page
+from db.keyset import Page
+from db.message_rows import MessageRow
 from db.models import Chat, ChatMessage, ChatQueuedMessage
 from db.parts import parts_to_json
 from db.vocabulary import (
@@ -29,6 +30,7 @@ from resolvers.chats import own_chat, publish
 from resolvers.context import RequestContext
 from resolvers.errors import ApiError, bad_input, not_found
 from resolvers.files import require_own_files
+from resolvers.loaders import Loaders
 from resolvers.message_input import PartInputLike, parse_content
 from resolvers.model_configs import chat_model_config_key
 from resolvers.pagination import PageArgs
@@ -38,25 +40,18 @@ _DIGITS = re.compile(r"[0-9]{1,19}")
 BIGINT_MAX = 2**63 - 1
 
 
-async def messages(chat: Chat, args: PageArgs) -> Page[MessageRow]:
-    """Visible history, oldest first within the page; the newest page by default."""
+async def messages(chat: Chat, args: PageArgs, loaders: Loaders) -> Page[MessageRow]:
+    """Visible history, oldest first within the page; the newest page by default.
+
+    Through the request's loader: a list of chats asking for the same page of
+    each (previews) costs one query, not one per chat."""
     if args.first is None and args.last is None:
         size = DEFAULT_PAGE_SIZE
         args = replace(args, first=size) if args.after else replace(args, last=size)
     args = args.checked()
     if args.first == 0 or args.last == 0:
         return Page(items=[], cursors=[], has_next_page=False, has_previous_page=False)
-    try:
-        return await message_page(
-            chat.id,
-            first=args.first,
-            after=args.after,
-            last=args.last,
-            before=args.before,
-            default_size=DEFAULT_PAGE_SIZE,
-        )
-    except InvalidCursor:
-        raise bad_input("after" if args.after else "before", "not a valid cursor") from None
+    return cast(Page[MessageRow], await loaders.message_pages.load((chat.id, args)))
 
 
 @dataclass

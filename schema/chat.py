@@ -88,12 +88,14 @@ class Chat(Node):
     async def messages(
         self,
         root: ChatRow,
+        info: Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
     ) -> Connection[Message]:
-        page = await messages.messages(root, PageArgs(first, after, last, before))
+        args = PageArgs(first, after, last, before)
+        page = await messages.messages(root, args, info.context.loaders)
         return cast(Connection[Message], connection_of(page))
 
     @strawberry.field(description="Files linked to the chat (at most 50), oldest link first.")
