@@ -17,8 +17,9 @@ from typing import Any
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, specified_rules
 from strawberry.schema.schema import validate_document
 
-from schema.fast_execution import Fallback, FastExecutor
+from schema.fast_execution import FastExecutor
 from schema.limits import QueryLimits, measure_cached, parse_cached
+from schema.query_plan import Fallback
 
 _RULES = tuple(specified_rules)
 

@@ -25,8 +25,9 @@ from resolvers import global_id
 from resolvers.accounts import hash_password
 from resolvers.context import RequestContext
 from resolvers.tokens import authenticate, issue_token
-from schema.fast_execution import FastExecutor, _coerce_simple, _simple_variables
+from schema.fast_execution import FastExecutor
 from schema.limits import parse_cached
+from schema.query_run import coerce_simple, simple_variables
 from tests.harness import PASSWORD
 
 PARTS = [
@@ -204,9 +205,9 @@ async def test_simple_variables_coerce_like_graphql_core(
     query = "query($id: ID!, $n: Int, $s: String, $b: Boolean) { chat(id: $id) { id } }"
     operation = parse_cached(query, 5000).definitions[0]
     assert isinstance(operation, OperationDefinitionNode)
-    spec = _simple_variables(core_schema, operation)
+    spec = simple_variables(core_schema, operation)
     assert spec is not None
-    fast = _coerce_simple(spec, inputs)
+    fast = coerce_simple(spec, inputs)
     expected = get_variable_values(core_schema, operation.variable_definitions or (), inputs)
     if fast is None:  # left to graphql-core: it coerces or reports the value
         assert isinstance(expected, list) or expected.coerced != inputs

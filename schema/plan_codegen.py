@@ -1,0 +1,223 @@
+"""Python source from query plans, so a response is built without generic machinery.
+
+One function per selection set builds its response dict in a single
+expression: attribute reads inlined, leaves already in wire form passed
+through, lists as comprehensions, union members picked by a per-class table.
+A null in a non-null position or an unresolvable abstract type raises
+``Fallback``.
+"""
+
+from __future__ import annotations
+
+import keyword
+from collections.abc import Callable
+from inspect import isawaitable
+from operator import attrgetter
+from typing import Any
+
+from graphql import GraphQLEnumType, GraphQLList, GraphQLNonNull, is_abstract_type, is_leaf_type
+from strawberry.schema.types.base_scalars import isoformat
+
+from schema.query_plan import DEFINITION, Completer, Fallback, FieldPlan
+from schema.query_run import Run
+
+_PLAIN = {"String": str, "ID": str, "Int": int, "Boolean": bool, "Float": float}
+
+
+def _null() -> Any:
+    raise Fallback("null in non-null field")
+
+
+def _leaf(out_type: Any, non_null: bool) -> Completer:
+    """Leaves skip ``serialize`` when the value already is the wire type."""
+    serialize = out_type.serialize
+    plain = _PLAIN.get(out_type.name)
+    if isinstance(out_type, GraphQLEnumType):
+        names = {v.value: name for name, v in out_type.values.items()}
+
+        def enum(run: Run, value: Any) -> Any:
+            if value is None:
+                if non_null:
+                    raise Fallback("null in non-null field")
+                return None
+            name = names.get(value)
+            return name if name is not None else serialize(value)
+
+        return enum
+
+    def leaf(run: Run, value: Any) -> Any:
+        if type(value) is plain:
+            return value
+        if value is None:
+            if non_null:
+                raise Fallback("null in non-null field")
+            return None
+        return serialize(value)
+
+    return leaf
+
+
+class Codegen:
+    """Python source for a tree of plans: one function per selection set."""
+
+    def __init__(self) -> None:
+        self.namespace: dict[str, Any] = {"_null": _null, "isawaitable": isawaitable}
+        self.functions: list[str] = []
+        self.finders: list[tuple[str, dict[type, Any], list[tuple[Any, str]]]] = []
+        self.completers: list[tuple[FieldPlan, str]] = []
+        self.count = 0
+
+    def name(self, prefix: str, value: Any) -> str:
+        """A fresh global name of the generated module, bound to ``value``."""
+        self.count += 1
+        name = f"{prefix}{self.count}"
+        self.namespace[name] = value
+        return name
+
+    def build(self, plans: list[FieldPlan], type_name: str) -> Callable[[Run, Any], Any]:
+        """The root function; resolver plans get their generated completers."""
+        root = self.object(plans, type_name)
+        source = "\n\n".join(self.functions)
+        exec(compile(source, "<compiled query>", "exec"), self.namespace)
+        for find, by_class, choices in self.finders:
+            members = [(check, self.namespace[fn]) for check, fn in choices]
+            self.namespace[find] = _finder(by_class, members)
+        for plan, completer in self.completers:
+            plan.complete = self.namespace[completer]
+        return self.namespace[root]  # type: ignore[no-any-return]
+
+    def object(self, plans: list[FieldPlan], type_name: str) -> str:
+        """``def o(run, v)``: the response dict of object ``v`` for ``plans``."""
+        name = f"o{self.count + 1}"
+        self.count += 1
+        if all(plan.definition is None or plan.getter is not None for plan in plans):
+            items = ", ".join(f"{plan.key!r}: {self.read(plan, type_name)}" for plan in plans)
+            self.functions.append(f"def {name}(run, v):\n    return {{{items}}}")
+            return name
+        lines = [f"def {name}(run, v):", "    out = {}"]
+        for plan in plans:
+            key = repr(plan.key)
+            if plan.definition is None or plan.getter is not None:
+                lines.append(f"    out[{key}] = {self.read(plan, type_name)}")
+                continue
+            completer = self.completer(plan)
+            lines += [
+                f"    r = {self.call(plan)}",
+                "    if isawaitable(r):",
+                f"        out[{key}] = None",
+                f"        run.pending.append((out, {self.name('P', plan)}, r))",
+                "    else:",
+                f"        out[{key}] = {completer}(run, r)",
+            ]
+        lines.append("    return out")
+        self.functions.append("\n".join(lines))
+        return name
+
+    def read(self, plan: FieldPlan, type_name: str) -> str:
+        """The completed value of a field read without a resolver call."""
+        if plan.definition is None:
+            return repr(type_name)
+        assert plan.getter is not None
+        kind, target = plan.getter
+        if kind == "attr" and target.isidentifier() and not keyword.iskeyword(target):
+            value = f"v.{target}"
+        elif kind == "attr":
+            value = f"{self.name('G', attrgetter(target))}(v)"
+        else:
+            fn = self.name("G", target)
+            value = f"{fn}(v)" if kind == "root" else f"{fn}(v, v)"
+        return self.complete(plan.out_type, plan, "x", f"(x := {value})", 0)
+
+    def completer(self, plan: FieldPlan) -> str:
+        """``def c(run, x)``: completes a resolver's value (also once awaited)."""
+        name = f"c{self.count + 1}"
+        self.count += 1
+        body = self.complete(plan.out_type, plan, "x", "x", 0)
+        self.functions.append(f"def {name}(run, x):\n    return {body}")
+        self.completers.append((plan, name))
+        return name
+
+    def call(self, plan: FieldPlan) -> str:
+        """The resolver call for ``plan`` on the object ``v``."""
+        if plan.constant_args is None:
+            args = [f"**run.args({self.name('P', plan)})"]
+        elif plan.constant_args:
+            args = [f"**{self.name('A', plan.constant_args)}"]
+        else:
+            args = []
+        direct = plan.direct
+        if direct is None:
+            resolve = self.name("R", plan.definition.resolve)
+            return f"{resolve}({', '.join(['v', 'run.info', *args])})"
+        params = ["v"] if direct.pass_self else []
+        params += [f"{root}=v" for root in direct.root_names]
+        if direct.info_name is not None:
+            info = self.name("I", direct.info_class)
+            strawberry_field = self.name("S", direct.strawberry_field)
+            params.append(
+                f"{direct.info_name}={info}(_raw_info=run.info, _field={strawberry_field})"
+            )
+        return f"{self.name('R', direct.fn)}({', '.join(params + args)})"
+
+    def complete(self, out_type: Any, plan: FieldPlan, value: str, first: str, depth: int) -> str:
+        """An expression completing ``value`` of ``out_type``; ``first`` is what
+        its first use evaluates (``(x := <read>)`` binds it)."""
+        non_null = isinstance(out_type, GraphQLNonNull)
+        inner = out_type.of_type if non_null else out_type
+        if is_leaf_type(inner):
+            return self.leaf(inner, non_null, value, first)
+        if isinstance(inner, GraphQLList):
+            item = f"y{depth}"
+            each = self.complete(inner.of_type, plan, item, item, depth + 1)
+            body = f"[{each} for {item} in {value}]"
+        elif is_abstract_type(inner) or len(plan.possible) > 1:
+            table, find = self.dispatcher(plan)
+            body = f"({table}.get(type({value})) or {find}({value}))(run, {value})"
+        else:
+            body = f"{self.object(plan.children[inner.name], inner.name)}(run, {value})"
+        missing = "_null()" if non_null else "None"
+        return f"({missing} if {first} is None else {body})"
+
+    def leaf(self, leaf_type: Any, non_null: bool, value: str, first: str) -> str:
+        """Values already in wire form pass; the rest go through ``serialize``."""
+        closure = self.name("L", _leaf(leaf_type, non_null))
+        if isinstance(leaf_type, GraphQLEnumType):
+            table = self.name("N", {v.value: name for name, v in leaf_type.values.items()})
+            return f"({table}.get({first}) or {closure}(run, {value}))"
+        plain = _PLAIN.get(leaf_type.name)
+        if plain is not None:
+            return f"({value} if type({first}) is {plain.__name__} else {closure}(run, {value}))"
+        scalar = (leaf_type.extensions or {}).get(DEFINITION)
+        origin = getattr(scalar, "origin", None)
+        if leaf_type.serialize is isoformat and isinstance(origin, type):
+            # Dates and times: ``serialize`` is ``value.isoformat()`` for the exact type.
+            exact = self.name("T", origin)
+            return f"({value}.isoformat() if type({first}) is {exact} else {closure}(run, {value}))"
+        return f"{closure}(run, {first})"
+
+    def dispatcher(self, plan: FieldPlan) -> tuple[str, str]:
+        """A class → object-function table for a union or interface position,
+        and the function that fills it on a class's first appearance."""
+        by_class: dict[type, Any] = {}
+        table = self.name("D", by_class)
+        find = self.name("F", None)
+        choices = [
+            (t.is_type_of, self.object(plan.children[t.name], t.name)) for t in plan.possible
+        ]
+        self.finders.append((find, by_class, choices))
+        return table, find
+
+
+def _finder(
+    by_class: dict[type, Any], choices: list[tuple[Any, Callable[..., Any]]]
+) -> Callable[[Any], Any]:
+    """Our is_type_of checks are isinstance checks: decide once per Python class."""
+
+    def find(value: Any) -> Any:
+        for check, fn in choices:
+            if check is not None and check(value, None):
+                by_class[type(value)] = fn
+                return fn
+        raise Fallback("unresolved abstract type")
+
+    return find
