@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from graphql import (
     DocumentNode,
@@ -41,9 +41,6 @@ from strawberry.relay.types import GlobalID
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.base import StrawberryMaybe, StrawberryOptional
 
-if TYPE_CHECKING:
-    from schema.query_run import Run
-
 TYPENAME = "__typename"
 DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
 
@@ -52,7 +49,9 @@ class Fallback(Exception):
     """Leave this operation to graphql-core."""
 
 
-Completer = Callable[["Run", Any], Any]
+# (run, value) → completed value; the run is a ``query_run.Run`` (not imported:
+# runs depend on plans, not the other way round).
+Completer = Callable[[Any, Any], Any]
 # How a field is read without a resolver call: ("attr", name), ("root", fn) for
 # ``(root)`` resolvers, ("self_root", fn) for ``(self, root)`` ones.
 Getter = tuple[str, Any]
