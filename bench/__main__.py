@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from bench import uploads
 from bench.load import LoadSpec, RoundResult, Target, fetch_once
 from bench.postgres import DatabaseFailed, bench_database, prepare
 from bench.registry import BENCHMARKS
-from bench.report import RunInfo, as_json, header, summarize, table
+from bench.report import report, run_info
 from bench.servers import REPO_ROOT, ServerFailed, agentgql_server, baseline_server, spawn, stop
 
 
@@ -131,29 +130,13 @@ def run(args: argparse.Namespace) -> int:
         results = run_load(spec)
         progress("stopping servers, dropping the database")
 
-    info = RunInfo(
-        benchmark=benchmark.name,
-        summary=benchmark.summary,
-        rounds=args.rounds,
-        duration_s=args.duration,
-        warmup_s=args.warmup,
-        connections=args.connections,
-        cpus=os.cpu_count() or 1,
-        postgres=database.where,
-        python=platform.python_version(),
-        load_before=load_before,
-        notes=[
-            f"graphql: {pair.graphql.method} {pair.graphql.path} on `agentgql serve`; "
-            f"baseline: {pair.baseline.method} {pair.baseline.path} on bench.baseline; "
-            "both one uvicorn worker (uvloop, httptools), pool 1–10",
-        ],
+    note = (
+        f"graphql: {pair.graphql.method} {pair.graphql.path} on `agentgql serve`; "
+        f"baseline: {pair.baseline.method} {pair.baseline.path} on bench.baseline; "
+        "both one uvicorn worker (uvloop, httptools), pool 1–10"
     )
-    summary = summarize(info, results)
-    if args.json:
-        sys.stdout.buffer.write(as_json(summary, results) + b"\n")
-    else:
-        print(header(info))
-        print(table(summary))
+    info = run_info(args, benchmark.name, benchmark.summary, database.where, load_before, note)
+    summary = report(info, results, args.json)
     if summary.graphql.errors or summary.baseline.errors:
         progress("some requests failed; the numbers above exclude them")
         return 1

@@ -6,7 +6,10 @@ not move the result; min–max of req/s shows how much the rounds disagreed.
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -127,3 +130,33 @@ def as_json(summary: Summary, results: list[RoundResult]) -> bytes:
         "rounds_detail": [asdict(r) for r in results],
     }
     return orjson.dumps(data, option=orjson.OPT_INDENT_2)
+
+
+def run_info(
+    args: Any, benchmark: str, summary: str, postgres: str, load_before: float, note: str
+) -> RunInfo:
+    """The run's circumstances, from the command line and the machine."""
+    return RunInfo(
+        benchmark=benchmark,
+        summary=summary,
+        rounds=args.rounds,
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        connections=args.connections,
+        cpus=os.cpu_count() or 1,
+        postgres=postgres,
+        python=platform.python_version(),
+        load_before=load_before,
+        notes=[note],
+    )
+
+
+def report(info: RunInfo, results: list[RoundResult], as_json_output: bool) -> Summary:
+    """Print the summary (table or JSON) and return it."""
+    summary = summarize(info, results)
+    if as_json_output:
+        sys.stdout.buffer.write(as_json(summary, results) + b"\n")
+    else:
+        print(header(info))
+        print(table(summary))
+    return summary

@@ -20,7 +20,6 @@ import asyncio
 import hashlib
 import itertools
 import os
-import platform
 import random
 import struct
 import sys
@@ -49,7 +48,7 @@ from bench.benchmark import (
 )
 from bench.load import BadResponse, RoundResult, percentile, read_response, run_fast
 from bench.postgres import DatabaseFailed, bench_database, prepare
-from bench.report import RunInfo, as_json, header, summarize, table
+from bench.report import report, run_info
 from bench.servers import Server, ServerFailed, agentgql_server, baseline_server
 from bench.viewer import TOKEN_SQL
 from resolvers import global_id
@@ -319,29 +318,14 @@ def run(args: argparse.Namespace) -> int:
         results = run_fast(measure(sides, args))
         progress("stopping servers, dropping the database")
 
-    info = RunInfo(
-        benchmark=BENCHMARK.name,
-        summary=BENCHMARK.summary,
-        rounds=args.rounds,
-        duration_s=args.duration,
-        warmup_s=args.warmup,
-        connections=args.connections,
-        cpus=os.cpu_count() or 1,
-        postgres=database.where,
-        python=platform.python_version(),
-        load_before=load_before,
-        notes=[
-            f"graphql: POST {GRAPHQL_PATH} uploadFile on `agentgql serve`; baseline: "
-            f"POST {BASELINE_PATH} on bench.baseline; both one uvicorn worker, pool 1–10; "
-            "req/s = uploads/s of ~1 MiB",
-        ],
+    note = (
+        f"graphql: POST {GRAPHQL_PATH} uploadFile on `agentgql serve`; baseline: "
+        f"POST {BASELINE_PATH} on bench.baseline; both one uvicorn worker, pool 1–10; "
+        "req/s = uploads/s of ~1 MiB"
     )
-    summary = summarize(info, results)
-    if args.json:
-        sys.stdout.buffer.write(as_json(summary, results) + b"\n")
-    else:
-        print(header(info))
-        print(table(summary))
+    info = run_info(args, BENCHMARK.name, BENCHMARK.summary, database.where, load_before, note)
+    summary = report(info, results, args.json)
+    if not args.json:
         mib = len(pair.graphql.body) / 2**20
         print(
             f"throughput: graphql {summary.graphql.rps_median * mib:.1f} MiB/s, baseline "
