@@ -164,6 +164,9 @@ async def another_replica_can_purge(database_url: str) -> None:
     session itself could always take it again, advisory locks nest)."""
     async with connection(database_url) as replica:
         assert await replica.fetchval("SELECT pg_try_advisory_lock($1)", PURGE_LOCK_KEY)
+        # Unlock explicitly: a closed session's locks go only when its backend has
+        # exited, which may be after the next test's purge asks for the lock.
+        assert await replica.fetchval("SELECT pg_advisory_unlock($1)", PURGE_LOCK_KEY)
 
 
 @contextlib.asynccontextmanager
@@ -177,6 +180,9 @@ async def purge_blocked_on(database_url: str, row: Chat) -> AsyncIterator[asynci
         task = asyncio.create_task(purge_expired(now=NOW))
 
         async def waiting_on_the_row() -> bool:
+            # Inside a transaction pg_stat_activity is a snapshot taken at first
+            # read: drop it, or a purge seen before it blocked is seen forever.
+            await client.execute("SELECT pg_stat_clear_snapshot()")
             waiting = await client.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
                 " AND query LIKE 'WITH doomed%' AND datname = current_database()"
