@@ -11,6 +11,7 @@ have returned: ``data`` and ``extensions.cost``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,8 +54,11 @@ class QueryFastLane:
         query: str,
         variables: dict[str, Any] | None,
         operation_name: str | None,
-        context: Any,
+        make_context: Callable[[], Awaitable[Any]],
     ) -> FastAnswer | None:
+        """The answer, or None for the ordinary path. The context (which
+        authenticates) is made only once the lane knows it will run the query:
+        mutations and anything unusual go on without paying for it twice."""
         try:
             document = parse_cached(query, self.limits.max_tokens)
         except GraphQLError:
@@ -73,6 +77,7 @@ class QueryFastLane:
         compiled = self.executor.plan(self.schema, document, operation_name)
         if compiled is None:
             return None
+        context = await make_context()
         try:
             data = await self.executor.run_data(compiled, self.schema, variables, context)
         except Fallback:

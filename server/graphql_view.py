@@ -158,9 +158,12 @@ class AgentGraphQL(GraphQL[RequestContext, None]):
         ):
             return None
         sub_response = await self.get_sub_response(request)
-        context = await self.get_context(request, sub_response)
+
+        async def make_context() -> RequestContext:
+            return await self.get_context(request, sub_response)
+
         lane: QueryFastLane = self.schema.fast_lane  # type: ignore[attr-defined]
-        answer = await lane.answer(query, variables, operation_name, context)
+        answer = await lane.answer(query, variables, operation_name, make_context)
         if answer is None:
             return None
         body = orjson.dumps({"data": answer.data, "extensions": {"cost": answer.cost}})

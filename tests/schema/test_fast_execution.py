@@ -177,7 +177,12 @@ async def test_the_fast_lane_answers_what_strawberry_answers(
     schema = _schema(app)
     query, extra = QUERIES[1]
     variables = {"id": gid, **extra}
-    answer = await schema.fast_lane.answer(query, variables, None, await _context(secret))
+    context = await _context(secret)
+
+    async def make_context() -> Any:
+        return context
+
+    answer = await schema.fast_lane.answer(query, variables, None, make_context)
     assert answer is not None
     result = await schema.execute(query, variables, context_value=await _context(secret))
     assert result.errors is None

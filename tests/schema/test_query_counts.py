@@ -84,3 +84,14 @@ async def test_message_page_queries_do_not_grow_with_page_size(gql: GraphQLClien
     assert hundred == one
     # token, chat, messages page, authors
     assert one == 4
+
+
+async def test_a_mutation_checks_its_token_once(gql: GraphQLClient) -> None:
+    _, token = await _owner_with_chats(gql, "mutator", 1)
+    chats = (await gql.ok("{ chats(first: 1) { nodes { id } } }", token=token))["chats"]
+    rename = "mutation($id: ID!, $t: String!) { updateChat(input: {id: $id, title: $t}) { title } }"
+    with counted_queries() as sent:
+        data = await gql.ok(rename, {"id": chats["nodes"][0]["id"], "t": "renamed"}, token=token)
+    assert data["updateChat"]["title"] == "renamed"
+    token_checks = [q for q in sent if "api_tokens" in q and "token_hash" in q]
+    assert len(token_checks) == 1, token_checks
