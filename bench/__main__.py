@@ -22,6 +22,7 @@ from types import FrameType
 import orjson
 
 from bench import uploads
+from bench.benchmark import checked_run_options, progress, run_options
 from bench.load import LoadSpec, RoundResult, Target, fetch_once
 from bench.postgres import DatabaseFailed, bench_database, prepare
 from bench.registry import BENCHMARKS
@@ -34,24 +35,9 @@ class BenchFailed(RuntimeError):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = run_options("python -m bench", __doc__, rounds=5, duration=3.0, connections=16)
     parser.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark to run")
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per side")
-    parser.add_argument("--duration", type=float, default=3.0, help="seconds per round")
-    parser.add_argument("--warmup", type=float, default=0.5, help="untimed seconds per round")
-    parser.add_argument("--connections", type=int, default=16, help="concurrent connections")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary instead")
-    parser.add_argument(
-        "--embedded", action="store_true", help="always use a private embedded PostgreSQL"
-    )
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.duration <= 0 or args.warmup < 0 or args.connections < 1:
-        parser.error("--rounds and --connections must be ≥ 1, --duration > 0, --warmup ≥ 0")
-    return args
-
-
-def progress(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
+    return checked_run_options(parser, argv)
 
 
 def verify(graphql: Target, baseline: Target, *, same_data: bool = True) -> None:

@@ -6,6 +6,8 @@ A new benchmark is one module that builds a ``Benchmark`` plus one line in
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,3 +92,34 @@ def pool_of(request: Request) -> Any:
 def json_response(data: object) -> Response:
     """orjson-encoded, as the GraphQL view encodes its responses."""
     return Response(orjson.dumps(data), media_type="application/json")
+
+
+def run_options(
+    prog: str, description: str | None, *, rounds: int, duration: float, connections: int
+) -> argparse.ArgumentParser:
+    """The options every benchmark run takes, with that benchmark's defaults."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--rounds", type=int, default=rounds, help="timed rounds per side")
+    parser.add_argument("--duration", type=float, default=duration, help="seconds per round")
+    parser.add_argument("--warmup", type=float, default=0.5, help="untimed seconds per round")
+    parser.add_argument(
+        "--connections", type=int, default=connections, help="concurrent connections"
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON summary instead")
+    parser.add_argument(
+        "--embedded", action="store_true", help="always use a private embedded PostgreSQL"
+    )
+    return parser
+
+
+def checked_run_options(
+    parser: argparse.ArgumentParser, argv: list[str] | None
+) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.duration <= 0 or args.warmup < 0 or args.connections < 1:
+        parser.error("--rounds and --connections must be ≥ 1, --duration > 0, --warmup ≥ 0")
+    return args
+
+
+def progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)

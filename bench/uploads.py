@@ -43,8 +43,11 @@ from bench.benchmark import (
     HttpRequest,
     RequestPair,
     bearer,
+    checked_run_options,
     json_response,
     pool_of,
+    progress,
+    run_options,
 )
 from bench.load import BadResponse, RoundResult, percentile, read_response, run_fast
 from bench.postgres import DatabaseFailed, bench_database, prepare
@@ -270,23 +273,8 @@ async def measure(sides: list[Side], args: argparse.Namespace) -> list[RoundResu
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench uploads", description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per side")
-    parser.add_argument("--duration", type=float, default=2.0, help="seconds per round")
-    parser.add_argument("--warmup", type=float, default=0.5, help="untimed seconds per round")
-    parser.add_argument("--connections", type=int, default=4, help="concurrent connections")
-    parser.add_argument("--json", action="store_true", help="print a JSON summary instead")
-    parser.add_argument(
-        "--embedded", action="store_true", help="always use a private embedded PostgreSQL"
-    )
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.duration <= 0 or args.warmup < 0 or args.connections < 1:
-        parser.error("--rounds and --connections must be ≥ 1, --duration > 0, --warmup ≥ 0")
-    return args
-
-
-def progress(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
+    parser = run_options("python -m bench uploads", __doc__, rounds=3, duration=2.0, connections=4)
+    return checked_run_options(parser, argv)
 
 
 def run(args: argparse.Namespace) -> int:
