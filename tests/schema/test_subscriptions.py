@@ -87,7 +87,9 @@ async def test_chat_list_events_follow_the_viewers_chats_only(
     assert bobs["id"] not in ids
     assert ids <= {mine["id"], warmup["id"]}
     kinds = [e["kind"] for e in events if e["chat"]["id"] == mine["id"]]
-    assert kinds[0] == "CREATED"
+    # CREATED is announced after the commit; a polling daemon may claim the chat
+    # (and announce RUNNING) in between, so only its presence is certain.
+    assert "CREATED" in kinds
     assert "STATUS_CHANGED" in kinds
     assert kinds.index("STATUS_CHANGED") < kinds.index("TITLE_CHANGED")
     statuses = [
