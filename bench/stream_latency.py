@@ -1,13 +1,19 @@
 """P4: how long a published chat event takes to reach 500 live subscribers.
 
-``python -m bench.stream_latency [--subscribers 500] [--broadcast memory|redis]``
+``python -m bench.stream_latency [--subscribers 500] [--broadcast memory|redis]
+[--source mutation|daemon]``
 
 One ``agentgql serve`` (daemon off, so only our events flow), N real WebSocket
 clients on graphql-transport-ws, all subscribed to one chat's ``chatEvents``.
-Each round sends a message to the idle chat (the mutation publishes PENDING)
-and then interrupts it (WAITING); for every subscriber the time from the
-mutation request to the StatusChanged frame is one sample. That is an upper
-bound of publish → frame: it includes the mutation's own work. Prints p50/p99.
+For every subscriber the time from the event's source to the StatusChanged
+frame is one sample. Two sources:
+
+- ``mutation`` (default): each round sends a message to the idle chat (PENDING)
+  and interrupts it (WAITING); the clock starts with the mutation request, so it
+  is an upper bound of publish → frame that includes the mutation's own work.
+- ``daemon`` (Redis only): this process publishes RUNNING and WAITING through
+  its own ``ChatEvents`` on the shared Redis, exactly as a daemon replica does;
+  the clock starts at the publish — P4's "daemon publish → client frame".
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +35,13 @@ import websockets
 
 from bench.postgres import bench_database
 from bench.servers import agentgql_server
+from db.chat_events import ChatEvents
 from db.connection import close_database, open_database, tortoise_config
+from db.event_hub import EventHub
 from db.migrator import apply_migrations
 from db.model_resolution import ensure_default_scripted_model
 from db.vocabulary import TokenKind
+from resolvers import global_id
 from resolvers.accounts import create_user
 from resolvers.tokens import issue_token
 
@@ -43,15 +53,38 @@ INTERRUPT = "mutation($id: ID!) { interruptChat(id: $id) { status } }"
 CREATE = 'mutation { createChat(input: {content: [{text: "latency"}]}) { chat { id } } }'
 
 
-async def _prepare(url: str) -> str:
+async def _prepare(url: str) -> tuple[str, uuid.UUID]:
     await open_database(url)
     try:
         await apply_migrations(tortoise_config(url))
         await ensure_default_scripted_model()
         user = await create_user("latency", "latency-password-1")
-        return (await issue_token(user, TokenKind.API, "latency", None)).secret
+        return (await issue_token(user, TokenKind.API, "latency", None)).secret, user.id
     finally:
         await close_database()
+
+
+class Source:
+    """What starts the clock: a mutation over HTTP, or a daemon-style publish."""
+
+    def __init__(self, http: httpx.AsyncClient, events: ChatEvents | None, owner: uuid.UUID):
+        self.http = http
+        self.events = events
+        self.owner = owner
+
+    def steps(self) -> tuple[tuple[str, str], ...]:
+        if self.events is None:
+            return ((SEND, "PENDING"), (INTERRUPT, "WAITING"))
+        return (("running", "RUNNING"), ("waiting", "WAITING"))
+
+    async def fire(self, step: str, chat_id: str) -> None:
+        if self.events is None:
+            body = {"query": step, "variables": {"id": chat_id}}
+            answer = (await self.http.post("/graphql", json=body)).json()
+            assert "errors" not in answer, answer
+        else:
+            chat = global_id.decode_uuid(chat_id, "Chat")
+            await self.events.status(self.owner, chat, step, str(uuid.uuid4()))
 
 
 class Subscriber:
@@ -80,9 +113,15 @@ async def _open(base: str, token: str, chat_id: str) -> Subscriber:
     return Subscriber(ws)
 
 
-async def _measure(base: str, token: str, subscribers: int, rounds: int) -> list[float]:
+async def _measure(
+    base: str, token: str, subscribers: int, rounds: int, owner: uuid.UUID, publish_to: str | None
+) -> list[float]:
     headers = {"Authorization": f"Bearer {token}"}
+    hub = EventHub(publish_to) if publish_to else None
+    if hub is not None:
+        await hub.connect()
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
+        source = Source(http, ChatEvents(hub) if hub is not None else None, owner)
         created = (await http.post("/graphql", json={"query": CREATE})).json()
         chat_id = created["data"]["createChat"]["chat"]["id"]
         await http.post("/graphql", json={"query": INTERRUPT, "variables": {"id": chat_id}})
@@ -96,11 +135,9 @@ async def _measure(base: str, token: str, subscribers: int, rounds: int) -> list
         samples: list[float] = []
         try:
             for _ in range(rounds):
-                for query, wanted in ((SEND, "PENDING"), (INTERRUPT, "WAITING")):
+                for step, wanted in source.steps():
                     started = time.perf_counter()
-                    body = {"query": query, "variables": {"id": chat_id}}
-                    answer = (await http.post("/graphql", json=body)).json()
-                    assert "errors" not in answer, answer
+                    await source.fire(step, chat_id)
                     for sub in subs:
                         status, at = await asyncio.wait_for(sub.arrivals.get(), 30)
                         while status != wanted:
@@ -110,6 +147,8 @@ async def _measure(base: str, token: str, subscribers: int, rounds: int) -> list
             for task in pumps:
                 task.cancel()
             await asyncio.gather(*(s.ws.close() for s in subs), return_exceptions=True)
+            if hub is not None:
+                await hub.disconnect()
     return samples
 
 
@@ -124,19 +163,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--broadcast", choices=["memory", "redis"], default="memory")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379")
+    parser.add_argument("--source", choices=["mutation", "daemon"], default="mutation")
     args = parser.parse_args(argv)
+    if args.source == "daemon" and args.broadcast != "redis":
+        parser.error("--source daemon publishes from this process: it needs --broadcast redis")
     broadcast = "memory://" if args.broadcast == "memory" else args.redis_url
+    publish_to = broadcast if args.source == "daemon" else None
     with tempfile.TemporaryDirectory() as tmp, bench_database() as database:
-        token = asyncio.run(_prepare(database.url))
+        token, owner = asyncio.run(_prepare(database.url))
         env = {"BROADCAST_URL": broadcast}
         with agentgql_server(database.url, Path(tmp), env, ["--no-daemon"]) as server:
             base = f"http://{server.host}:{server.port}"
             # The client runs on uvloop like the server: 500 sockets' frames are
             # read in one process, and the default loop's cost would be measured too.
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                samples = runner.run(_measure(base, token, args.subscribers, args.rounds))
+                samples = runner.run(
+                    _measure(base, token, args.subscribers, args.rounds, owner, publish_to)
+                )
     print(
-        f"stream-latency ({args.broadcast}, {args.subscribers} subscribers, "
+        f"stream-latency ({args.broadcast}, from {args.source}, {args.subscribers} subscribers, "
         f"{len(samples)} frames): p50 {statistics.median(samples):.1f} ms, "
         f"p99 {_percentile(samples, 0.99):.1f} ms, max {max(samples):.1f} ms"
     )
