@@ -15,6 +15,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,10 @@ from httpx_ws.transport import ASGIWebSocketTransport
 from db.connection import close_database, open_database, tortoise_config
 from db.embedded import EmbeddedCluster, database_url
 from db.migrator import apply_migrations
+from db.models import User
+from db.vocabulary import TokenKind
+from resolvers.accounts import hash_password
+from resolvers.tokens import issue_token
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SERVER_DSN = os.environ.get("AGENTGQL_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -233,3 +238,25 @@ async def received(subscriber: Any, count: int) -> list[dict[str, Any]]:
 async def nothing_more(subscriber: Any) -> None:
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(subscriber.get(), 0.2)
+
+
+@dataclass
+class Person:
+    user: User
+    token: str
+
+
+_password_hash: list[str] = []
+
+
+async def new_person(prefix: str = "u") -> Person:
+    """A fresh member with a day-long session token, made directly in the database
+    (argon2 runs once per process: hashing per person would dominate the tests)."""
+    if not _password_hash:
+        _password_hash.append(await hash_password(PASSWORD))
+    user = await User.create(
+        username=f"{prefix}{uuid.uuid4().hex[:12]}", password_hash=_password_hash[0]
+    )
+    expires = datetime.now(UTC) + timedelta(days=1)
+    issued = await issue_token(user, TokenKind.SESSION, "session", expires)
+    return Person(user, issued.secret)

@@ -7,7 +7,6 @@ database never couples two tests.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,11 +14,16 @@ import pytest
 from starlette.applications import Starlette
 
 from db.models import Chat, ChatMessage, ChatQueuedMessage, User
-from db.vocabulary import UNPINNED_RANK, ChatStatus, MessageRole, TokenKind, Visibility
+from db.vocabulary import UNPINNED_RANK, ChatStatus, MessageRole, Visibility
 from resolvers import global_id
-from resolvers.accounts import hash_password
-from resolvers.tokens import issue_token
-from tests.harness import PASSWORD, GraphQLClient, listening, nothing_more, received
+from tests.harness import (
+    GraphQLClient,
+    Person,
+    listening,
+    new_person,
+    nothing_more,
+    received,
+)
 
 CHAT_FIELDS = """
 fragment C on Chat {
@@ -73,32 +77,14 @@ NOT_FOUND = {"code": "NOT_FOUND"}
 # --- helpers -----------------------------------------------------------------
 
 
-@dataclass
-class Person:
-    user: User
-    token: str
-
-
-_password_hash: list[str] = []
-
-
-async def new_person(gql: GraphQLClient) -> Person:
-    """A fresh member with a session token (argon2 hashed once per module, for speed)."""
-    if not _password_hash:
-        _password_hash.append(await hash_password(PASSWORD))
-    user = await User.create(username=f"u{uuid.uuid4().hex[:12]}", password_hash=_password_hash[0])
-    issued = await issue_token(user, TokenKind.SESSION, "session", datetime.now(UTC) + DAY)
-    return Person(user, issued.secret)
-
-
 @pytest.fixture
 async def me(gql: GraphQLClient, admin_token: str) -> Person:
-    return await new_person(gql)
+    return await new_person()
 
 
 @pytest.fixture
 async def other(gql: GraphQLClient, admin_token: str) -> Person:
-    return await new_person(gql)
+    return await new_person()
 
 
 def gid(chat: Chat) -> str:
@@ -1003,7 +989,7 @@ MUTATIONS = {
 async def stranger(request: pytest.FixtureRequest, gql: GraphQLClient, admin_token: str) -> Person:
     if request.param == "admin":
         return Person(await User.get(username="admin"), admin_token)
-    return await new_person(gql)
+    return await new_person()
 
 
 @pytest.mark.parametrize("mutation", list(MUTATIONS))

@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import urllib.parse
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from db.chat_files import FileMeta, store_file
-from db.models import Chat, ChatFile, ChatFileLink, ChatMessage, ChatQueuedMessage, User
-from db.vocabulary import CHAT_FILE_MAX_BYTES, ChatStatus, TokenKind
+from db.models import Chat, ChatFile, ChatFileLink, ChatMessage, ChatQueuedMessage
+from db.vocabulary import CHAT_FILE_MAX_BYTES, ChatStatus
 from resolvers import global_id
-from resolvers.accounts import hash_password
-from resolvers.tokens import issue_token
-from tests.harness import PASSWORD, GraphQLClient
+from tests.harness import GraphQLClient, Person, new_person
 from tests.uploads import (
     SVG,
     ZIP_TAIL,
@@ -95,32 +92,14 @@ CAP_WARNING = "file linking skipped: batch of {} file(s) would exceed limit of 5
 # --- helpers -----------------------------------------------------------------
 
 
-@dataclass
-class Person:
-    user: User
-    token: str
-
-
-_password_hash: list[str] = []
-
-
-async def new_person() -> Person:
-    """A fresh member with a session token (argon2 hashed once per module, for speed)."""
-    if not _password_hash:
-        _password_hash.append(await hash_password(PASSWORD))
-    user = await User.create(username=f"f{uuid.uuid4().hex[:12]}", password_hash=_password_hash[0])
-    issued = await issue_token(user, TokenKind.SESSION, "session", datetime.now(UTC) + DAY)
-    return Person(user, issued.secret)
-
-
 @pytest.fixture
 async def me(admin_token: str) -> Person:
-    return await new_person()
+    return await new_person("f")
 
 
 @pytest.fixture
 async def other(admin_token: str) -> Person:
-    return await new_person()
+    return await new_person("f")
 
 
 def file_uuid(gid: str) -> uuid.UUID:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,13 @@ import pytest
 from starlette.applications import Starlette
 
 from db import chat_config
-from db.models import Chat, SiteConfig, User, Workspace, WorkspaceTemplate
-from db.vocabulary import TokenKind, WorkspaceSourceKind, WorkspaceStatus
+from db.models import Chat, SiteConfig, Workspace, WorkspaceTemplate
+from db.vocabulary import WorkspaceSourceKind, WorkspaceStatus
 from resolvers import global_id
-from resolvers.accounts import hash_password
 from resolvers.context import RequestContext
-from resolvers.tokens import issue_token
 from resolvers.workspaces import chats_by_workspace
 from server.settings import Settings
-from tests.harness import PASSWORD, GraphQLClient, counted_queries
+from tests.harness import GraphQLClient, Person, counted_queries, new_person
 
 WORKSPACE_FIELDS = """
 fragment W on Workspace {
@@ -57,24 +54,6 @@ mutation($input: UpdateChatConfigInput!) {
 }"""
 
 BASE = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-@dataclass
-class Person:
-    user: User
-    token: str
-
-
-_password_hash: list[str] = []
-
-
-async def new_person() -> Person:
-    if not _password_hash:
-        _password_hash.append(await hash_password(PASSWORD))
-    user = await User.create(username=f"u{uuid.uuid4().hex[:12]}", password_hash=_password_hash[0])
-    expires = datetime.now(UTC) + timedelta(days=1)
-    issued = await issue_token(user, TokenKind.SESSION, "session", expires)
-    return Person(user, issued.secret)
 
 
 @pytest.fixture(autouse=True)

@@ -10,36 +10,25 @@ import hashlib
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from db.models import User
-from db.vocabulary import CHAT_FILE_MAX_BYTES, TokenKind
+from db.vocabulary import CHAT_FILE_MAX_BYTES
 from resolvers import global_id
-from resolvers.accounts import hash_password
-from resolvers.tokens import issue_token
 from server.file_routes import IMMUTABLE
 from server.request_auth import COOKIE_NAME
-from tests.harness import PASSWORD, GraphQLClient
+from tests.harness import GraphQLClient, new_person
 from tests.uploads import SVG, gif, jpeg, png, png_of_size, stored_files, upload, webp
 
 NODE = "query($id: ID!) { node(id: $id) { ... on ChatFile { id name mimeType url } } }"
 MIB = 1024 * 1024
 
 
-_password_hash: list[str] = []
-
-
 async def new_token() -> str:
-    """A fresh member's session token (argon2 hashed once per module, for speed)."""
-    if not _password_hash:
-        _password_hash.append(await hash_password(PASSWORD))
-    user = await User.create(username=f"r{uuid.uuid4().hex[:12]}", password_hash=_password_hash[0])
-    expires = datetime.now(UTC) + timedelta(days=1)
-    return (await issue_token(user, TokenKind.SESSION, "session", expires)).secret
+    """A fresh member's session token."""
+    return (await new_person("r")).token
 
 
 @pytest.fixture
