@@ -70,6 +70,10 @@ SESSION_TTL_DAYS = 30
 # ``last_used_at`` is written at most this often per token, so reads stay reads.
 TOKEN_TOUCH_INTERVAL_S = 60
 
+# Where a chat's workspace appears inside the tool sandbox. Paths shown to the
+# model and to clients are under this, never the host's workspaces directory.
+WORKSPACE_MOUNT = "/workspace"
+
 # Connections.
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
