@@ -126,14 +126,86 @@ def _gif(data: bytes) -> None:
     raise ImageRejected("the GIF is truncated")
 
 
+# What may follow VP8X in an extended WebP; anything else is refused rather than skipped,
+# so no unknown chunk can carry a payload past the walk.
+_WEBP_EXTENDED = frozenset({b"ICCP", b"ANIM", b"ANMF", b"ALPH", b"VP8 ", b"VP8L", b"EXIF", b"XMP "})
+_WEBP_FRAME = frozenset({b"ALPH", b"VP8 ", b"VP8L"})
+
+
+def _webp_chunks(data: bytes, pos: int, end: int) -> list[tuple[bytes, int, int]]:
+    """The chunks from ``pos`` to ``end`` as (kind, payload start, payload end). Each must
+    fit, odd sizes are followed by their zero padding byte, and the last one must end
+    exactly at ``end``."""
+    chunks: list[tuple[bytes, int, int]] = []
+    while pos < end:
+        if pos + 8 > end:
+            raise ImageRejected("the WebP image is truncated")
+        kind = data[pos : pos + 4]
+        (size,) = struct.unpack_from("<I", data, pos + 4)
+        body = pos + 8
+        pos = body + size + (size & 1)
+        if pos > end:
+            raise ImageRejected("the WebP image is truncated")
+        if size & 1 and data[pos - 1] != 0:
+            raise ImageRejected("the WebP image is corrupt")
+        chunks.append((kind, body, body + size))
+    return chunks
+
+
+def _webp_bitstream(data: bytes, kind: bytes, start: int, end: int) -> None:
+    """A VP8 key frame (start code 9d 01 2a) or a VP8L stream (signature 0x2f, version 0)."""
+    size = end - start
+    if kind == b"VP8L":
+        valid = size >= 5 and data[start] == 0x2F and data[start + 4] >> 5 == 0
+    else:
+        tag = int.from_bytes(data[start : start + 3], "little")
+        valid = (
+            size >= 10
+            and data[start + 3 : start + 6] == b"\x9d\x01\x2a"
+            and tag & 1 == 0  # a key frame
+            and tag >> 5 <= size - 10  # whose first partition fits
+        )
+    if not valid:
+        raise ImageRejected("the WebP image is corrupt")
+
+
+def _webp_frame(data: bytes, chunks: list[tuple[bytes, int, int]]) -> None:
+    """One image: an optional ALPH before VP8, or a lone VP8L (unknown chunks refused)."""
+    kinds = [kind for kind, _, _ in chunks]
+    if kinds not in ([b"VP8 "], [b"ALPH", b"VP8 "], [b"VP8L"]):
+        raise ImageRejected("the WebP image is corrupt")
+    kind, start, end = chunks[-1]
+    _webp_bitstream(data, kind, start, end)
+
+
 def _webp(data: bytes) -> None:
-    if len(data) < 12:
+    if len(data) < 20:
         raise ImageRejected("the WebP image is truncated")
     (size,) = struct.unpack_from("<I", data, 4)
     if size + 8 > len(data):
         raise ImageRejected("the WebP image is truncated")
-    if size + 8 + (size & 1) < len(data):
+    if size + 8 < len(data):
         raise ImageRejected("data follows the end of the WebP image")
+    chunks = _webp_chunks(data, 12, len(data))
+    first = chunks[0][0]
+    if first in (b"VP8 ", b"VP8L"):  # simple format: exactly one image chunk
+        _webp_frame(data, chunks)
+        return
+    if first != b"VP8X" or chunks[0][2] - chunks[0][1] != 10:
+        raise ImageRejected("the WebP image is corrupt")
+    rest = chunks[1:]
+    if any(kind not in _WEBP_EXTENDED for kind, _, _ in rest):
+        raise ImageRejected("the WebP image has an unknown chunk")
+    frames = [chunk for chunk in rest if chunk[0] == b"ANMF"]
+    if frames:
+        if any(kind in _WEBP_FRAME for kind, _, _ in rest):
+            raise ImageRejected("the WebP image is corrupt")
+        for _, start, end in frames:
+            if end - start < 16:
+                raise ImageRejected("the WebP image is truncated")
+            _webp_frame(data, _webp_chunks(data, start + 16, end))
+    else:
+        _webp_frame(data, [chunk for chunk in rest if chunk[0] in _WEBP_FRAME])
 
 
 _WALKERS = {"image/png": _png, "image/jpeg": _jpeg, "image/gif": _gif, "image/webp": _webp}

@@ -245,6 +245,13 @@ BAD_UPLOADS = [
     pytest.param(
         "cut.webp", webp()[:-4], "image/webp", "the WebP image is truncated", id="webp-cut"
     ),
+    pytest.param(  # the RIFF length grown to cover the script glued on
+        "x.webp",
+        b"RIFF" + (len(webp()) + 11).to_bytes(4, "little") + webp()[8:] + b"<script>1</script>\n",
+        "image/webp",
+        "the WebP image is",
+        id="webp+script",
+    ),
     pytest.param("empty.png", b"", "image/png", "the file is empty", id="empty"),
     pytest.param("notes.txt", b"hello", "text/plain", "type text/plain is not allowed", id="text"),
     pytest.param("a.png", png(7), None, "say the file's type", id="no-type"),
