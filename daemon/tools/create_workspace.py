@@ -9,42 +9,36 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from daemon.chat_context import plan_path, workspace_dir
-from daemon.providers import ToolSpec
 from daemon.tool_registry import Tool, ToolError
-from daemon.tools.templates import find_template
-from daemon.tools.turn_context import AgentTurn, require_str
+from daemon.tools.templates import TemplateRef, find_template
+from daemon.tools.turn_context import AgentTurn
 from daemon.workspace_backend import WorkspaceError, create_workspace
 from db.chat_config import workspace_ttl_s
 from db.models import Chat
 from db.vocabulary import WORKSPACE_NAME_MAX
 from db.workspace_ttl import effective_ttl_s
 
-SPEC = ToolSpec(
-    name="create_workspace",
-    description=(
-        "Create a workspace from a template (see list_templates) and bind this chat to "
-        "it; file and shell tools then work inside it. A chat has one workspace."
-    ),
-    parameters={
-        "type": "object",
-        "properties": {
-            "template": {"type": "string", "description": "Template id or name."},
-            "name": {"type": "string", "description": "A short name for the workspace."},
-        },
-        "required": ["template"],
-        "additionalProperties": False,
-    },
+DESCRIPTION = (
+    "Create a workspace from a template (see list_templates) and bind this chat to "
+    "it; file and shell tools then work inside it. A chat has one workspace."
 )
 
 
-async def create_workspace_tool(args: dict[str, Any], turn: AgentTurn) -> dict[str, Any]:
+class CreateWorkspaceArgs(TemplateRef):
+    # A longer name is cut to WORKSPACE_NAME_MAX rather than refused; this only bounds input.
+    name: str = Field("", max_length=1000, description="A short name for the workspace.")
+
+
+async def create_workspace_tool(args: CreateWorkspaceArgs, turn: AgentTurn) -> dict[str, Any]:
     if turn.workspace_id is not None:
         raise ToolError("this chat already has a workspace; keep working in it")
     if turn.backend is None:
         raise ToolError("workspaces are not available on this server")
-    template = await find_template(require_str(args, "template"))
-    name = str(args.get("name") or template.name).strip()[:WORKSPACE_NAME_MAX] or template.name
+    template = await find_template(args.template)
+    name = (args.name or template.name).strip()[:WORKSPACE_NAME_MAX] or template.name
     ttl_s = effective_ttl_s(await workspace_ttl_s(), template.default_ttl_s)
     try:
         workspace = await create_workspace(
@@ -65,4 +59,6 @@ async def create_workspace_tool(args: dict[str, Any], turn: AgentTurn) -> dict[s
     }
 
 
-TOOL = Tool(spec=SPEC, run=create_workspace_tool, timeout_s=600.0)
+TOOL = Tool.declare(
+    "create_workspace", DESCRIPTION, CreateWorkspaceArgs, create_workspace_tool, timeout_s=600.0
+)

@@ -11,34 +11,27 @@ import asyncio
 import os
 from typing import Any
 
+from pydantic import Field
 from tortoise.transactions import in_transaction
 
-from daemon.providers import ToolSpec
-from daemon.tool_registry import Tool, ToolError
+from daemon.tool_registry import Tool, ToolArgs, ToolError
 from daemon.tools.paths import display_path, require_regular_file, resolve_path
-from daemon.tools.turn_context import AgentTurn, require_str
+from daemon.tools.turn_context import AgentTurn, WorkspacePath
 from db.chat_files import link_files, store_file
 from db.models import Chat
 
 PLAN_MAX_BYTES = 32 * 1024
 PLAN_TYPE = "text/markdown"
 
-SPEC = ToolSpec(
-    name="propose_plan",
-    description=(
-        "Present your plan to the user: give the absolute path of the Markdown plan "
-        "file you wrote (in plan mode, the chat's plan file). At most 32 KiB. In plan "
-        "mode your turn ends here."
-    ),
-    parameters={
-        "type": "object",
-        "properties": {
-            "path": {"type": "string", "description": "Absolute path ending in .md."},
-        },
-        "required": ["path"],
-        "additionalProperties": False,
-    },
+DESCRIPTION = (
+    "Present your plan to the user: give the absolute path of the Markdown plan "
+    "file you wrote (in plan mode, the chat's plan file). At most 32 KiB. In plan "
+    "mode your turn ends here."
 )
+
+
+class ProposePlanArgs(ToolArgs):
+    path: WorkspacePath = Field(description="Absolute path ending in .md.")
 
 
 def _read(real: Any, shown: str) -> bytes:
@@ -56,8 +49,8 @@ def _read(real: Any, shown: str) -> bytes:
     return data
 
 
-async def propose_plan(args: dict[str, Any], turn: AgentTurn) -> dict[str, Any]:
-    raw = require_str(args, "path")
+async def propose_plan(args: ProposePlanArgs, turn: AgentTurn) -> dict[str, Any]:
+    raw = args.path
     if not raw.lower().endswith(".md"):
         raise ToolError("the plan must be a Markdown file whose path ends in .md")
     if not os.path.isabs(raw):
@@ -82,4 +75,4 @@ async def propose_plan(args: dict[str, Any], turn: AgentTurn) -> dict[str, Any]:
     return result
 
 
-TOOL = Tool(spec=SPEC, run=propose_plan, timeout_s=30.0)
+TOOL = Tool.declare("propose_plan", DESCRIPTION, ProposePlanArgs, propose_plan, timeout_s=30.0)

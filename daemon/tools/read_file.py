@@ -14,46 +14,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from daemon.providers import ToolSpec
-from daemon.tool_registry import Tool, ToolError
+from pydantic import Field
+
+from daemon.tool_registry import Tool, ToolArgs, ToolError, WholeNumber
 from daemon.tools.paths import display_path, require_regular_file, resolve_path
-from daemon.tools.turn_context import ToolTurn, optional_int, require_str
+from daemon.tools.turn_context import ToolTurn, WorkspacePath
 
 MAX_TEXT_BYTES = 256 * 1024
 DEFAULT_LIMIT = 2000
 _SNIFF_BYTES = 8192
 _PIECE_BYTES = 64 * 1024
 
-SPEC = ToolSpec(
-    name="read_file",
-    description=(
-        "Read a UTF-8 text file in the chat's workspace. Returns `content` (the exact text "
-        "of lines startLine..endLine, without line numbers), `totalLines`, and `truncated`, "
-        f"which is true when the {MAX_TEXT_BYTES // 1024} KiB output cap cut the requested "
-        "range short; read on from endLine + 1. Binary files are refused."
-    ),
-    parameters={
-        "type": "object",
-        "properties": {
-            "path": {
-                "type": "string",
-                "description": "File path, relative to the workspace root or absolute.",
-            },
-            "offset": {
-                "type": "integer",
-                "minimum": 1,
-                "description": "First line to read, 1-based (default 1).",
-            },
-            "limit": {
-                "type": "integer",
-                "minimum": 1,
-                "description": f"Maximum number of lines to read (default {DEFAULT_LIMIT}).",
-            },
-        },
-        "required": ["path"],
-        "additionalProperties": False,
-    },
+DESCRIPTION = (
+    "Read a UTF-8 text file in the chat's workspace. Returns `content` (the exact text "
+    "of lines startLine..endLine, without line numbers), `totalLines`, and `truncated`, "
+    f"which is true when the {MAX_TEXT_BYTES // 1024} KiB output cap cut the requested "
+    "range short; read on from endLine + 1. Binary files are refused."
 )
+
+
+class ReadFileArgs(ToolArgs):
+    path: WorkspacePath
+    offset: WholeNumber = Field(1, ge=1, description="First line to read, 1-based.")
+    limit: WholeNumber = Field(DEFAULT_LIMIT, ge=1, description="Maximum number of lines to read.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +47,9 @@ class _Window:
     truncated: bool
 
 
-async def read_file(args: dict[str, Any], turn: ToolTurn) -> dict[str, Any]:
-    raw = require_str(args, "path")
-    offset = optional_int(args, "offset", 1, minimum=1)
-    limit = optional_int(args, "limit", DEFAULT_LIMIT, minimum=1)
-    real = resolve_path(turn, raw)
+async def read_file(args: ReadFileArgs, turn: ToolTurn) -> dict[str, Any]:
+    offset, limit = args.offset, args.limit
+    real = resolve_path(turn, args.path)
     shown = display_path(turn, real)
     require_regular_file(real, shown)
     window = await asyncio.to_thread(_read_window, real, shown, offset, limit)
@@ -141,4 +122,4 @@ def _refuse_binary(head: bytes, shown: str) -> None:
     raise ToolError(f"{shown} is {described}; read_file only reads text files")
 
 
-TOOL = Tool(spec=SPEC, run=read_file, timeout_s=60.0)
+TOOL = Tool.declare("read_file", DESCRIPTION, ReadFileArgs, read_file, timeout_s=60.0)

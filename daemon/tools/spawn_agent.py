@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field, StringConstraints
 from tortoise.transactions import in_transaction
 
-from daemon.providers import ToolSpec
-from daemon.tool_registry import Tool, ToolError
-from daemon.tools.turn_context import AgentTurn, require_str
+from daemon.tool_registry import Tool, ToolArgs
+from daemon.tools.turn_context import AgentTurn
 from db.chat_config import explore_model_override
 from db.models import Chat, ChatMessage, ModelConfig
 from db.parts import Part, TextPart, parts_to_json
@@ -28,31 +28,21 @@ from db.vocabulary import TEXT_PART_MAX, ChatMode, ChatStatus, MessageRole
 log = logging.getLogger(__name__)
 
 
-def _spec(name: str, description: str) -> ToolSpec:
-    return ToolSpec(
-        name=name,
-        description=description,
-        parameters={
-            "type": "object",
-            "properties": {
-                "prompt": {"type": "string", "description": "The complete task, self-contained."},
-                "title": {"type": "string", "description": "A short title for the child chat."},
-            },
-            "required": ["prompt"],
-            "additionalProperties": False,
-        },
-    )
+class SpawnArgs(ToolArgs):
+    prompt: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TEXT_PART_MAX)
+    ] = Field(description="The complete task, self-contained.")
+    # Longer titles are cut by normalize_title; this only bounds the input.
+    title: str = Field("", max_length=1000, description="A short title for the child chat.")
 
 
-SPAWN_SPEC = _spec(
-    "spawn_agent",
+SPAWN_DESCRIPTION = (
     "Start a sub-agent chat in this workspace for a self-contained task; it runs on its "
-    "own with the same tools (it cannot spawn further agents).",
+    "own with the same tools (it cannot spawn further agents)."
 )
-EXPLORE_SPEC = _spec(
-    "spawn_explore_agent",
+EXPLORE_DESCRIPTION = (
     "Start a read-only explore sub-agent to investigate the workspace and report back; "
-    "it can read files and run commands but not change anything.",
+    "it can read files and run commands but not change anything."
 )
 
 
@@ -69,15 +59,9 @@ async def explore_model(current: uuid.UUID | None) -> uuid.UUID | None:
     return current
 
 
-async def spawn(args: dict[str, Any], turn: AgentTurn, explore: bool) -> dict[str, Any]:
-    task = require_str(args, "prompt").strip()
-    if not task:
-        raise ToolError("prompt must describe the task")
-    if len(task) > TEXT_PART_MAX:
-        raise ToolError(f"prompt is longer than {TEXT_PART_MAX} characters")
-    parts: list[Part] = [TextPart(task)]
-    raw_title = args.get("title")
-    title = normalize_title(raw_title) if isinstance(raw_title, str) else None
+async def spawn(args: SpawnArgs, turn: AgentTurn, explore: bool) -> dict[str, Any]:
+    parts: list[Part] = [TextPart(args.prompt)]
+    title = normalize_title(args.title)
     model = await explore_model(turn.model_config_id) if explore else turn.model_config_id
     child_id = uuid.uuid4()
     async with in_transaction() as conn:
@@ -113,13 +97,15 @@ async def spawn(args: dict[str, Any], turn: AgentTurn, explore: bool) -> dict[st
     }
 
 
-async def _spawn_agent(args: dict[str, Any], turn: AgentTurn) -> dict[str, Any]:
+async def _spawn_agent(args: SpawnArgs, turn: AgentTurn) -> dict[str, Any]:
     return await spawn(args, turn, explore=False)
 
 
-async def _spawn_explore_agent(args: dict[str, Any], turn: AgentTurn) -> dict[str, Any]:
+async def _spawn_explore_agent(args: SpawnArgs, turn: AgentTurn) -> dict[str, Any]:
     return await spawn(args, turn, explore=True)
 
 
-SPAWN_TOOL = Tool(spec=SPAWN_SPEC, run=_spawn_agent, timeout_s=30.0)
-EXPLORE_TOOL = Tool(spec=EXPLORE_SPEC, run=_spawn_explore_agent, timeout_s=30.0)
+SPAWN_TOOL = Tool.declare("spawn_agent", SPAWN_DESCRIPTION, SpawnArgs, _spawn_agent, timeout_s=30.0)
+EXPLORE_TOOL = Tool.declare(
+    "spawn_explore_agent", EXPLORE_DESCRIPTION, SpawnArgs, _spawn_explore_agent, timeout_s=30.0
+)

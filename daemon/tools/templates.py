@@ -10,27 +10,23 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from daemon.providers import ToolSpec
-from daemon.tool_registry import Tool, ToolError
-from daemon.tools.turn_context import ToolTurn, require_str
+from pydantic import Field
+
+from daemon.tool_registry import Tool, ToolArgs, ToolError
+from daemon.tools.turn_context import ToolTurn
 from db.chat_config import template_allowlist
 from db.models import WorkspaceTemplate
+from db.vocabulary import WORKSPACE_TEMPLATE_NAME_MAX
 
-LIST_SPEC = ToolSpec(
-    name="list_templates",
-    description="List the workspace templates you may create a workspace from.",
-    parameters={"type": "object", "properties": {}, "additionalProperties": False},
-)
-READ_SPEC = ToolSpec(
-    name="read_template",
-    description="Details of one workspace template, by id or name.",
-    parameters={
-        "type": "object",
-        "properties": {"template": {"type": "string", "description": "Template id or name."}},
-        "required": ["template"],
-        "additionalProperties": False,
-    },
-)
+
+class ListTemplatesArgs(ToolArgs):
+    pass
+
+
+class TemplateRef(ToolArgs):
+    template: str = Field(
+        min_length=1, max_length=WORKSPACE_TEMPLATE_NAME_MAX, description="Template id or name."
+    )
 
 
 async def allowed_templates() -> list[WorkspaceTemplate]:
@@ -59,12 +55,12 @@ def _summary(template: WorkspaceTemplate) -> dict[str, Any]:
     return {"id": str(template.id), "name": template.name, "description": template.description}
 
 
-async def list_templates(args: dict[str, Any], turn: ToolTurn) -> dict[str, Any]:
+async def list_templates(args: ListTemplatesArgs, turn: ToolTurn) -> dict[str, Any]:
     return {"templates": [_summary(t) for t in await allowed_templates()]}
 
 
-async def read_template(args: dict[str, Any], turn: ToolTurn) -> dict[str, Any]:
-    template = await find_template(require_str(args, "template"))
+async def read_template(args: TemplateRef, turn: ToolTurn) -> dict[str, Any]:
+    template = await find_template(args.template)
     return {
         **_summary(template),
         "sourceKind": template.source_kind.value,
@@ -73,5 +69,17 @@ async def read_template(args: dict[str, Any], turn: ToolTurn) -> dict[str, Any]:
     }
 
 
-LIST_TOOL = Tool(spec=LIST_SPEC, run=list_templates, timeout_s=15.0)
-READ_TOOL = Tool(spec=READ_SPEC, run=read_template, timeout_s=15.0)
+LIST_TOOL = Tool.declare(
+    "list_templates",
+    "List the workspace templates you may create a workspace from.",
+    ListTemplatesArgs,
+    list_templates,
+    timeout_s=15.0,
+)
+READ_TOOL = Tool.declare(
+    "read_template",
+    "Details of one workspace template, by id or name.",
+    TemplateRef,
+    read_template,
+    timeout_s=15.0,
+)

@@ -11,39 +11,31 @@ import os
 from pathlib import Path
 from typing import Any
 
-from daemon.providers import ToolSpec
-from daemon.tool_registry import Tool, ToolError
-from daemon.tools.paths import display_path, resolve_writable
-from daemon.tools.turn_context import ToolTurn, require_str
+from pydantic import Field
 
-SPEC = ToolSpec(
-    name="write_file",
-    description=(
-        "Create or overwrite a text file in the chat's workspace with `content` (UTF-8). "
-        "Missing parent directories are created. To change part of an existing file, "
-        "prefer edit_files. In plan mode only the chat's plan file may be written."
-    ),
-    parameters={
-        "type": "object",
-        "properties": {
-            "path": {
-                "type": "string",
-                "description": "File path, relative to the workspace root or absolute.",
-            },
-            "content": {"type": "string", "description": "The file's complete new content."},
-        },
-        "required": ["path", "content"],
-        "additionalProperties": False,
-    },
+from daemon.tool_registry import Tool, ToolArgs, ToolError
+from daemon.tools.paths import display_path, resolve_writable
+from daemon.tools.turn_context import ToolTurn, WorkspacePath
+
+# The most text one call may write: far above what a model writes in one reply.
+CONTENT_MAX = 1_000_000
+
+DESCRIPTION = (
+    "Create or overwrite a text file in the chat's workspace with `content` (UTF-8). "
+    "Missing parent directories are created. To change part of an existing file, "
+    "prefer edit_files. In plan mode only the chat's plan file may be written."
 )
 
 
-async def write_file(args: dict[str, Any], turn: ToolTurn) -> dict[str, Any]:
-    raw = require_str(args, "path")
-    content = require_str(args, "content")
-    real = resolve_writable(turn, raw)
+class WriteFileArgs(ToolArgs):
+    path: WorkspacePath
+    content: str = Field(max_length=CONTENT_MAX, description="The file's complete new content.")
+
+
+async def write_file(args: WriteFileArgs, turn: ToolTurn) -> dict[str, Any]:
+    real = resolve_writable(turn, args.path)
     shown = display_path(turn, real)
-    data = content.encode("utf-8")
+    data = args.content.encode("utf-8")
     created = await asyncio.to_thread(write_bytes, real, shown, data)
     return {"path": shown, "bytesWritten": len(data), "created": created}
 
@@ -66,4 +58,4 @@ def write_bytes(real: Path, shown: str, data: bytes) -> bool:
     return not existed
 
 
-TOOL = Tool(spec=SPEC, run=write_file, timeout_s=60.0)
+TOOL = Tool.declare("write_file", DESCRIPTION, WriteFileArgs, write_file, timeout_s=60.0)

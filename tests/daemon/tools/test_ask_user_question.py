@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from daemon.tool_registry import ToolError
-from daemon.tools.ask_user_question import QUESTIONS_MAX, SPEC, TEXT_MAX, ask_user_question
+from daemon.tools.ask_user_question import QUESTIONS_MAX, TEXT_MAX, TOOL
 from tests.daemon.tools.workspace_turn import FakeTurn
 
 
@@ -19,8 +19,12 @@ def question(**fields: Any) -> dict[str, Any]:
     return {"question": "Which database?", "options": options(2), **fields}
 
 
+ask_user_question = TOOL.run
+
+
 async def ask(turn: FakeTurn, *questions: Any) -> dict[str, Any]:
-    return await ask_user_question({"questions": list(questions)}, turn)
+    result: dict[str, Any] = await ask_user_question({"questions": list(questions)}, turn)
+    return result
 
 
 async def test_questions_come_back_normalised(turn: FakeTurn) -> None:
@@ -65,40 +69,45 @@ async def test_two_to_four_options_are_accepted(turn: FakeTurn, count: int) -> N
 async def test_fewer_than_two_or_more_than_four_options_are_refused(
     turn: FakeTurn, count: int
 ) -> None:
-    with pytest.raises(ToolError, match=r"questions\[0\]\.options must hold 2 to 4 choices"):
+    with pytest.raises(ToolError, match=r"'questions\[0\]\.options' must hold 2 to 4 items"):
         await ask(turn, question(options=options(count)))
 
 
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        ({}, "questions must be a non-empty array"),
-        ({"questions": []}, "questions must be a non-empty array"),
-        ({"questions": "Which one?"}, "questions must be a non-empty array"),
+        ({}, "argument 'questions' is required"),
+        ({"questions": []}, "argument 'questions' must hold 1 to 10 items, not 0"),
+        ({"questions": "Which one?"}, "argument 'questions' must be an array, not a string"),
         (
             {"questions": [question()] * (QUESTIONS_MAX + 1)},
-            f"at most {QUESTIONS_MAX} questions",
+            f"'questions' must hold 1 to {QUESTIONS_MAX} items, not {QUESTIONS_MAX + 1}",
         ),
-        ({"questions": ["Which one?"]}, r"questions\[0\] must be an object"),
-        ({"questions": [question(options="a, b")]}, r"options must hold 2 to 4"),
-        ({"questions": [question(question="  ")]}, r"questions\[0\]\.question must be"),
-        ({"questions": [question(question=None)]}, r"questions\[0\]\.question must be"),
-        ({"questions": [question(header=7)]}, r"questions\[0\]\.header must be"),
+        ({"questions": ["Which one?"]}, r"'questions\[0\]' must be an object, not a string"),
+        ({"questions": [question(options="a, b")]}, r"'questions\[0\]\.options' must be an array"),
+        ({"questions": [question(question="  ")]}, r"'questions\[0\]\.question' must not be empty"),
+        ({"questions": [question(question=None)]}, r"'questions\[0\]\.question' is required"),
+        ({"questions": [question(header=7)]}, r"'questions\[0\]\.header' must be a string"),
         (
             {"questions": [question(), question(options=["a", "b"])]},
-            r"questions\[1\]\.options\[0\] must be an object with a label",
+            r"'questions\[1\]\.options\[0\]' must be an object, not a string",
         ),
         (
             {"questions": [question(options=[{"label": "a"}, {"label": ""}])]},
-            r"questions\[0\]\.options\[1\]\.label must be a non-empty string",
+            r"'questions\[0\]\.options\[1\]\.label' must not be empty",
         ),
         (
             {"questions": [question(options=[{"label": "a"}, {"description": "b"}])]},
-            r"questions\[0\]\.options\[1\]\.label must be a non-empty string",
+            r"'questions\[0\]\.options\[1\]\.label' is required",
         ),
         (
             {"questions": [question(question="?" * (TEXT_MAX + 1))]},
-            f"longer than {TEXT_MAX} characters",
+            f"'questions\\[0\\]\\.question' is longer than {TEXT_MAX} characters",
+        ),
+        (
+            {"questions": [question(options=[{"label": "a", "value": 1}, {"label": "b"}])]},
+            r"unknown argument 'questions\[0\]\.options\[0\]\.value' "
+            r"\(allowed here: label, description\)",
         ),
     ],
     ids=[
@@ -115,6 +124,7 @@ async def test_fewer_than_two_or_more_than_four_options_are_refused(
         "blank-label",
         "no-label",
         "too-long",
+        "unknown-field",
     ],
 )
 async def test_malformed_questions_are_refused(
@@ -125,7 +135,7 @@ async def test_malformed_questions_are_refused(
 
 
 def test_the_schema_states_the_limits() -> None:
-    items = SPEC.parameters["properties"]["questions"]
+    items = TOOL.spec.parameters["properties"]["questions"]
     assert (items["minItems"], items["maxItems"]) == (1, QUESTIONS_MAX)
     option_list = items["items"]["properties"]["options"]
     assert (option_list["minItems"], option_list["maxItems"]) == (2, 4)

@@ -12,7 +12,7 @@ import pytest
 from starlette.applications import Starlette
 
 from daemon.tool_registry import ToolError
-from daemon.tools.create_workspace import create_workspace_tool
+from daemon.tools.create_workspace import TOOL
 from daemon.workspace_backend import LocalWorkspaceBackend
 from db.chat_config import (
     TEMPLATE_ALLOWLIST_KEY,
@@ -25,6 +25,8 @@ from db.models import Chat, User, Workspace, WorkspaceTemplate
 from db.vocabulary import WORKSPACE_NAME_MAX, WorkspaceSourceKind, WorkspaceStatus
 from tests.daemon.test_git_scan import make_repo
 from tests.daemon.tools.workspace_turn import FakeTurn
+
+create_workspace_tool = TOOL.run
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from daemon.tool_registry import ToolError
-from daemon.tools.edit_files import edit_files
+from daemon.tools.edit_files import TOOL
 from tests.daemon.tools.workspace_turn import FakeTurn
+
+edit_files = TOOL.run
 
 
 def edit(path: str, *pairs: tuple[str, str], replace_all: bool = False) -> dict[str, Any]:
@@ -102,7 +104,7 @@ async def test_plan_mode_edits_only_the_plan_file(workspace: Path) -> None:
 
 
 async def test_malformed_calls_are_explained(turn: FakeTurn) -> None:
-    with pytest.raises(ToolError, match="'files' must be a non-empty array"):
+    with pytest.raises(ToolError, match="argument 'files' must hold 1 to 100 items, not 0"):
         await edit_files({"files": []}, turn)
-    with pytest.raises(ToolError, match=r"files\[0\]\.edits\[0\]\.search must be a non-empty"):
+    with pytest.raises(ToolError, match=r"'files\[0\]\.edits\[0\]\.search' must not be empty"):
         await edit_files({"files": [{"path": "a", "edits": [{"search": "", "replace": ""}]}]}, turn)

@@ -10,10 +10,12 @@ import pytest
 from starlette.applications import Starlette
 
 from daemon.tool_registry import ToolError
-from daemon.tools.propose_plan import PLAN_MAX_BYTES, propose_plan
+from daemon.tools.propose_plan import PLAN_MAX_BYTES, TOOL
 from db.chat_files import linked_files, owned_file
 from db.models import Chat, ChatFileLink, User
 from tests.daemon.tools.workspace_turn import FakeTurn
+
+propose_plan = TOOL.run
 
 PLAN = "# Plan\n\n1. Read the parser.\n2. Fix the off-by-one.\n"
 

@@ -8,8 +8,10 @@ import pytest
 
 from daemon.tool_registry import ToolError, ToolRegistry
 from daemon.tools import read_file as read_file_module
-from daemon.tools.read_file import MAX_TEXT_BYTES, TOOL, read_file
+from daemon.tools.read_file import MAX_TEXT_BYTES, TOOL
 from tests.daemon.tools.workspace_turn import FakeTurn
+
+read_file = TOOL.run
 
 
 async def test_reads_the_whole_file_by_default(workspace: Path, turn: FakeTurn) -> None:
@@ -114,8 +116,10 @@ async def test_escapes_are_refused(
 async def test_bad_arguments_are_explained(workspace: Path, turn: FakeTurn) -> None:
     with pytest.raises(ToolError, match="'path' is required"):
         await read_file({}, turn)
-    with pytest.raises(ToolError, match="'offset' must be at least 1"):
+    with pytest.raises(ToolError, match="'offset' must be at least 1; got 0"):
         await read_file({"path": "a.txt", "offset": 0}, turn)
+    with pytest.raises(ToolError, match=r"'limit' must be an integer, not the number 2\.5"):
+        await read_file({"path": "a.txt", "limit": 2.5}, turn)
 
 
 async def test_the_model_reads_refusals_as_tool_errors(turn: FakeTurn) -> None:

@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from daemon.tool_policy import ToolPolicy
 from daemon.tool_registry import ToolError, ToolRegistry
 from daemon.tools import ProcessTable, agent_tools
-from daemon.tools.spawn_agent import explore_model, spawn
+from daemon.tools.spawn_agent import EXPLORE_TOOL, SPAWN_TOOL, explore_model
 from db.chat_config import EXPLORE_MODEL_OVERRIDE_KEY, delete_raw, write_raw
 from db.chat_events import WORK_CHANNEL, ChatEvents, owner_channel
 from db.event_hub import EventHub
@@ -25,6 +25,13 @@ from db.model_resolution import default_model_config
 from db.models import Chat, ChatMessage, ModelConfig, User
 from db.vocabulary import TEXT_PART_MAX, ChatMode, ChatStatus, MessageRole
 from tests.daemon.tools.workspace_turn import FakeTurn
+
+
+async def spawn(args: dict[str, Any], turn: FakeTurn, explore: bool) -> dict[str, Any]:
+    """A call as the model makes it: arguments validated, then the child made."""
+    result: dict[str, Any] = await (EXPLORE_TOOL if explore else SPAWN_TOOL).run(args, turn)
+    return result
+
 
 SPAWN_LOG = "daemon.tools.spawn_agent"
 
@@ -124,7 +131,7 @@ async def test_spawn_agent_makes_a_pending_child_with_the_task_as_its_first_mess
     assert (changed["kind"], changed["chatId"]) == ("status_changed", str(child.id))
 
 
-@pytest.mark.parametrize("title", [None, "Flaky", 7])
+@pytest.mark.parametrize("title", [None, "Flaky", "   "])
 async def test_without_a_usable_title_a_child_is_named_from_its_task(
     root: FakeTurn, title: Any
 ) -> None:
@@ -158,11 +165,28 @@ async def test_an_explore_child_is_read_only_and_never_in_plan_mode(
     assert child.model_config_id == root.model_config_id  # no override: the turn's model
 
 
-@pytest.mark.parametrize("prompt", ["", "   ", None, 7, "x" * (TEXT_PART_MAX + 1)])
-async def test_a_missing_or_oversized_task_is_refused(root: FakeTurn, prompt: Any) -> None:
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ({"prompt": ""}, "argument 'prompt' must not be empty"),
+        ({"prompt": "   "}, "argument 'prompt' must not be empty"),
+        ({"prompt": None}, "argument 'prompt' is required"),
+        ({"prompt": 7}, "argument 'prompt' must be a string, not the number 7"),
+        (
+            {"prompt": "x" * (TEXT_PART_MAX + 1)},
+            f"argument 'prompt' is longer than {TEXT_PART_MAX} characters",
+        ),
+        ({"prompt": "Dig", "title": 7}, "argument 'title' must be a string, not the number 7"),
+        ({"prompt": "Dig", "model": "big"}, "unknown argument 'model'"),
+    ],
+    ids=["empty", "blank", "null", "number", "oversized", "title-number", "unknown"],
+)
+async def test_a_missing_or_oversized_task_is_refused(
+    root: FakeTurn, args: dict[str, Any], error: str
+) -> None:
     before = await Chat.filter(parent_id=root.chat_id).count()
-    with pytest.raises(ToolError, match="prompt"):
-        await spawn({"prompt": prompt}, root, False)
+    with pytest.raises(ToolError, match=error):
+        await spawn(args, root, False)
     assert await Chat.filter(parent_id=root.chat_id).count() == before
 
 

@@ -10,11 +10,13 @@ import pytest
 from starlette.applications import Starlette
 
 from daemon.tool_registry import ToolError
-from daemon.tools.templates import list_templates, read_template
+from daemon.tools.templates import LIST_TOOL, READ_TOOL
 from db.chat_config import TEMPLATE_ALLOWLIST_KEY, allowlist_value, delete_raw, write_raw
 from db.models import WorkspaceTemplate
 from db.vocabulary import WorkspaceSourceKind
 from tests.daemon.tools.workspace_turn import FakeTurn
+
+list_templates, read_template = LIST_TOOL.run, READ_TOOL.run
 
 
 @dataclass

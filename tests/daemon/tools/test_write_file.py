@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from daemon.tool_registry import ToolError
-from daemon.tools.write_file import write_file
+from daemon.tools.write_file import TOOL
 from tests.daemon.tools.workspace_turn import FakeTurn
+
+write_file = TOOL.run
 
 
 async def test_creates_the_file_and_its_parents(workspace: Path, turn: FakeTurn) -> None:
