@@ -22,6 +22,7 @@ from db.secret_box import SecretBox
 from schema.build import build_schema
 from server.body_limit import BodyLimitMiddleware
 from server.database import database
+from server.error_responses import EXCEPTION_HANDLERS
 from server.file_routes import file_routes
 from server.graphiql import graphiql_assets_route
 from server.graphql_view import AgentGraphQL
@@ -52,7 +53,7 @@ def create_app(
     tools: ToolRegistry | None = None,
 ) -> Starlette:
     """The app; ``run_daemon`` runs the chat daemon in the same event loop."""
-    metrics = Metrics()
+    metrics = Metrics(settings.metrics_token)
     schema = build_schema(settings.query_limits(), extra_extensions=[metrics.extension])
     view = AgentGraphQL(schema, settings, metrics)
 
@@ -99,6 +100,7 @@ def create_app(
             Middleware(WebSocketGauge, metrics=metrics),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
         ],
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -27,10 +27,13 @@ from db.vocabulary import ErrorCode
 from resolvers.context import NoCookie, Policy, RequestContext
 from schema.fast_lane import QueryFastLane
 from schema.shared_execution import SharedData
+from server.error_responses import error_response
 from server.graphiql import graphiql_html
+from server.graphql_http import HttpGraphQL, refusal
 from server.metrics import Metrics
 from server.request_auth import COOKIE_NAME, AuthState, credentials_of, resolve_token
 from server.request_ids import current_request_id
+from server.session_watch import SessionSocket, SessionWatch
 from server.settings import Settings
 
 PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-requested-with")
@@ -104,8 +107,10 @@ class TextFrames(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
-class AgentGraphQL(GraphQL[RequestContext, None]):
+class AgentGraphQL(HttpGraphQL):
     websocket_adapter_class = TextFrames
+    # Sockets close (4403) when their session ends; see server.session_watch.
+    graphql_transport_ws_handler_class = SessionSocket
 
     def __init__(self, schema: Any, settings: Settings, metrics: Metrics | None = None) -> None:
         super().__init__(
@@ -118,6 +123,7 @@ class AgentGraphQL(GraphQL[RequestContext, None]):
         self.settings = settings
         self.metrics = metrics
         self.policy = Policy(allow_signup=settings.allow_signup)
+        self.sessions = SessionWatch()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -126,8 +132,7 @@ class AgentGraphQL(GraphQL[RequestContext, None]):
         request = Request(scope, receive)
         reason = csrf_refusal(request)
         if reason is not None:
-            body = {"errors": [{"message": reason, "extensions": {"code": "FORBIDDEN"}}]}
-            await JSONResponse(body, status_code=403)(scope, receive, send)
+            await error_response(403, reason, ErrorCode.FORBIDDEN)(scope, receive, send)
             return
         response = None
         if request.method == "POST" and _is_json(request):
@@ -136,7 +141,7 @@ class AgentGraphQL(GraphQL[RequestContext, None]):
             try:
                 response = await self.run(request)
             except HTTPException as exc:
-                response = PlainTextResponse(exc.reason, status_code=exc.status_code)
+                response = refusal(exc)
         await response(scope, receive, send)
 
     async def _fast_lane(self, request: Request) -> Response | None:
@@ -170,7 +175,8 @@ class AgentGraphQL(GraphQL[RequestContext, None]):
         response = Response(body, media_type="application/json")
         response.headers.raw.extend(sub_response.headers.raw)
         if self.metrics is not None:
-            self.metrics.observe(answer.operation_name, "query", time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.metrics.observe(answer.operation_name, "query", elapsed, succeeded=True)
         return response
 
     async def get_context(
@@ -184,6 +190,7 @@ class AgentGraphQL(GraphQL[RequestContext, None]):
             cookie = ResponseCookie(response, self.settings.cookie_secure)
             ctx = RequestContext(request_id=current_request_id(), policy=self.policy, cookie=cookie)
         _apply(ctx, state)
+        ctx.client_address = request.client.host if request.client is not None else None
         ctx.events = getattr(request.app.state, "chat_events", None)
         ctx.secrets = getattr(request.app.state, "secrets", None)
         ctx.workspaces = getattr(request.app.state, "provision_workspace", None)

@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from daemon.chat_daemon import DaemonSettings
+from daemon.sandbox import SandboxLimits, SandboxSettings
 from daemon.turn_runner import TurnSettings
 from daemon.workspace_services import WorkspaceSettings
 from schema.limits import QueryLimits
@@ -45,6 +46,10 @@ class Settings(BaseSettings):
         default=None,
         description="Encrypts stored secrets; generated into <data dir>/secret.key when unset.",
     )
+    metrics_token: str | None = Field(
+        default=None,
+        description="Bearer token /metrics requires; unset = open (then bind privately).",
+    )
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
     db_pool_min: int = 1
@@ -56,6 +61,9 @@ class Settings(BaseSettings):
     max_query_aliases: int = 30
     max_query_tokens: int = 5000
     max_query_cost: int = 20000
+    max_query_selections: int = 1000
+    max_fragment_spreads: int = 100
+    max_query_merges: int = 1000
     daemon_poll_s: float = Field(default=1.0, description="How often the daemon looks for work.")
     daemon_heartbeat_s: float = Field(default=30.0, description="Running chats' heartbeat.")
     daemon_stale_after_s: float = Field(
@@ -87,6 +95,20 @@ class Settings(BaseSettings):
         default=True, description="Look up chats' pull requests (GitHub) for diffs and status."
     )
     git_cooldown_s: float = Field(default=1.0, description="Git watcher event cooldown.")
+    sandbox: Literal["bwrap", "none"] = Field(
+        default="bwrap",
+        description="Isolates the model's commands; none runs them as the server's user (unsafe).",
+    )
+    sandbox_network: bool = Field(
+        default=False, description="Let sandboxed commands use the network (and host loopback)."
+    )
+    sandbox_cpu_s: int = Field(default=600, gt=0, description="CPU seconds per sandboxed process.")
+    sandbox_memory_mb: int = Field(
+        default=4096, gt=0, description="Data memory per sandboxed process (RLIMIT_DATA)."
+    )
+    sandbox_processes: int = Field(
+        default=256, gt=0, description="Processes one sandboxed command may run at once."
+    )
 
     @property
     def embedded(self) -> bool:
@@ -101,6 +123,9 @@ class Settings(BaseSettings):
             max_aliases=self.max_query_aliases,
             max_tokens=self.max_query_tokens,
             max_cost=self.max_query_cost,
+            max_selections=self.max_query_selections,
+            max_fragment_spreads=self.max_fragment_spreads,
+            max_merges=self.max_query_merges,
         )
 
     def daemon_settings(self) -> DaemonSettings:
@@ -125,6 +150,15 @@ class Settings(BaseSettings):
             github_token=self.github_token,
             github_api_url=self.github_api_url,
             pull_requests=self.pull_requests,
+            sandbox=SandboxSettings(
+                mode=self.sandbox,
+                network=self.sandbox_network,
+                limits=SandboxLimits(
+                    cpu_s=self.sandbox_cpu_s,
+                    memory_mb=self.sandbox_memory_mb,
+                    processes=self.sandbox_processes,
+                ),
+            ),
         )
 
     def resolved_secret_key(self) -> str:
