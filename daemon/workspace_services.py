@@ -2,20 +2,21 @@
 
 Git watchers for running workspaces (re-synced periodically, and after a turn
 binds one), the idle-workspace reaper, the pull-request status worker, and
-the table of background processes the shell tool started.
+the table of background processes the shell tool started (in its sandbox).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.diff_status_worker import DiffStatusWorker
 from daemon.git_providers.github import GitHubProvider
 from daemon.git_watchers import GitWatchers
 from daemon.periodic import Periodic
+from daemon.sandbox import Sandbox, SandboxSettings
 from daemon.tools.processes import ProcessTable
 from daemon.workspace_backend import WorkspaceBackend
 from daemon.workspace_reaper import WorkspaceReaper
@@ -35,6 +36,7 @@ class WorkspaceSettings:
     github_api_url: str = "https://api.github.com"
     # Off by default where nothing can answer: an offline install would only log.
     pull_requests: bool = True
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
 
 
 class WorkspaceServices:
@@ -48,7 +50,7 @@ class WorkspaceServices:
         self.backend = backend
         self.events = events
         self.settings = settings or WorkspaceSettings()
-        self.processes = processes or ProcessTable()
+        self.processes = processes or ProcessTable(sandbox=Sandbox(self.settings.sandbox))
         self.provider: GitHubProvider | None = None
         self.diff_statuses: DiffStatusWorker | None = None
         if self.settings.pull_requests:
@@ -68,6 +70,7 @@ class WorkspaceServices:
         self._sync = Periodic(self.settings.watcher_sync_s, self.git.sync, "git watcher sync")
 
     async def start(self) -> None:
+        await self.processes.sandbox.announce()
         self._sync.start()
         await self.reaper.start()
         if self.diff_statuses is not None:

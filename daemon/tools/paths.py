@@ -4,6 +4,10 @@ Every file tool turns the model's path into a real path through ``resolve_path``
 symlinks are followed before the check, so neither ``..``, an absolute path, nor a
 link (to a file or a parent directory) can reach outside the workspace's real root.
 The file tools then open that resolved path, never the one the model gave.
+
+The model knows the workspace as ``WORKSPACE_MOUNT`` (where its commands see it
+in the sandbox), so absolute paths under it name workspace files, and no message
+names a host path.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from pathlib import Path
 
 from daemon.tool_registry import ToolError
 from daemon.tools.turn_context import ToolTurn
+from db.vocabulary import WORKSPACE_MOUNT
 
 
 def workspace_root(turn: ToolTurn) -> Path:
@@ -21,8 +26,19 @@ def workspace_root(turn: ToolTurn) -> Path:
         raise ToolError("this chat has no workspace; create one first")
     root = Path(os.path.realpath(turn.workspace_dir))
     if not root.is_dir():
-        raise ToolError(f"the chat's workspace directory {root} does not exist")
+        raise ToolError("the chat's workspace directory is missing; create a new workspace")
     return root
+
+
+def _on_host(root: Path, raw: str) -> Path:
+    """``raw`` as a host path: relative to ``root``, and ``/workspace/...`` mapped to it.
+
+    Other absolute paths stay as they are (the check after resolving refuses them
+    unless they lie inside the root).
+    """
+    if raw == WORKSPACE_MOUNT or raw.startswith(WORKSPACE_MOUNT + "/"):
+        return root / raw[len(WORKSPACE_MOUNT) :].lstrip("/")
+    return root / raw
 
 
 def resolve_path(turn: ToolTurn, raw: str) -> Path:
@@ -32,11 +48,11 @@ def resolve_path(turn: ToolTurn, raw: str) -> Path:
         raise ToolError("path must not be empty")
     if "\0" in raw:
         raise ToolError("path must not contain NUL characters")
-    real = Path(os.path.realpath(root / raw))
+    real = Path(os.path.realpath(_on_host(root, raw)))
     if not real.is_relative_to(root):
         raise ToolError(
-            f"path escapes the workspace: {raw!r} resolves to {real}, outside the "
-            f"workspace {root}; use a path inside the workspace"
+            f"path escapes the workspace: {raw!r} resolves outside the workspace "
+            f"{WORKSPACE_MOUNT}; use a relative path or one under {WORKSPACE_MOUNT}"
         )
     return real
 
@@ -51,7 +67,7 @@ def resolve_writable(turn: ToolTurn, raw: str) -> Path:
             f"plan mode allows writing only the chat's plan file, and this chat has none; "
             f"{raw!r} was not changed"
         )
-    plan = Path(os.path.realpath(workspace_root(turn) / turn.plan_path))
+    plan = Path(os.path.realpath(_on_host(workspace_root(turn), turn.plan_path)))
     if real != plan:
         raise ToolError(
             f"plan mode allows writing only the plan file {turn.plan_path}; {raw!r} was not "

@@ -1,10 +1,12 @@
 """Shell commands the tools start, and the per-daemon table of background ones.
 
-Each command runs as ``/bin/sh -c`` in a session of its own, so it and everything
-it spawns form one process group that can be stopped together. When the shell
-exits, whatever it left running in that group is killed: a command never
-outlives its call (foreground) or its table entry (background), and a stray
-child can't hold the output pipe open forever.
+Each command runs as ``/bin/sh -c`` inside the daemon's ``Sandbox`` (bubblewrap,
+unless the operator turned it off), in a session of its own, so it and everything
+it spawns form one process group that can be stopped together; in the sandbox
+its PID namespace also dies with it, so even a process that left the group can't
+survive. When the command exits, whatever it left running is killed: a command
+never outlives its call (foreground) or its table entry (background), and a
+stray child can't hold the output pipe open forever.
 
 Output is read by an asyncio protocol straight into a ``CappedOutput``, which
 keeps only the head and the tail, so a chatty process costs bounded memory.
@@ -20,28 +22,12 @@ import signal
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
+from daemon.sandbox import Sandbox
 from daemon.tool_registry import ToolError
 
 OUTPUT_LIMIT = 64 * 1024
-SHELL = "/bin/sh"
-# Pagers and fancy terminals would wait for a keypress no one will press.
-ENV_OVERRIDES = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat"}
-# The server's own secrets never reach the model's commands (it could print them).
-_PRIVATE_PREFIXES = ("AGENTGQL_", "PG")
-_PRIVATE_NAMES = frozenset({"DATABASE_URL", "BROADCAST_URL", "REDIS_URL"})
-
-
-def command_env() -> dict[str, str]:
-    """The daemon's environment minus its secrets, plus the non-interactive overrides."""
-    kept = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in _PRIVATE_NAMES and not k.startswith(_PRIVATE_PREFIXES)
-    }
-    return {**kept, **ENV_OVERRIDES}
-
-
 # How long to wait for the last output once the group is dead, and for a killed
 # process to be reaped; only a process that escaped its group can use them up.
 _DRAIN_S = 2.0
@@ -95,8 +81,8 @@ class _ShellProtocol(asyncio.SubprocessProtocol):
         self.pid: int | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.SubprocessTransport)
-        self.pid = transport.get_pid()
+        # uvloop's transport has the same methods but is no asyncio.SubprocessTransport.
+        self.pid = cast(asyncio.SubprocessTransport, transport).get_pid()
 
     def pipe_data_received(self, fd: int, data: bytes | bytearray) -> None:
         self.output.append(bytes(data))
@@ -124,7 +110,11 @@ def kill_group(pgid: int, sig: signal.Signals) -> None:
 
 
 class ShellProcess:
-    """One ``/bin/sh -c`` command in its own process group, output captured."""
+    """One ``/bin/sh -c`` command in its own process group, output captured.
+
+    ``pid`` is the host pid of the group's leader: the outer ``bwrap`` when
+    sandboxed, the shell otherwise.
+    """
 
     def __init__(self, transport: asyncio.SubprocessTransport, protocol: _ShellProtocol) -> None:
         self._transport = transport
@@ -133,20 +123,23 @@ class ShellProcess:
         self.output = protocol.output
 
     @classmethod
-    async def start(cls, command: str, cwd: Path, output: CappedOutput) -> ShellProcess:
+    async def start(
+        cls, command: str, cwd: Path, output: CappedOutput, sandbox: Sandbox
+    ) -> ShellProcess:
+        """Starts ``command`` in ``sandbox``; call ``sandbox.ready()`` first."""
         loop = asyncio.get_running_loop()
-        transport, protocol = await loop.subprocess_exec(
-            lambda: _ShellProtocol(output),
-            SHELL,
-            "-c",
-            command,
-            cwd=cwd,
-            env=command_env(),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with sandbox.launch(command, cwd) as launch:
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _ShellProtocol(output),
+                *launch.argv,
+                cwd=launch.cwd,
+                env=launch.env,
+                pass_fds=launch.pass_fds,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
         return cls(transport, protocol)
 
     @property
@@ -210,10 +203,12 @@ class ProcessTable:
     def __init__(
         self,
         *,
+        sandbox: Sandbox | None = None,
         max_running_per_chat: int = 8,
         output_limit: int = OUTPUT_LIMIT,
         stop_grace_s: float = 2.0,
     ) -> None:
+        self.sandbox = sandbox or Sandbox()
         self.max_running_per_chat = max_running_per_chat
         self.output_limit = output_limit
         self.stop_grace_s = stop_grace_s
@@ -228,12 +223,17 @@ class ProcessTable:
                 f"allowed; stop one with process_output (stop: true) first. Running: "
                 + ", ".join(p.id for p in running)
             )
-        shell = await ShellProcess.start(command, cwd, CappedOutput(self.output_limit))
+        shell = await self.spawn(command, cwd, CappedOutput(self.output_limit))
         process = BackgroundProcess(
             id=f"bg-{next(self._ids)}", chat_id=chat_id, command=command, shell=shell
         )
         self._processes[process.id] = process
         return process
+
+    async def spawn(self, command: str, cwd: Path, output: CappedOutput) -> ShellProcess:
+        """Starts ``command`` in the sandbox, or says why there is none to run it in."""
+        await self.sandbox.ready()
+        return await ShellProcess.start(command, cwd, output, self.sandbox)
 
     def get(self, chat_id: uuid.UUID, process_id: str) -> BackgroundProcess:
         process = self._processes.get(process_id)
