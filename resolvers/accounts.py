@@ -23,7 +23,7 @@ from db.vocabulary import (
 )
 from resolvers.context import RequestContext
 from resolvers.errors import bad_input, forbidden, unauthenticated
-from resolvers.tokens import IssuedToken, issue_token
+from resolvers.tokens import IssuedToken, end_sessions, issue_token
 
 _hasher = PasswordHasher()
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -146,9 +146,11 @@ async def login(ctx: RequestContext, username: str, password: str) -> IssuedToke
 
 async def logout(ctx: RequestContext) -> bool:
     """Ends the current session; API tokens are revoked explicitly instead."""
-    token = ctx.token
+    token, viewer = ctx.token, ctx.viewer
     if token is not None and token.kind is TokenKind.SESSION and token.revoked_at is None:
         token.revoked_at = datetime.now(UTC)
         await token.save(update_fields=["revoked_at"])
+        if viewer is not None:  # the token's user: its sockets close everywhere
+            await end_sessions(ctx, viewer.id, token_id=token.id)
     ctx.cookie.clear()
     return True

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from db.keyset import Page, SortKey
 from db.models import ApiToken, User
 from db.raw_sql import fetchrow
+from db.session_events import SessionEnd, announce_session_end
 from db.vocabulary import TOKEN_NAME_MAX, TOKEN_TOUCH_INTERVAL_S, TokenKind
 from resolvers import global_id
 from resolvers.context import RequestContext
@@ -76,7 +77,13 @@ async def authenticate(raw: str) -> tuple[User, ApiToken]:
     """The user behind a presented token; UNAUTHENTICATED says why not."""
     if not raw.startswith(TOKEN_PREFIX):
         raise unauthenticated("invalid token")
-    row = await fetchrow(TOKEN_SQL, hash_token(raw))
+    return await authenticate_hash(hash_token(raw))
+
+
+async def authenticate_hash(token_hash: str) -> tuple[User, ApiToken]:
+    """``authenticate`` by the stored hash: an open WebSocket checks again with it
+    before each operation (it keeps the token row, not the secret)."""
+    row = await fetchrow(TOKEN_SQL, token_hash)
     if row is None:
         raise unauthenticated("invalid token")
     # Checked on the record (the same instants the models would hold), so a
@@ -129,7 +136,22 @@ async def revoke_api_token(ctx: RequestContext, token_id: str) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = datetime.now(UTC)
         await token.save(update_fields=["revoked_at"])
+    await end_sessions(ctx, viewer.id, token_id=token.id)
     return token
+
+
+async def end_sessions(
+    ctx: RequestContext,
+    user_id: uuid.UUID,
+    *,
+    token_id: uuid.UUID | None = None,
+    role_changed: bool = False,
+) -> None:
+    """Tell every replica to close the sockets of this token (or of every token of
+    the user); call it after the write has committed."""
+    if ctx.events is not None:
+        end = SessionEnd(user_id=user_id, token_id=token_id, role_changed=role_changed)
+        await announce_session_end(ctx.events.hub, end)
 
 
 async def tokens_by_ids(ctx: RequestContext, keys: list[uuid.UUID]) -> dict[uuid.UUID, ApiToken]:

@@ -14,6 +14,7 @@ from resolvers.context import RequestContext
 from resolvers.errors import conflict, not_found
 from resolvers.pagination import PageArgs, paginate
 from resolvers.permissions import has_permission, require_permission
+from resolvers.tokens import end_sessions
 
 _ORDER = (SortKey("created_at", kind="datetime"), SortKey("id", kind="uuid"))
 
@@ -70,6 +71,7 @@ async def set_user_role(ctx: RequestContext, user_id: str, role: UserRole) -> Us
             await _guard_last_admin(user, conn)
         user.role = role
         await user.save(update_fields=["role", "updated_at"], using_db=conn)
+    await end_sessions(ctx, user.id, role_changed=True)
     return user
 
 
@@ -85,4 +87,6 @@ async def set_user_disabled(ctx: RequestContext, user_id: str, disabled: bool) -
         await user.save(update_fields=["disabled", "updated_at"], using_db=conn)
         if disabled:
             await ApiToken.filter(user_id=user.id).using_db(conn).delete()
+    if disabled:
+        await end_sessions(ctx, user.id)
     return user
