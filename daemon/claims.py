@@ -64,6 +64,13 @@ async def release_title(chat_id: str) -> None:
     await fetch(_RELEASE_TITLE, uuid.UUID(chat_id), TITLE_LOCK_WORKER)
 
 
+async def owner_disabled(owner_id: uuid.UUID) -> bool:
+    """Checked as each turn starts: a disabled user's chat never reaches a model,
+    even one created in the instant before the account was disabled."""
+    rows = await fetch("SELECT disabled FROM users WHERE id = $1", owner_id)
+    return not rows or bool(rows[0]["disabled"])
+
+
 async def claim(worker_id: uuid.UUID, limit: int) -> list[Any]:
     if limit <= 0:
         return []

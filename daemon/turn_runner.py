@@ -20,7 +20,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from daemon import compaction, prompt
+from daemon import claims, compaction, prompt
 from daemon.chat_context import load_chat_context
 from daemon.providers import (
     InlineFile,
@@ -43,6 +43,8 @@ from db.secret_box import SecretBox
 from db.vocabulary import ChatErrorKind, ChatStatus, MessageRole
 
 log = logging.getLogger(__name__)
+
+OWNER_DISABLED_MESSAGE = "The chat's owner is disabled; the chat does not run."
 
 
 @dataclass
@@ -290,6 +292,8 @@ async def run_turn(turn: Turn) -> bool:
     error: dict[str, Any] | None = None
     await _publish(turn, "status", turn.owner_id, turn.chat_id, "running", str(turn.worker_id))
     try:
+        if await claims.owner_disabled(turn.owner_id):
+            raise ModelUnavailable(ChatErrorKind.AUTH, OWNER_DISABLED_MESSAGE)
         model = await resolve_model(turn.model_config_id, turn.owner_id, turn.secrets)
         await _steps(turn, model)
     except ModelUnavailable as exc:
