@@ -1,4 +1,4 @@
-"""execute: shell commands in the workspace, bounded in time and output."""
+"""execute: shell commands in the sandboxed workspace, bounded in time and output."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import pytest
 from daemon.tool_registry import ToolError
 from daemon.tools.execute import execute_tool
 from daemon.tools.processes import OUTPUT_LIMIT, ProcessTable
+from tests.daemon.tools.sandboxed import needs_bwrap, sleep_marker, started
 from tests.daemon.tools.workspace_turn import FakeTurn, exits
+
+pytestmark = needs_bwrap
 
 
 @pytest.fixture
@@ -24,12 +27,17 @@ async def test_exit_code_and_combined_output(execute, turn: FakeTurn) -> None:
     assert result == {"exitCode": 3, "output": "out\nerr\n", "truncated": False, "timedOut": False}
 
 
-async def test_runs_in_the_workspace_with_pagers_disabled(
+async def test_runs_in_the_workspace_mount_with_pagers_disabled(
     execute, workspace: Path, turn: FakeTurn
 ) -> None:
-    result = await execute({"command": 'pwd; echo "$TERM $PAGER $GIT_PAGER"'}, turn)
-    assert result["output"] == f"{workspace}\ndumb cat cat\n"
+    (workspace / "hello.txt").write_text("hi\n")
+    command = 'pwd; cat hello.txt; echo "$TERM $PAGER $GIT_PAGER"; echo made > new.txt'
+
+    result = await execute({"command": command}, turn)
+
+    assert result["output"] == "/workspace\nhi\ndumb cat cat\n"
     assert result["exitCode"] == 0
+    assert (workspace / "new.txt").read_text() == "made\n"
 
 
 async def test_stdin_is_empty(execute, turn: FakeTurn) -> None:
@@ -37,35 +45,51 @@ async def test_stdin_is_empty(execute, turn: FakeTurn) -> None:
     assert result["output"] == "done\n"
 
 
-async def test_timeout_kills_the_whole_process_group(
-    execute, workspace: Path, turn: FakeTurn
-) -> None:
-    command = "sleep 30 & echo $! > child.pid; echo started; wait"
+async def test_timeout_kills_every_process_of_the_command(execute, turn: FakeTurn) -> None:
+    marker = sleep_marker()
+    command = f"sleep {marker} & sleep {marker} & echo started; wait"
+    call = asyncio.create_task(execute({"command": command, "timeout_s": 3}, turn))
+    pids = await started(marker, count=2)
 
-    result = await execute({"command": command, "timeout_s": 0.5}, turn)
+    result = await call
 
     assert result["timedOut"] is True
     assert result["exitCode"] == -9
     assert result["output"] == "started\n"
-    assert await exits(int((workspace / "child.pid").read_text()))
+    assert [await exits(pid) for pid in pids] == [True, True]
+
+
+async def test_a_child_that_leaves_the_process_group_dies_too(execute, turn: FakeTurn) -> None:
+    marker = sleep_marker()
+    command = f"setsid sleep {marker} & echo started; wait"
+    call = asyncio.create_task(execute({"command": command, "timeout_s": 3}, turn))
+    (pid,) = await started(marker)
+
+    result = await call
+
+    assert result["timedOut"] is True
+    assert await exits(pid)
 
 
 async def test_children_left_behind_are_killed_when_the_command_ends(
-    execute, turn: FakeTurn
-) -> None:
-    result = await execute({"command": "sleep 30 & echo $!"}, turn)
-
-    assert (result["exitCode"], result["timedOut"]) == (0, False)
-    assert await exits(int(result["output"]))
-
-
-async def test_cancelling_the_call_kills_the_command(
     execute, workspace: Path, turn: FakeTurn
 ) -> None:
-    fifo = workspace / "pid.fifo"
-    os.mkfifo(fifo)
-    call = asyncio.create_task(execute({"command": "sleep 30 & echo $! > pid.fifo; wait"}, turn))
-    pid = int(await asyncio.to_thread(fifo.read_text))  # blocks until the command writes
+    marker = sleep_marker()
+    os.mkfifo(workspace / "go.fifo")
+    call = asyncio.create_task(execute({"command": f"sleep {marker} & read x < go.fifo"}, turn))
+    (pid,) = await started(marker)
+    await asyncio.to_thread((workspace / "go.fifo").write_text, "go\n")  # the command may end
+
+    result = await call
+
+    assert (result["exitCode"], result["timedOut"]) == (0, False)
+    assert await exits(pid)
+
+
+async def test_cancelling_the_call_kills_the_command(execute, turn: FakeTurn) -> None:
+    marker = sleep_marker()
+    call = asyncio.create_task(execute({"command": f"sleep {marker} & wait"}, turn))
+    (pid,) = await started(marker)
 
     call.cancel()
     with pytest.raises(asyncio.CancelledError):

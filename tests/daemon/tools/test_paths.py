@@ -98,3 +98,40 @@ def test_plan_mode_without_a_plan_file_refuses_every_write(workspace: Path) -> N
     turn = FakeTurn(workspace_dir=workspace, plan_mode=True, plan_path=None)
     with pytest.raises(ToolError, match="plan mode allows writing only the chat's plan file"):
         resolve_writable(turn, "notes.md")
+
+
+def test_paths_under_the_sandbox_mount_name_workspace_files(
+    workspace: Path, turn: FakeTurn
+) -> None:
+    (workspace / "src").mkdir()
+    real = resolve_path(turn, "/workspace/src/a.py")
+    assert real == Path(os.path.realpath(workspace / "src" / "a.py"))
+    assert resolve_path(turn, "/workspace") == Path(os.path.realpath(workspace))
+    with pytest.raises(ToolError, match="path escapes the workspace"):
+        resolve_path(turn, "/workspace/../secret.key")
+
+
+@pytest.mark.parametrize("raw", ["../../secret.key", "/etc/passwd", "/workspace/../x"])
+def test_refusals_never_name_host_paths(workspace: Path, turn: FakeTurn, raw: str) -> None:
+    with pytest.raises(ToolError) as refused:
+        resolve_path(turn, raw)
+    message = str(refused.value)
+    assert str(workspace) not in message
+    assert str(workspace.parent) not in message
+    assert "outside the workspace /workspace" in message
+
+
+def test_a_missing_workspace_directory_is_not_named(tmp_path: Path) -> None:
+    gone = tmp_path / "gone"
+    with pytest.raises(ToolError, match="workspace directory is missing") as refused:
+        resolve_path(FakeTurn(workspace_dir=gone), "a.txt")
+    assert str(tmp_path) not in str(refused.value)
+
+
+def test_plan_mode_accepts_the_plan_file_under_the_sandbox_mount(workspace: Path) -> None:
+    turn = FakeTurn(workspace_dir=workspace, plan_mode=True, plan_path="/workspace/.plans/plan.md")
+    assert resolve_writable(turn, "/workspace/.plans/plan.md") == Path(
+        os.path.realpath(workspace / ".plans" / "plan.md")
+    )
+    with pytest.raises(ToolError, match="plan mode allows writing only the plan file"):
+        resolve_writable(turn, "notes.md")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import time
 import uuid
 from pathlib import Path
@@ -14,7 +12,10 @@ from daemon.tool_registry import ToolError
 from daemon.tools.execute import execute_tool
 from daemon.tools.process_output import process_output_tool
 from daemon.tools.processes import ProcessTable
+from tests.daemon.tools.sandboxed import needs_bwrap, sleep_marker, started
 from tests.daemon.tools.workspace_turn import FakeTurn, exits
+
+pytestmark = needs_bwrap
 
 
 @pytest.fixture
@@ -60,10 +61,9 @@ async def test_a_running_process_reports_running(
 async def test_stop_ends_the_process_and_its_children(
     execute, process_output, processes: ProcessTable, workspace: Path, turn: FakeTurn
 ) -> None:
-    fifo = workspace / "pid.fifo"
-    os.mkfifo(fifo)
-    process_id = await start(execute, turn, "sleep 30 & echo $! > pid.fifo; wait")
-    child = int(await asyncio.to_thread(fifo.read_text))  # blocks until the command writes
+    marker = sleep_marker()
+    process_id = await start(execute, turn, f"sleep {marker} & wait")
+    (child,) = await started(marker)  # its host pid: $! is the sandbox's own
     shell_pid = processes.get(turn.chat_id, process_id).shell.pid
 
     result = await process_output({"processId": process_id, "stop": True}, turn)

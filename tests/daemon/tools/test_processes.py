@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import uuid
 from pathlib import Path
 
 import pytest
 
+from daemon.sandbox import command_env
 from daemon.tool_registry import ToolError
-from daemon.tools.processes import CappedOutput, ProcessTable, command_env
+from daemon.tools.processes import CappedOutput, ProcessTable
+from tests.daemon.tools.sandboxed import needs_bwrap, sleep_marker, started
 from tests.daemon.tools.workspace_turn import exits, is_running
 
 
@@ -30,6 +30,7 @@ def test_output_over_the_cap_keeps_head_and_tail() -> None:
     assert output.text() == "01234\n… 26 bytes omitted …\nvwxyz"
 
 
+@needs_bwrap
 async def test_kill_chat_stops_only_that_chats_processes(
     processes: ProcessTable, workspace: Path
 ) -> None:
@@ -46,13 +47,13 @@ async def test_kill_chat_stops_only_that_chats_processes(
     assert processes.get(other, theirs.id) is theirs
 
 
+@needs_bwrap
 async def test_close_all_stops_everything_including_children(workspace: Path) -> None:
     table = ProcessTable()
-    fifo = workspace / "pid.fifo"
-    os.mkfifo(fifo)
+    marker = sleep_marker()
     first = await table.start(uuid.uuid4(), "sleep 30", workspace)
-    second = await table.start(uuid.uuid4(), "sleep 30 & echo $! > pid.fifo; wait", workspace)
-    child = int(await asyncio.to_thread(fifo.read_text))  # blocks until the command writes
+    second = await table.start(uuid.uuid4(), f"sleep {marker} & wait", workspace)
+    (child,) = await started(marker)
 
     await table.close_all()
 
@@ -62,13 +63,21 @@ async def test_close_all_stops_everything_including_children(workspace: Path) ->
     assert table.for_chat(first.chat_id) == []
 
 
+@needs_bwrap
 async def test_a_process_ignoring_sigterm_is_killed(workspace: Path) -> None:
     table = ProcessTable(stop_grace_s=0.2)
-    stubborn = await table.start(uuid.uuid4(), "trap '' TERM; sleep 30 & wait", workspace)
+    marker = sleep_marker()
+    command = f"trap '' TERM; (trap '' TERM; exec sleep {marker}) & wait"
+    stubborn = await table.start(uuid.uuid4(), command, workspace)
+    (child,) = await started(marker)
+
     await table.close_all()
+
     assert await exits(stubborn.shell.pid)
+    assert await exits(child)
 
 
+@needs_bwrap
 async def test_running_processes_per_chat_are_limited(
     workspace: Path,
 ) -> None:
