@@ -3,7 +3,9 @@ data directory, and ``agentgql serve`` with no settings at all."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import select
 import shutil
 import signal
 import socket
@@ -14,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import psutil
 import pytest
@@ -89,27 +92,24 @@ def _wait_ready(base: str, proc: subprocess.Popen[str], deadline_s: float = 60) 
     raise AssertionError("server did not become ready")
 
 
-def test_serve_with_no_configuration(cluster_dir: Path) -> None:
-    tmp_path = cluster_dir
-    port = _free_port()
+def _serve(data_dir: Path, port: int) -> subprocess.Popen[str]:
+    """``agentgql serve`` with no configuration but the data dir and the port."""
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "BROADCAST_URL"}}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "server.cli",
-            "serve",
-            "--data-dir",
-            str(tmp_path),
-            "--port",
-            str(port),
-        ],
+    command = ["serve", "--data-dir", str(data_dir), "--port", str(port)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "server.cli", *command],
         cwd=ROOT,
         env=env,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
     )
+
+
+def test_serve_with_no_configuration(cluster_dir: Path) -> None:
+    tmp_path = cluster_dir
+    port = _free_port()
+    proc = _serve(tmp_path, port)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, proc)
@@ -137,3 +137,100 @@ def test_serve_with_no_configuration(cluster_dir: Path) -> None:
     assert "Application shutdown complete" in stderr
     assert f"GraphiQL at http://127.0.0.1:{port}/graphql" in stderr
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+# A process that starts the cluster and holds it until it is killed, as a crashed
+# `agentgql serve` would have.
+HOLDER = """
+import sys
+from pathlib import Path
+from db.embedded import EmbeddedCluster
+print(EmbeddedCluster(Path(sys.argv[1])).start(), flush=True)
+sys.stdin.read()
+"""
+
+
+def _our_postgres(data_dir: Path) -> list[int]:
+    """Live postmasters (not zombies) whose data directory is ``data_dir``'s cluster."""
+    pgdata = str((data_dir / "postgres").resolve())
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline", "status"]):
+        info = proc.info
+        live = info["status"] != psutil.STATUS_ZOMBIE
+        if info["name"] == "postgres" and live and pgdata in (info["cmdline"] or []):
+            found.append(proc.pid)
+    return found
+
+
+def _start_and_kill_holder(data_dir: Path) -> int:
+    """Start the cluster from a process, SIGKILL that process; the leftover's pid."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(data_dir)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        ready, _, _ = select.select([holder.stdout], [], [], 60)
+        assert ready, "the cluster did not start"
+        assert holder.stdout.readline().startswith("postgresql://")
+    finally:
+        holder.kill()
+        holder.communicate(timeout=30)
+    leftover = _postmaster_pid(data_dir)
+    assert _our_postgres(data_dir) == [leftover]
+    return leftover
+
+
+def test_a_start_after_a_crash_replaces_the_leftover_and_stop_stops_it(cluster_dir: Path) -> None:
+    leftover = _start_and_kill_holder(cluster_dir)
+
+    cluster = EmbeddedCluster(cluster_dir)
+    uri = cluster.start()
+    try:
+        fresh = _postmaster_pid(cluster_dir)
+        assert fresh != leftover
+        assert _our_postgres(cluster_dir) == [fresh]
+        assert asyncio.run(_select_one(uri)) == 1
+    finally:
+        cluster.stop()
+    assert _our_postgres(cluster_dir) == []
+    assert not (cluster_dir / "postgres" / "postmaster.pid").exists()
+
+
+async def _select_one(uri: str) -> int:
+    conn = await asyncpg.connect(uri)
+    try:
+        return int(await conn.fetchval("SELECT 1"))
+    finally:
+        await conn.close()
+
+
+def test_serve_after_a_sigkill_replaces_the_leftover_and_stops_it_on_shutdown(
+    cluster_dir: Path,
+) -> None:
+    port = _free_port()
+    crashed = _serve(cluster_dir, port)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", crashed)
+    finally:
+        crashed.kill()
+        crashed.communicate(timeout=30)
+    leftover = _postmaster_pid(cluster_dir)
+    assert _our_postgres(cluster_dir) == [leftover]
+
+    port = _free_port()
+    restarted = _serve(cluster_dir, port)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", restarted)
+        fresh = _postmaster_pid(cluster_dir)
+        assert fresh != leftover
+        assert _our_postgres(cluster_dir) == [fresh]
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        _, stderr = restarted.communicate(timeout=60)
+    assert "Application shutdown complete" in stderr
+    assert _our_postgres(cluster_dir) == []
