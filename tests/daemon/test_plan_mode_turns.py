@@ -347,7 +347,10 @@ async def test_a_question_with_the_wrong_number_of_options_is_refused(
     assert roles(rows) == [USER, ASSISTANT, TOOL, ASSISTANT]  # the model gets to fix it
     [result] = results(rows)
     assert result["isError"] is True
-    assert result["result"]["error"] == "questions[0].options must hold 2 to 4 choices"
+    assert result["result"]["error"] == (
+        "invalid arguments, nothing was done: "
+        f"argument 'questions[0].options' must hold 2 to 4 items, not {count}"
+    )
 
 
 # -- sub-agents -------------------------------------------------------------------------
