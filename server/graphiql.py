@@ -5,7 +5,8 @@ on air-gapped hosts and leaks every visit to a third party. This module serves a
 pinned copy of the browser builds (see ``graphiql/LICENSES.txt``) and a page that
 runs queries over HTTP and subscriptions over graphql-transport-ws, forwarding the
 bearer token typed into GraphiQL's headers editor as ``connection_init``'s
-``authToken``.
+``authToken``. The page is served under a Content-Security-Policy that allows
+scripts from this server only.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ DEFAULT_QUERY = "{ viewer { user { username } } }"
 
 _CONFIG_PLACEHOLDER = "__AGENTGQL_GRAPHIQL_CONFIG__"
 
-# The fetcher: HTTP for queries and mutations (same-origin credentials, so the
-# session cookie works too), graphql-ws for subscriptions. graphql-ws reads
-# connectionParams once per connection, so a different token gets a new client.
+# No inline script or style: the page's code is agentgql-graphiql.js (next to the
+# vendored builds) and its settings travel in a JSON data block, which browsers
+# never execute. That lets the policy below forbid inline scripts outright.
 _TEMPLATE = """<!doctype html>
 <html lang="en">
 <head>
@@ -33,79 +34,47 @@ _TEMPLATE = """<!doctype html>
 <title>agentgql · GraphiQL</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="__ASSETS__/graphiql.min.css">
-<style>html, body, #graphiql { height: 100%; margin: 0; overflow: hidden; }</style>
+<link rel="stylesheet" href="__ASSETS__/agentgql-graphiql.css">
 </head>
 <body>
 <div id="graphiql">Loading GraphiQL…</div>
+<script id="agentgql-graphiql-config" type="application/json">__AGENTGQL_GRAPHIQL_CONFIG__</script>
 <script src="__ASSETS__/react.production.min.js"></script>
 <script src="__ASSETS__/react-dom.production.min.js"></script>
 <script src="__ASSETS__/graphql-ws.min.js"></script>
 <script src="__ASSETS__/graphiql.min.js"></script>
-<script>
-(function () {
-  "use strict";
-  var config = __AGENTGQL_GRAPHIQL_CONFIG__;
-  var wsUrl = new URL(config.endpoint, window.location.href);
-  wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
-  wsUrl.hash = "";
-
-  function sameOriginFetch(input, init) {
-    return window.fetch(input, Object.assign({}, init, { credentials: "same-origin" }));
-  }
-
-  function bearerToken(headers) {
-    if (!headers || typeof headers !== "object") return undefined;
-    for (var name in headers) {
-      if (Object.prototype.hasOwnProperty.call(headers, name) &&
-          name.toLowerCase() === "authorization") {
-        var match = /^\\s*bearer\\s+(\\S+)\\s*$/i.exec(String(headers[name]));
-        return match ? match[1] : undefined;
-      }
-    }
-    return undefined;
-  }
-
-  var current = null;
-  function fetcherFor(token) {
-    if (current && current.token === token) return current.fetcher;
-    if (current) current.client.dispose();
-    var client = graphqlWs.createClient({
-      url: wsUrl.href,
-      connectionParams: function () { return { authToken: token }; }
-    });
-    current = {
-      token: token,
-      client: client,
-      fetcher: GraphiQL.createFetcher({
-        url: config.endpoint,
-        wsClient: client,
-        fetch: sameOriginFetch
-      })
-    };
-    return current.fetcher;
-  }
-
-  function fetcher(params, opts) {
-    return fetcherFor(bearerToken(opts && opts.headers))(params, opts);
-  }
-
-  ReactDOM.createRoot(document.getElementById("graphiql")).render(
-    React.createElement(GraphiQL, {
-      fetcher: fetcher,
-      defaultQuery: config.defaultQuery,
-      isHeadersEditorEnabled: true,
-      shouldPersistHeaders: false
-    })
-  );
-})();
-</script>
+<script src="__ASSETS__/agentgql-graphiql.js"></script>
 </body>
 </html>
 """.replace("__ASSETS__", ASSETS_PATH)
 
+# Scripts and styles from this server only; fetches and WebSockets to it only
+# ('self' covers ws:/wss: on the same host); GraphiQL's fonts and icons are data:
+# URLs inside its stylesheet. React sets inline styles through the DOM, which
+# style-src does not govern.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
 
 def _script_json(value: object) -> str:
-    """JSON that is also safe inside an inline ``<script>`` element."""
+    """JSON that is also safe inside a ``<script>`` data block."""
     text = json.dumps(value)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 

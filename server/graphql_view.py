@@ -28,7 +28,7 @@ from resolvers.context import NoCookie, Policy, RequestContext
 from schema.fast_lane import QueryFastLane
 from schema.shared_execution import SharedData
 from server.error_responses import error_response
-from server.graphiql import graphiql_html
+from server.graphiql import PAGE_HEADERS, graphiql_html
 from server.graphql_http import HttpGraphQL, refusal
 from server.metrics import Metrics
 from server.request_auth import COOKIE_NAME, AuthState, credentials_of, resolve_token
@@ -210,7 +210,7 @@ class AgentGraphQL(HttpGraphQL):
         return await super().on_ws_connect(context)
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        return HTMLResponse(graphiql_html(str(request.url.path)))
+        return HTMLResponse(graphiql_html(str(request.url.path)), headers=PAGE_HEADERS)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
