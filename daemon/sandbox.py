@@ -175,6 +175,11 @@ class Sandbox:
         problem = await self.problem()
         if problem is not None:
             log.warning("no usable sandbox (%s): execute is disabled; %s", problem, INSTALL_HINT)
+        elif os.geteuid() == 0:
+            log.warning(
+                "agentgql runs as root: the kernel exempts root from the sandbox's process "
+                "limit, so only timeouts stop a fork bomb; run it as an ordinary user"
+            )
 
     async def ready(self) -> None:
         """Raises the ``ToolError`` the model reads when commands can't run here."""

@@ -1,0 +1,259 @@
+"""The sandbox itself: what a command can see, reach and use up, and what happens
+when there is no sandbox. Real bubblewrap, real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.sandbox import Sandbox, SandboxLimits, SandboxSettings
+from daemon.tool_registry import ToolError
+from daemon.tools.execute import execute_tool
+from daemon.tools.processes import ProcessTable
+from tests.daemon.tools.sandboxed import needs_bwrap
+from tests.daemon.tools.workspace_turn import FakeTurn
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "workspaces" / "mine"
+    root.mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def neighbour(tmp_path: Path) -> Path:
+    """Another workspace and a secret key beside the workspaces, as in a data dir."""
+    other = tmp_path / "workspaces" / "theirs"
+    other.mkdir(parents=True)
+    (other / "private.txt").write_text("their code\n")
+    (tmp_path / "secret.key").write_text("the-secret-key\n")
+    return other
+
+
+async def run(
+    command: str, workspace: Path, sandbox: Sandbox | None = None, timeout_s: float = 30
+) -> dict[str, Any]:
+    table = ProcessTable(sandbox=sandbox or Sandbox())
+    try:
+        execute = execute_tool(table).run
+        turn = FakeTurn(workspace_dir=workspace)
+        result: dict[str, Any] = await execute({"command": command, "timeout_s": timeout_s}, turn)
+        return result
+    finally:
+        await table.close_all()
+
+
+@pytest.fixture
+async def listener() -> AsyncIterator[int]:
+    """A TCP port on the host's loopback that accepts connections."""
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    async with server:
+        yield server.sockets[0].getsockname()[1]
+
+
+def connect_command(port: int) -> str:
+    return f"bash -c 'echo hi > /dev/tcp/127.0.0.1/{port}' 2>/dev/null && echo CONNECTED"
+
+
+# -- what a command sees ---------------------------------------------------------------
+
+
+@needs_bwrap
+async def test_the_host_outside_the_workspace_is_absent(
+    workspace: Path, neighbour: Path, tmp_path: Path
+) -> None:
+    command = "; ".join(
+        [
+            f"cat {tmp_path}/secret.key",
+            "cat ../../secret.key",
+            f"cat {neighbour}/private.txt",
+            f"ls {tmp_path}",
+            f"cat /proc/{os.getpid()}/environ",
+            "echo '== processes'",
+            "ls /proc | grep '^[0-9]' | wc -l",
+            "echo '== etc'",
+            "ls /etc",
+            "echo '== uid'",
+            "id -u",
+        ]
+    )
+    result = await run(command, workspace)
+    output, sections = result["output"], _sections(result["output"])
+
+    assert "the-secret-key" not in output
+    assert "their code" not in output
+    assert "No such file or directory" in output
+    # Only the sandbox's own processes exist: its init, the shell, ls, grep and wc.
+    assert int(sections["processes"][0]) <= 5
+    assert sections["uid"] == ["1000"]
+    assert {"passwd", "group", "hosts"} <= set(sections["etc"])
+    assert not {"shadow", "gshadow", "ssh", "sudoers", "environment"} & set(sections["etc"])
+
+
+def _sections(output: str) -> dict[str, list[str]]:
+    """The lines after each ``== name`` line, by name."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in output.splitlines():
+        if line.startswith("== "):
+            current = sections.setdefault(line[3:], [])
+        else:
+            current.append(line)
+    return sections
+
+
+@needs_bwrap
+async def test_writes_land_only_in_the_workspace(workspace: Path, tmp_path: Path) -> None:
+    command = (
+        f"echo x > {tmp_path}/pwned; echo x > /usr/pwned; echo x > /etc/pwned; "
+        "echo x > /tmp/scratch && echo tmp-ok; echo x > inside.txt && echo ws-ok"
+    )
+    result = await run(command, workspace)
+
+    assert "tmp-ok" in result["output"]
+    assert "ws-ok" in result["output"]
+    assert not (tmp_path / "pwned").exists()
+    assert not _exists("/usr/pwned")
+    assert not _exists("/etc/pwned")
+    assert (workspace / "inside.txt").read_text() == "x\n"
+
+
+@needs_bwrap
+async def test_the_environment_holds_no_server_secrets(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTGQL_SECRET_KEY", "s3cret-in-env")
+    monkeypatch.setenv("SOME_TOKEN", "tok3n-in-env")
+    result = await run("env; cat /proc/1/environ; cat /proc/1/cmdline", workspace)
+
+    assert "s3cret-in-env" not in result["output"]
+    assert "tok3n-in-env" not in result["output"]
+    assert str(workspace) not in result["output"]
+
+
+def _exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+# -- what a command reaches ------------------------------------------------------------
+
+
+@needs_bwrap
+async def test_the_network_is_off_by_default(workspace: Path, listener: int) -> None:
+    with socket.create_connection(("127.0.0.1", listener), timeout=5):
+        pass  # the host itself reaches it
+    result = await run(connect_command(listener), workspace)
+    assert "CONNECTED" not in result["output"]
+
+
+@needs_bwrap
+async def test_the_operator_can_turn_the_network_on(workspace: Path, listener: int) -> None:
+    sandbox = Sandbox(SandboxSettings(network=True))
+    result = await run(connect_command(listener), workspace, sandbox)
+    assert result["output"] == "CONNECTED\n"
+
+
+# -- what a command uses up ------------------------------------------------------------
+
+
+@needs_bwrap
+async def test_limits_apply_inside(workspace: Path) -> None:
+    limits = SandboxLimits(cpu_s=7, memory_mb=64, processes=50, open_files=100, file_mb=1)
+    sandbox = Sandbox(SandboxSettings(limits=limits))
+    command = (
+        "ulimit -t; ulimit -d; ulimit -n; "
+        "python3 -c 'bytearray(256 * 1024 * 1024)' 2>/dev/null || echo no-memory; "
+        "head -c 2000000 /dev/zero > big 2>/dev/null || echo file-too-big"
+    )
+    result = await run(command, workspace, sandbox)
+
+    assert result["output"].splitlines() == ["7", "65536", "100", "no-memory", "file-too-big"]
+
+
+@needs_bwrap
+async def test_cpu_time_is_capped(workspace: Path) -> None:
+    sandbox = Sandbox(SandboxSettings(limits=SandboxLimits(cpu_s=1)))
+    result = await run("while :; do :; done", workspace, sandbox)
+    assert result["timedOut"] is False
+    assert result["exitCode"] in (128 + 24, 128 + 9)  # SIGXCPU, then SIGKILL at the hard limit
+
+
+@needs_bwrap
+async def test_a_fork_bomb_is_contained(workspace: Path) -> None:
+    sandbox = Sandbox(SandboxSettings(limits=SandboxLimits(processes=64)))
+    marker = "forkbomb_" + os.urandom(4).hex()
+
+    bomb = f"{marker}() {{ {marker} | {marker} & }}; {marker}; sleep 30"
+    result = await run(bomb, workspace, sandbox, timeout_s=3)
+
+    assert result["timedOut"] is True
+    assert await _none_left(marker)
+    # The daemon still starts commands afterwards.
+    assert (await run("echo alive", workspace))["output"] == "alive\n"
+
+
+async def _none_left(marker: str, within_s: float = 10.0) -> bool:
+    """Whether every process whose command line mentions ``marker`` is gone."""
+    wanted = marker.encode()
+    async with asyncio.timeout(within_s):
+        while True:
+            alive = _alive_with(wanted)
+            if not alive:
+                return True
+            await asyncio.sleep(0.05)
+
+
+def _alive_with(wanted: bytes) -> list[Path]:
+    return [p for p in Path("/proc").iterdir() if p.name.isdigit() and _mentions(p, wanted)]
+
+
+def _mentions(entry: Path, wanted: bytes) -> bool:
+    try:
+        state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X") and wanted in (entry / "cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+# -- no sandbox ------------------------------------------------------------------------
+
+
+async def test_without_bubblewrap_execute_says_so(workspace: Path) -> None:
+    sandbox = Sandbox(bwrap="/nonexistent/bwrap")
+    with pytest.raises(ToolError, match=r"execute is unavailable.*bubblewrap \(bwrap\) is not"):
+        await run("echo hi", workspace, sandbox)
+    assert not (workspace / "hi").exists()
+
+
+async def test_a_bubblewrap_that_fails_its_test_run_disables_execute(workspace: Path) -> None:
+    sandbox = Sandbox(bwrap="/bin/false")
+    with pytest.raises(ToolError, match="bubblewrap's test run failed") as refused:
+        await run("echo hi", workspace, sandbox)
+    assert "apt-get install bubblewrap" in str(refused.value)
+
+
+async def test_none_runs_commands_unsandboxed(
+    workspace: Path, neighbour: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sandbox = Sandbox(SandboxSettings(mode="none"), bwrap="/nonexistent/bwrap")
+    with caplog.at_level(logging.WARNING, logger="daemon.sandbox"):
+        await sandbox.announce()
+    assert "unsandboxed" in caplog.text
+
+    result = await run(f"pwd; cat {neighbour}/private.txt", workspace, sandbox)
+
+    assert result["output"] == f"{workspace}\ntheir code\n"
+
+
+async def test_a_missing_sandbox_is_logged_at_start(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="daemon.sandbox"):
+        await Sandbox(bwrap="/nonexistent/bwrap").announce()
+    assert "install bubblewrap (apt-get install bubblewrap)" in caplog.text
