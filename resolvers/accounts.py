@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -21,11 +22,15 @@ from db.vocabulary import (
     TokenKind,
     UserRole,
 )
+from resolvers import login_throttle
 from resolvers.context import RequestContext
 from resolvers.errors import bad_input, forbidden, unauthenticated
 from resolvers.tokens import IssuedToken, end_sessions, issue_token
 
 _hasher = PasswordHasher()
+# Verified against when the username names no enabled account, so every refused
+# login costs one argon2 verification (same parameters) and timing says nothing.
+_dummy_hash: list[str] = []
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Serialises sign-ups so exactly one "first user" becomes ADMIN.
@@ -74,6 +79,13 @@ async def verify_password(password_hash: str, password: str) -> bool:
         return await asyncio.to_thread(_hasher.verify, password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+async def _hash_to_miss() -> str:
+    """A hash of a random secret nobody knows, made once with the current parameters."""
+    if not _dummy_hash:
+        _dummy_hash.append(await hash_password(secrets.token_urlsafe(32)))
+    return _dummy_hash[0]
 
 
 async def create_user(
@@ -129,6 +141,13 @@ async def sign_up(
 ) -> IssuedToken:
     if not ctx.policy.allow_signup and await User.all().exists():
         raise forbidden(_CLOSED)  # before validating: a closed door says so first
+    keys = login_throttle.signup_keys(ctx.client_address)
+    await login_throttle.ensure_open(keys, signup=True)
+    # Validated here too, so only attempts that will cost a hash are counted.
+    check_password(password, check_username(username))
+    _optional(email, "email", EMAIL_MAX)
+    _optional(name, "name", NAME_MAX)
+    await login_throttle.count_attempt(keys)
     user = await create_user(
         username, password, email=email, name=name, only_first=not ctx.policy.allow_signup
     )
@@ -136,12 +155,32 @@ async def sign_up(
 
 
 async def login(ctx: RequestContext, username: str, password: str) -> IssuedToken:
-    user = await User.filter(username__iexact=username.strip()).first()
-    if user is None or not await verify_password(user.password_hash, password):
+    """Throttled before any password work; every refusal costs one verification.
+
+    A disabled account is verified against its own hash (same cost) and named as
+    disabled only to whoever knows its password.
+    """
+    username = username.strip()
+    well_formed = _USERNAME.match(username) is not None
+    keys = login_throttle.login_keys(username if well_formed else None, ctx.client_address)
+    await login_throttle.ensure_open(keys)
+    user = await User.filter(username__iexact=username).first() if well_formed else None
+    stored = user.password_hash if user is not None else await _hash_to_miss()
+    if not await verify_password(stored, password) or user is None:
+        await login_throttle.count_attempt(keys)
         raise unauthenticated("invalid username or password")
     if user.disabled:
         raise unauthenticated("account disabled")
+    await login_throttle.clear_username(username)
+    await _rehash_if_outdated(user, password)
     return await start_session(ctx, user)
+
+
+async def _rehash_if_outdated(user: User, password: str) -> None:
+    """Keep stored hashes on the current parameters, so they cost what the dummy does."""
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = await hash_password(password)
+        await user.save(update_fields=["password_hash"])
 
 
 async def logout(ctx: RequestContext) -> bool:

@@ -64,6 +64,8 @@ class RequestContext:
     # A presented but invalid token: raised by anything that needs the viewer.
     auth_error: ApiError | None = None
     policy: Policy = field(default_factory=Policy)
+    # The client's IP address (after trusted proxy headers): login throttling.
+    client_address: str | None = None
     cookie: SessionCookie = field(default_factory=NoCookie)
     # None where nothing listens (the CLI); the server always sets it.
     events: ChatEvents | None = None

@@ -4,6 +4,7 @@ from db.models.api_token import ApiToken
 from db.models.chat import Chat, ChatMessage, ChatQueuedMessage
 from db.models.config import SiteConfig, UserConfig
 from db.models.file import ChatFile, ChatFileLink
+from db.models.login_throttle import LoginThrottle, ThrottleKind
 from db.models.provider import ModelConfig, Provider, UserProviderKey
 from db.models.user import Group, GroupMember, User
 from db.models.workspace import (
@@ -23,9 +24,11 @@ __all__ = [
     "ChatQueuedMessage",
     "Group",
     "GroupMember",
+    "LoginThrottle",
     "ModelConfig",
     "Provider",
     "SiteConfig",
+    "ThrottleKind",
     "User",
     "UserConfig",
     "UserProviderKey",
