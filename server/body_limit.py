@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from db.vocabulary import ErrorCode
+from server.error_responses import error_response
 
 
 class _TooLarge(Exception):
@@ -19,10 +20,8 @@ class _TooLarge(Exception):
 
 def too_large_response(maximum: int) -> JSONResponse:
     message = f"request body exceeds {maximum} bytes"
-    code = ErrorCode.PAYLOAD_TOO_LARGE.value
-    return JSONResponse(
-        {"errors": [{"message": message, "extensions": {"code": code, "maximum": maximum}}]},
-        status_code=413,
+    return error_response(
+        413, message, ErrorCode.PAYLOAD_TOO_LARGE, extensions={"maximum": maximum}
     )
 
 

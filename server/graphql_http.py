@@ -15,6 +15,7 @@ from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.websockets import WebSocket
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import MissingQueryError
 from strawberry.file_uploads.utils import replace_placeholders_with_files
@@ -24,6 +25,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
+from db.vocabulary import ErrorCode
 from resolvers.context import RequestContext
 from server.error_responses import error_response
 
@@ -45,6 +47,15 @@ def refusal(exc: HTTPException) -> Response:
 class HttpGraphQL(GraphQL[RequestContext, None]):
     # Re-stated as Strawberry's ASGI view does, so subclasses may narrow it.
     websocket_adapter_class = ASGIWebSocketAdapter
+
+    async def reject_websocket(self, request: WebSocket) -> WebSocket:
+        """A handshake from a foreign origin: a JSON 403 where the server can send a
+        body (the WebSocket denial response extension), else a bare refusal."""
+        if "websocket.http.response" not in request.scope.get("extensions", {}):
+            return await super().reject_websocket(request)
+        message = "WebSockets from this origin are not allowed (AGENTGQL_ALLOWED_ORIGINS)"
+        await request.send_denial_response(error_response(403, message, ErrorCode.FORBIDDEN))
+        return request
 
     def parse_json(self, data: str | bytes) -> Any:
         """Bodies, multipart ``operations`` and ``map``, GET ``variables`` and

@@ -12,6 +12,7 @@ from tortoise import Tortoise
 
 from db.event_hub import EventHub
 from db.migrator import pending_migrations
+from db.vocabulary import ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -45,5 +46,9 @@ async def readyz(request: Request) -> JSONResponse:
     if not await hub.ping():
         problems.append("broadcast backend not connected")
     if problems:
-        return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
+        # ``errors`` in GraphQL's shape, like every other refusal; ``problems`` for probes.
+        code = ErrorCode.INTERNAL_SERVER_ERROR.value
+        errors = [{"message": p, "extensions": {"code": code}} for p in problems]
+        body = {"status": "unavailable", "problems": problems, "errors": errors}
+        return JSONResponse(body, status_code=503)
     return JSONResponse({"status": "ready"})

@@ -14,7 +14,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from server.error_responses import EXCEPTION_HANDLERS
 from server.settings import Settings
 from tests.conftest import make_settings
 from tests.uploads import PREFLIGHT, UPLOAD, png
@@ -240,3 +245,34 @@ async def test_metrics_with_its_token_are_served(http: httpx.AsyncClient) -> Non
 async def test_metrics_refusal_asks_for_a_bearer_token(http: httpx.AsyncClient) -> None:
     response = await http.get("/metrics")
     assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_unexpected_exception_is_a_masked_json_500() -> None:
+    """Whatever still crashes answers in the same shape, without details."""
+
+    async def crash(request: Request) -> Response:
+        raise RuntimeError("secret detail")
+
+    app = Starlette(routes=[Route("/crash", crash)], exception_handlers=EXCEPTION_HANDLERS)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get("/crash")
+    assert response.status_code == 500
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert "secret" not in response.text
+
+
+async def test_foreign_origin_websocket_handshake_is_a_json_403(live_server: str) -> None:
+    handshake = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Protocol": "graphql-transport-ws",
+        "Origin": "https://evil.example",
+    }
+    async with httpx.AsyncClient(base_url=live_server) as client:
+        response = await client.get("/graphql", headers=handshake)
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
