@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Coroutine
 from typing import Any, Protocol, cast
 
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -77,6 +78,8 @@ class SessionSocket(BaseGraphQLTransportWSHandler[RequestContext, None]):
             return
         if self.connection_acknowledged and not await self.still_valid():
             await self.end()
+            return
+        if self.ended:  # ended by an announcement while the check ran
             return
         await super().handle_subscribe(message)
 
@@ -193,7 +196,7 @@ class SessionWatch:
                 except Exception:
                     log.warning("re-checking a socket's session failed", exc_info=True)
 
-    def _spawn(self, work: Any) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
