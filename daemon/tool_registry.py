@@ -25,6 +25,8 @@ ToolFunction = Callable[[dict[str, Any], Any], Awaitable[Any]]
 
 # How many argument problems one refusal lists; the rest are counted.
 _PROBLEMS_SHOWN = 5
+# Names and numbers come from the model; a refusal quotes at most this much of each.
+_QUOTED_MAX = 80
 
 
 class ToolError(Exception):
@@ -127,7 +129,7 @@ def _problem(schema: dict[str, Any], error: Any) -> str:
     kind: str = error["type"]
     value = error.get("input")
     field = _field_schema(schema, loc)
-    name = repr(_dotted(loc))
+    name = repr(_clip(_dotted(loc)))
     if kind == "missing":
         return f"argument {name} is required"
     if kind == "extra_forbidden":
@@ -136,7 +138,8 @@ def _problem(schema: dict[str, Any], error: Any) -> str:
     if kind in _EXPECTED:
         return _subject(loc, f"must be {_EXPECTED[kind]}, not {_json_kind(value)}")
     if kind in _BOUNDS:
-        return f"argument {name} must be {_range(field, 'minimum', 'maximum')}; got {value!r}"
+        got = _clip(repr(value))
+        return f"argument {name} must be {_range(field, 'minimum', 'maximum')}; got {got}"
     if kind == "string_too_short" and field.get("minLength") == 1:
         return f"argument {name} must not be empty"
     if kind == "string_too_long":
@@ -155,7 +158,11 @@ def _problem(schema: dict[str, Any], error: Any) -> str:
 
 
 def _subject(loc: tuple[str | int, ...], text: str) -> str:
-    return f"argument {_dotted(loc)!r} {text}" if loc else f"the arguments {text}"
+    return f"argument {_clip(_dotted(loc))!r} {text}" if loc else f"the arguments {text}"
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _QUOTED_MAX else f"{text[:_QUOTED_MAX]}…"
 
 
 def _dotted(loc: tuple[str | int, ...]) -> str:
@@ -200,7 +207,7 @@ def _json_kind(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int | float):
-        return f"the number {value!r}"
+        return f"the number {_clip(repr(value))}"
     if isinstance(value, str):
         return "a string"
     if isinstance(value, list):

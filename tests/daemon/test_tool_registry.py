@@ -239,6 +239,19 @@ async def test_numbers_are_refused_with_their_bounds() -> None:
     assert error == REFUSED + "argument 'offset' must be an integer, not the number 3.5"
 
 
+async def test_a_refusal_stays_short_whatever_the_model_sent() -> None:
+    """Names, numbers and the count of problems are the model's; the reply is bounded."""
+    error = await refused("read_file", {"path": "a", "k" * 10_000: 1, "offset": 10**1000})
+    assert len(error) < 400
+    assert "unknown argument 'kkkk" in error
+    error = await refused("read_file", {"path": "a", **{f"extra{n}": n for n in range(1000)}})
+    assert error.count("unknown argument") == 5
+    assert error.endswith("; and 995 more")
+    error = await refused("read_file", {"path": "a", "offset": -(10**1000)})
+    assert len(error) < 300
+    assert "argument 'offset' must be at least 1; got -1000" in error
+
+
 async def test_arguments_that_are_not_an_object_are_refused() -> None:
     error = await refused("read_file", ["a.txt"])
     assert error == REFUSED + "the arguments must be an object, not an array"
