@@ -31,7 +31,7 @@ JSON = {"Content-Type": "application/json"}
 @pytest.fixture(scope="module")
 def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return make_settings(
-        database_url, tmp_path_factory, metrics_token=METRICS_TOKEN, max_body_bytes=64 * 1024
+        database_url, tmp_path_factory, metrics_token=METRICS_TOKEN, max_body_bytes=128 * 1024
     )
 
 
@@ -166,6 +166,21 @@ CASES = [
         ).encode(),
     ),
     Case(
+        "multipart with too many fields",
+        "POST",
+        "/graphql",
+        400,
+        "BAD_USER_INPUT",
+        multipart(b"", f"multipart/form-data; boundary={BOUNDARY}"),
+        "".join(
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\nx\r\n'
+            for i in range(1001)
+        ).encode()
+        + f"--{BOUNDARY}--\r\n".encode(),
+    ),
+    Case("OPTIONS on /graphql", "OPTIONS", "/graphql", 405, "BAD_USER_INPUT"),
+    Case("POST to an asset", "POST", "/graphiql-assets/graphiql.min.js", 405, "BAD_USER_INPUT"),
+    Case(
         "multipart part without a file name",
         "POST",
         "/graphql",
@@ -192,7 +207,7 @@ CASES = [
         413,
         "PAYLOAD_TOO_LARGE",
         JSON,
-        b'{"query": "' + b"a" * (65 * 1024) + b'"}',
+        b'{"query": "' + b"a" * (129 * 1024) + b'"}',
     ),
     Case("file without credentials", "GET", f"/files/{uuid.uuid4()}", 401, "UNAUTHENTICATED"),
     Case("unknown file", "GET", "/files/not-an-id", 404, "NOT_FOUND", auth=True),
