@@ -31,6 +31,7 @@ from schema.node_queries import NodeQueries
 from schema.provider import ModelConfig, Provider, ProviderMutations, ProviderQueries
 from schema.shared_execution import SharedEventExecutor
 from schema.subscription import Subscription
+from schema.text_input import TextInputGuard
 from schema.user import ApiToken, User, UserMutations, UserQueries
 from schema.workspace import (
     Workspace,
@@ -108,6 +109,7 @@ def build_schema(
         ErrorShaping,
         lambda: ValidationCache(maxsize=512),
         limit_guard,  # after ValidationCache: it checks validated documents
+        TextInputGuard,  # after validation: refuses control characters in any input
         *extra_extensions,
     ]
     schema = AgentSchema(

@@ -21,6 +21,7 @@ from strawberry.schema.schema import validate_document
 from schema.fast_execution import FastExecutor
 from schema.limits import QueryLimits, measure_cached, parse_cached
 from schema.query_plan import Fallback
+from schema.text_input import text_refusal
 
 _RULES = tuple(specified_rules)
 
@@ -65,6 +66,8 @@ class QueryFastLane:
             return None
         if not self._is_valid(document):
             return None
+        if text_refusal(document, variables) is not None:
+            return None  # Strawberry's path answers with the refusal
         found = measure_cached(self.schema, document, operation_name, variables)
         limits = self.limits
         if (

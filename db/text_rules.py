@@ -1,0 +1,36 @@
+"""What text agentgql accepts and what it shows: one rule for every input, one
+cleaning for titles and labels.
+
+PostgreSQL refuses NUL in ``text`` and ``jsonb`` and cannot encode a lone
+surrogate, so such input must be refused before it reaches a query (a refusal
+is the client's mistake, not a server error). Titles and labels are shown in
+lists next to other people's text: bidirectional overrides there can make one
+string display as another, so they lose those along with control characters.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Refused in every string input: C0 controls but tab, newline and carriage return,
+# DEL, C1 controls and lone surrogates. Nothing is stripped from input text.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+# Bidirectional formatting: embeddings and overrides (U+202A–U+202E), isolates
+# (U+2066–U+2069), the marks (U+200E, U+200F, U+061C). Zero-width joiners stay:
+# emoji sequences need them.
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_WHITESPACE_CONTROLS = re.compile("[\t\n\r\x0b\x0c\x85]")
+_INVISIBLE = re.compile(f"[\x00-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]")
+
+
+def forbidden_character(text: str) -> str | None:
+    """The first character the input rule refuses, as ``U+XXXX``; None if clean."""
+    found = _FORBIDDEN.search(text)
+    return None if found is None else f"U+{ord(found.group()):04X}"
+
+
+def clean_display_text(text: str) -> str:
+    """``text`` without control characters or bidirectional formatting, for
+    titles and labels; line breaks and tabs become spaces (titles are one line)."""
+    return _INVISIBLE.sub("", _WHITESPACE_CONTROLS.sub(" ", text))
