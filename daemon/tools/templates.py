@@ -20,7 +20,7 @@ from db.vocabulary import WORKSPACE_TEMPLATE_NAME_MAX
 
 
 class ListTemplatesArgs(ToolArgs):
-    pass
+    """None: the allowlist decides what is listed, not the model."""
 
 
 class TemplateRef(ToolArgs):
