@@ -11,6 +11,8 @@ disabled or changed role. Two guards close that gap:
   missed announcement cannot let a revoked token or a disabled user start an
   operation. A hub resync (events may have been missed) re-checks every socket.
 
+A socket whose token expires is ended when it does.
+
 A role change closes the user's sockets too: a socket's viewer is read once, so
 the client reconnects and is authorised with the new role.
 """
@@ -22,6 +24,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -55,6 +58,7 @@ class SessionSocket(BaseGraphQLTransportWSHandler[RequestContext, None]):
         super().__init__(*args, **kwargs)
         self._watched = False
         self.ended = False
+        self.expiry: asyncio.TimerHandle | None = None
 
     @property
     def user_id(self) -> uuid.UUID | None:
@@ -131,6 +135,13 @@ class SessionWatch:
         if user_id is None:
             return
         self._by_user.setdefault(user_id, set()).add(socket)
+        token = socket.context.token
+        if token is not None and token.expires_at is not None:
+            # An expiring token ends its sockets on time, with no announcement.
+            left = (token.expires_at - datetime.now(UTC)).total_seconds()
+            socket.expiry = asyncio.get_running_loop().call_later(
+                max(left, 0.0), lambda: self._spawn(socket.end())
+            )
         if hub is None or not hub.connected:
             return
         settled = self._ensure_listener(hub)
@@ -140,6 +151,8 @@ class SessionWatch:
                     await settled.wait()
 
     def forget(self, socket: SessionSocket) -> None:
+        if socket.expiry is not None:
+            socket.expiry.cancel()
         user_id = socket.user_id
         sockets = self._by_user.get(user_id) if user_id is not None else None
         if sockets is None:

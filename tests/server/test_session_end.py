@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -49,6 +49,10 @@ CLOSE_WAIT_S = 5.0
 VIEWER = "query { viewer { user { id role } permissions } }"
 CREATE_TOKEN = """
 mutation($name: String!) { createApiToken(input: {name: $name}) { secret token { id } } }"""
+CREATE_EXPIRING = """
+mutation($name: String!, $at: DateTime!) {
+  createApiToken(input: {name: $name, expiresAt: $at}) { secret token { id } }
+}"""
 REVOKE_TOKEN = "mutation($id: ID!) { revokeApiToken(input: {id: $id}) { token { id revokedAt } } }"
 LOGOUT = "mutation { logout }"
 SET_DISABLED = """
@@ -92,12 +96,12 @@ def admin(accounts: tuple[GraphQLClient, str]) -> str:
 # -- helpers ---------------------------------------------------------------------------
 
 
-async def closed_with(socket: GraphQLSocket) -> int | None:
+async def closed_with(socket: GraphQLSocket, timeout: float = CLOSE_WAIT_S) -> int | None:  # noqa: ASYNC109 (a test helper)
     """The close code, once the server closed the socket (fails after the deadline)."""
     try:
-        await asyncio.wait_for(socket.ws.wait_closed(), CLOSE_WAIT_S)
+        await asyncio.wait_for(socket.ws.wait_closed(), timeout)
     except TimeoutError:
-        raise AssertionError(f"the socket is still open after {CLOSE_WAIT_S}s") from None
+        raise AssertionError(f"the socket is still open after {timeout}s") from None
     return socket.ws.close_code
 
 
@@ -223,6 +227,17 @@ async def test_a_role_change_closes_the_sockets_and_a_new_one_has_the_new_role(
         viewer = await one_result(again, VIEWER, "viewer")
     assert viewer["user"]["role"] == "ADMIN"
     assert "MANAGE_USERS" in viewer["permissions"]
+
+
+async def test_a_socket_ends_when_its_token_expires(
+    live_server: str, client: GraphQLClient
+) -> None:
+    session = await new_user(client)
+    at = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+    made = await client.ok(CREATE_EXPIRING, {"name": "short", "at": at}, token=session)
+    async with GraphQLSocket.open(live_server, made["createApiToken"]["secret"]) as socket:
+        await socket.subscribe(CHAT_LIST_EVENTS, field="chatListEvents")
+        assert await closed_with(socket, timeout=3 + CLOSE_WAIT_S) == 4403
 
 
 # -- unannounced ends: each new operation checks the token again -------------------------
