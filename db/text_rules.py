@@ -20,7 +20,7 @@ _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 # (U+2066–U+2069), the marks (U+200E, U+200F, U+061C). Zero-width joiners stay:
 # emoji sequences need them.
 _BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_WHITESPACE_CONTROLS = re.compile("[\t\n\r\x0b\x0c\x85]")
+_WHITESPACE_CONTROLS = re.compile("[\t\n\r\x0b\x0c\x85\u2028\u2029]")
 _INVISIBLE = re.compile(f"[\x00-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]")
 
 

@@ -1,7 +1,8 @@
 """Chat titles: the fallback from the first message, and cleaning a model's title.
 
 Shared by the API (fallback at creation, manual renames) and the daemon
-(automatic and regenerated titles), so both judge a title the same way.
+(automatic and regenerated titles), so both judge a title the same way: none
+keeps control characters or bidirectional overrides (``clean_display_text``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import re
 
 from db.parts import Part, plain_text
+from db.text_rules import clean_display_text
 from db.vocabulary import AUTO_TITLE_MAX, FALLBACK_TITLE, FALLBACK_TITLE_WORDS
 
 TITLE_WORDS_MIN = 2
@@ -19,7 +21,7 @@ _QUOTES = "\"'`“”‘’«»"
 
 def fallback_title(parts: list[Part]) -> str:
     """The first six words (+ "…" when cut), at most 80 characters, or "New Chat"."""
-    words = plain_text(parts).split()
+    words = clean_display_text(plain_text(parts)).split()
     if not words:
         return FALLBACK_TITLE
     title = " ".join(words[:FALLBACK_TITLE_WORDS])
@@ -31,9 +33,10 @@ def fallback_title(parts: list[Part]) -> str:
 
 
 def normalize_title(raw: str) -> str | None:
-    """Trim, strip quotes and backticks, collapse spaces, ≤ 80 characters, 2–8
-    words; None when the model's answer is not a usable title."""
+    """First line, cleaned; trim, strip quotes and backticks, collapse spaces,
+    ≤ 80 characters, 2–8 words; None when the model's answer is not a usable title."""
     text = raw.strip().splitlines()[0] if raw.strip() else ""
+    text = clean_display_text(text)
     text = text.strip().strip(_QUOTES).strip()
     if text.lower().startswith("title:"):
         text = text[len("title:") :].strip().strip(_QUOTES).strip()
@@ -44,3 +47,9 @@ def normalize_title(raw: str) -> str | None:
     if not TITLE_WORDS_MIN <= len(words) <= TITLE_WORDS_MAX:
         return None
     return text
+
+
+def clean_title(raw: str) -> str:
+    """A title someone typed: one line, no control or bidirectional characters,
+    trimmed (the length rule is the caller's)."""
+    return clean_display_text(raw).strip()

@@ -11,6 +11,7 @@ from tortoise.transactions import in_transaction
 from db.chat_events import ChatEvents
 from db.chat_queue import promote_queue_head
 from db.models import Chat, ChatMessage
+from db.titles import clean_title
 from db.vocabulary import BUSY_STATUSES, TITLE_MAX, UNPINNED_RANK, ChatStatus
 from resolvers.chats import check_labels, own_chat, publish
 from resolvers.context import RequestContext
@@ -104,7 +105,7 @@ async def update_chat(ctx: RequestContext, gid: str, changes: ChatChanges) -> Ch
         chat = await _lock(conn, own.id)
         fields: list[str] = []
         if changes.title is not _UNSET:
-            title = (changes.title or "").strip()
+            title = clean_title(changes.title or "")
             if not 1 <= len(title) <= TITLE_MAX:
                 raise bad_input("title", f"must be 1..{TITLE_MAX} characters after trimming")
             if title != chat.title:

@@ -19,6 +19,7 @@ from db.keyset import Page, SortKey
 from db.models import Chat, ChatMessage
 from db.parts import parts_to_json
 from db.raw_sql import fetchrow, model_from
+from db.text_rules import clean_display_text
 from db.titles import fallback_title
 from db.vocabulary import (
     CHAT_SYSTEM_PROMPT_MAX,
@@ -126,7 +127,8 @@ def check_labels(labels: Any, field_name: str = "labels") -> dict[str, str]:
             raise bad_input(
                 field_name, f"{key}: values are strings of at most {LABEL_VALUE_MAX}", key=key
             )
-    return dict(labels)
+    # Shown in lists like titles: no control or bidirectional characters.
+    return {key: clean_display_text(value) for key, value in labels.items()}
 
 
 @dataclass

@@ -28,6 +28,7 @@ from graphql import (
 from graphql.pyutils import Undefined
 
 from db.models import ApiToken, Chat, User
+from db.text_rules import forbidden_character
 from resolvers import global_id
 from schema.build import build_schema
 from tests.harness import GraphQLClient, graphql_ws
@@ -347,3 +348,31 @@ async def test_a_multipart_request_refuses_a_nul_and_stores_no_file(
     assert response.status_code == 200, response.text
     assert_refused(response.json(), "input.name")
     assert (await stored_files(), await _counts()) == before
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        "attachment; filename*=UTF-8''a%00b%E2%80%AEgnp.exe.png",
+        "attachment; filename*=UTF-8''%ED%A0%80.png",
+        'attachment; filename="a\x7fb.png"',
+    ],
+    ids=["nul-and-bidi", "encoded-surrogate", "raw-del"],
+)
+async def test_post_files_cleans_what_the_file_name_cannot_hold(
+    http: httpx.AsyncClient, admin_token: str, disposition: str
+) -> None:
+    """The raw upload route has no GraphQL argument to refuse: its file name is
+    cleaned (control and bidirectional characters out) and the upload stored."""
+    headers = {
+        "Authorization": f"Bearer {admin_token}",
+        "Content-Type": "image/png",
+        "Content-Disposition": disposition,
+    }
+    seed = sum(map(ord, disposition))  # distinct bytes: the same bytes dedupe to one file
+    response = await http.post("/files", content=png(seed), headers=headers)
+    assert response.status_code == 201, response.text
+    node = "query($id: ID!) { node(id: $id) { ... on ChatFile { name } } }"
+    data = await GraphQLClient(http).ok(node, {"id": response.json()["id"]}, token=admin_token)
+    name = data["node"]["name"]
+    assert forbidden_character(name) is None and "\u202e" not in name, name
