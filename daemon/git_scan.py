@@ -19,10 +19,10 @@ import logging
 import os
 import stat
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from db.git_snapshots import RepoSnapshot
+from db.git_snapshots import RepoSnapshot, sandbox_root
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,20 @@ class GitError(RuntimeError):
 
 async def scan_workspace(workspace: Path, max_depth: int = 3) -> list[RepoSnapshot]:
     """Every readable repository in the workspace, sorted by root; a repository
-    that fails to scan is logged and left out rather than failing the rest."""
+    that fails to scan is logged and left out rather than failing the rest.
+
+    Roots are in-sandbox paths (``/workspace/app``): what clients see. A
+    repository whose working tree or git directory lies outside the workspace
+    (a ``.git`` file or ``core.worktree`` pointing elsewhere) is left out: it is
+    not the workspace's, and its files are the host's."""
     roots = await asyncio.to_thread(find_repos, workspace, max_depth)
     limit = asyncio.Semaphore(SCAN_CONCURRENCY)
 
     async def scan(root: Path) -> RepoSnapshot | None:
         async with limit:
             try:
-                return await scan_repo(root)
+                snapshot = await scan_repo(root, within=workspace)
+                return replace(snapshot, root=sandbox_root(workspace, snapshot.root))
             except Exception:
                 log.warning("scanning the git repository at %s failed", root, exc_info=True)
                 return None
@@ -104,9 +110,25 @@ def find_repos(workspace: Path, max_depth: int = 3) -> list[Path]:
     return sorted(found)
 
 
-async def scan_repo(root: Path) -> RepoSnapshot:
-    """The repository's branch, origin and working-tree diff against HEAD."""
-    top = Path((await _git_text(root, "rev-parse", "--show-toplevel")).strip())
+async def scan_repo(root: Path, *, within: Path | None = None) -> RepoSnapshot:
+    """The repository's branch, origin and working-tree diff against HEAD; with
+    ``within``, GitError unless its work tree and git dirs all lie inside it."""
+    located = await _git_text(
+        root,
+        "rev-parse",
+        "--path-format=absolute",
+        "--show-toplevel",
+        "--absolute-git-dir",
+        "--git-common-dir",
+    )
+    paths = located.splitlines()
+    top = Path(paths[0])
+    if within is not None:
+        for path in paths:
+            try:
+                sandbox_root(within, path)
+            except ValueError:
+                raise GitError(f"{path} lies outside the workspace {within}") from None
     head, branch, origin = await asyncio.gather(
         _git_optional(top, "rev-parse", "--verify", "--quiet", "HEAD^{commit}"),
         _git_optional(top, "symbolic-ref", "--quiet", "--short", "HEAD"),
@@ -159,9 +181,12 @@ class _AddedFiles:
     files: int
 
 
-def _env() -> dict[str, str]:
+def _env(repo: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _INHERITED_GIT_VARS}
     env.update(GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
+    # A directory whose .git is not a repository must not lead git to a parent
+    # one: above a workspace lie the server's own directories.
+    env["GIT_CEILING_DIRECTORIES"] = os.path.dirname(os.path.realpath(repo))
     return env
 
 
@@ -171,7 +196,7 @@ async def _git(repo: Path, *args: str, limit: int | None = None, check: bool = T
         *_GIT,
         *args,
         cwd=repo,
-        env=_env(),
+        env=_env(repo),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -21,7 +21,7 @@ from pathlib import Path
 from watchfiles import Change, awatch
 
 from daemon.git_scan import scan_workspace
-from db.git_snapshots import RepoSnapshot
+from db.git_snapshots import RepoSnapshot, host_path
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class GitWatcher:
         for root, previous in self._published.items():
             if root in by_root:
                 continue
-            if os.path.lexists(os.path.join(root, ".git")):
+            if os.path.lexists(host_path(self.workspace, root) / ".git"):
                 by_root[root] = previous
                 continue
             changed.append(_removed(previous))

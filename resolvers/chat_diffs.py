@@ -30,6 +30,7 @@ from functools import cached_property
 from typing import Any
 
 from db.diff_files import DiffFile, diff_files
+from db.git_snapshots import is_sandbox_root
 from db.models import Chat, ChatDiffStatus, WorkspaceGitSnapshot
 from db.models.workspace import PULL_REQUEST_FIELDS
 from db.vocabulary import WorkspaceStatus
@@ -76,13 +77,20 @@ class ChatDiffView:
         return sum(f.deletions for f in self.files)
 
 
-def present_repositories(snapshot: WorkspaceGitSnapshot) -> list[dict[str, Any]]:
-    """The snapshot's repositories that still exist, in root order."""
-    repos = [
+def stored_repositories(snapshot: WorkspaceGitSnapshot) -> list[dict[str, Any]]:
+    """The snapshot's well-formed entries whose root may be shown: an in-sandbox
+    path. (Rows from before roots were mapped name host directories; the
+    watcher rewrites them on its first scan.)"""
+    return [
         r
         for r in (snapshot.repositories or [])
-        if isinstance(r, dict) and r.get("root") and not r.get("removed")
+        if isinstance(r, dict) and isinstance(r.get("root"), str) and is_sandbox_root(r["root"])
     ]
+
+
+def present_repositories(snapshot: WorkspaceGitSnapshot) -> list[dict[str, Any]]:
+    """The snapshot's repositories that still exist, in root order."""
+    repos = [r for r in stored_repositories(snapshot) if not r.get("removed")]
     return sorted(repos, key=lambda r: str(r["root"]))
 
 

@@ -26,11 +26,11 @@ from functools import partial
 from typing import Any
 
 from db.chat_events import git_channel
-from db.git_snapshots import RepoSnapshot
+from db.git_snapshots import RepoSnapshot, is_sandbox_root
 from db.hub_event import share, shared_read
 from db.hub_subscription import RESYNC
 from db.models import Chat, Workspace, WorkspaceGitSnapshot
-from resolvers.chat_diffs import aware, present_repositories
+from resolvers.chat_diffs import aware, present_repositories, stored_repositories
 from resolvers.chats import own_chat
 from resolvers.context import RequestContext
 from resolvers.errors import bad_input
@@ -99,18 +99,14 @@ class _Stream:
 
     async def _changes(self, raw: dict[str, Any]) -> GitChangesRow | None:
         """The frame for one event; it does not depend on what this stream sent."""
-        changed = {str(r) for r in raw.get("changed") or []}
-        removed = {str(r) for r in raw.get("removed") or []}
+        changed = {str(r) for r in raw.get("changed") or [] if is_sandbox_root(str(r))}
+        removed = {str(r) for r in raw.get("removed") or [] if is_sandbox_root(str(r))}
         if not changed and not removed:
             return None
         snapshot = await self._snapshot() if changed else None
         stored = {}
         if snapshot is not None:
-            stored = {
-                str(r["root"]): r
-                for r in snapshot.repositories or []
-                if isinstance(r, dict) and r.get("root")
-            }
+            stored = {str(r["root"]): r for r in stored_repositories(snapshot)}
         repos = [RepoSnapshot.from_json(stored[root]) for root in sorted(changed) if root in stored]
         repos += [RepoSnapshot.gone(root) for root in sorted(removed - changed)]
         if not repos:

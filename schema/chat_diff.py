@@ -75,7 +75,10 @@ class DiffStatus:
 
 @strawberry.type(description="One repository of a workspace, as the git watcher saw it.")
 class GitRepository:
-    root: str
+    root: str = strawberry.field(
+        description="The repository's directory as the workspace's commands see it: "
+        "/workspace, or a directory under it (/workspace/app)."
+    )
     branch: str | None
     remote_origin: str | None
     unified_diff: str

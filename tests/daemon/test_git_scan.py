@@ -149,7 +149,7 @@ async def test_finds_nested_repos_and_skips_the_rest(tmp_path: Path) -> None:
     snapshots = await scan_workspace(workspace)
 
     roots = [s.root for s in snapshots]
-    assert roots == [str(outer.resolve()), str(inner.resolve())]
+    assert roots == ["/workspace/app", "/workspace/app/vendor/lib"]
     app, lib = snapshots
     # The nested repository's change is its own, not the outer one's.
     assert app.unified_diff == ""
@@ -161,19 +161,41 @@ async def test_finds_nested_repos_and_skips_the_rest(tmp_path: Path) -> None:
 
 async def test_the_workspace_itself_can_be_the_repo(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, {"a.txt": "a\n"})
-    assert [s.root for s in await scan_workspace(repo)] == [str(repo.resolve())]
+    assert [s.root for s in await scan_workspace(repo)] == ["/workspace"]
     assert await scan_workspace(tmp_path / "missing") == []
 
 
 async def test_a_broken_repo_does_not_hide_the_others(tmp_path: Path) -> None:
-    good = make_repo(tmp_path / "good", {"a.txt": "a\n"})
+    make_repo(tmp_path / "good", {"a.txt": "a\n"})
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / ".git").write_text("gitdir: /nonexistent/elsewhere\n")
 
     snapshots = await scan_workspace(tmp_path)
 
-    assert [s.root for s in snapshots] == [str(good.resolve())]
+    assert [s.root for s in snapshots] == ["/workspace/good"]
+
+
+async def test_repositories_reaching_outside_the_workspace_are_left_out(tmp_path: Path) -> None:
+    host = make_repo(tmp_path / "host", {"secret.txt": "host secret\n"})
+    (host / "secret.txt").write_text("host secret, edited\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "passwd").write_text("root:x:0:0\n")
+    workspace = host / "ws"  # the server's directories may themselves be a repository
+    make_repo(workspace / "good", {"a.txt": "a\n"})
+    (workspace / "hollow" / ".git").mkdir(parents=True)  # git would look further up
+    moved = make_repo(workspace / "moved", {"m.txt": "m\n"})
+    git(moved, "config", "core.worktree", str(outside))
+    pointer = workspace / "pointer"
+    pointer.mkdir()
+    (pointer / ".git").write_text(f"gitdir: {host / '.git'}\n")
+
+    snapshots = await scan_workspace(workspace)
+
+    assert [s.root for s in snapshots] == ["/workspace/good"]
+    assert "secret" not in snapshots[0].unified_diff
+    assert "passwd" not in snapshots[0].unified_diff
 
 
 async def test_huge_diff_is_cut_at_a_file_boundary_with_full_counts(tmp_path: Path) -> None:

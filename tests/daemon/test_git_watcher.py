@@ -13,6 +13,7 @@ from daemon import git_watcher
 from daemon.git_scan import scan_workspace as real_scan
 from daemon.git_watcher import GitWatcher
 from db.git_snapshots import RepoSnapshot
+from db.vocabulary import WORKSPACE_MOUNT
 from tests.daemon.test_git_scan import git, make_repo
 
 WAIT_S = 5.0
@@ -70,15 +71,16 @@ async def watcher(workspace: Path, recorder: Recorder) -> AsyncIterator[GitWatch
         await watching.stop()
 
 
-def root(path: Path) -> str:
-    return str(path.resolve())
+def root(name: str = "") -> str:
+    """A repository's root as published: the path inside the sandbox."""
+    return f"{WORKSPACE_MOUNT}/{name}" if name else WORKSPACE_MOUNT
 
 
 async def test_first_scan_publishes_every_repo(
     watcher: GitWatcher, recorder: Recorder, workspace: Path
 ) -> None:
     first = recorder.queue.get_nowait()
-    assert [s.root for s in first] == [root(workspace / "alpha"), root(workspace / "beta")]
+    assert [s.root for s in first] == [root("alpha"), root("beta")]
     assert watcher.latest == first
 
 
@@ -86,7 +88,7 @@ async def test_a_write_publishes_only_that_repo(
     watcher: GitWatcher, recorder: Recorder, workspace: Path
 ) -> None:
     recorder.queue.get_nowait()
-    alpha, beta = root(workspace / "alpha"), root(workspace / "beta")
+    alpha, beta = root("alpha"), root("beta")
 
     (workspace / "alpha" / "new.txt").write_text("hello\n")
     seen = await recorder.until(
@@ -109,7 +111,7 @@ async def test_refresh_returns_everything_but_republishes_nothing(
 ) -> None:
     recorder.queue.get_nowait()
     current = await watcher.refresh()
-    assert [s.root for s in current] == [root(workspace / "alpha"), root(workspace / "beta")]
+    assert [s.root for s in current] == [root("alpha"), root("beta")]
     assert recorder.queue.empty()
 
 
@@ -117,7 +119,7 @@ async def test_a_deleted_repo_is_published_once_as_removed(
     watcher: GitWatcher, recorder: Recorder, workspace: Path
 ) -> None:
     recorder.queue.get_nowait()
-    beta = root(workspace / "beta")
+    beta = root("beta")
 
     shutil.rmtree(workspace / "beta")
     seen = await recorder.until(lambda batch: beta in batch)
@@ -126,7 +128,7 @@ async def test_a_deleted_repo_is_published_once_as_removed(
     assert gone.removed is True
     assert gone.unified_diff == ""
     assert (gone.additions, gone.deletions, gone.changed_files) == (0, 0, 0)
-    assert [s.root for s in await watcher.refresh()] == [root(workspace / "alpha")]
+    assert [s.root for s in await watcher.refresh()] == [root("alpha")]
     assert recorder.queue.empty()
 
 
@@ -134,16 +136,16 @@ async def test_a_new_repo_is_published(
     watcher: GitWatcher, recorder: Recorder, workspace: Path
 ) -> None:
     recorder.queue.get_nowait()
-    gamma = make_repo(workspace / "gamma", {"g.txt": "g\n"})
-    seen = await recorder.until(lambda batch: root(gamma) in batch)
-    assert {s.root for s in seen} == {root(gamma)}
+    make_repo(workspace / "gamma", {"g.txt": "g\n"})
+    seen = await recorder.until(lambda batch: root("gamma") in batch)
+    assert {s.root for s in seen} == {root("gamma")}
 
 
 async def test_a_failed_publish_is_offered_again(
     watcher: GitWatcher, recorder: Recorder, workspace: Path
 ) -> None:
     recorder.queue.get_nowait()
-    alpha = root(workspace / "alpha")
+    alpha = root("alpha")
     await watcher.stop()  # only explicit refreshes from here on
     (workspace / "alpha" / "a.txt").write_text("changed\n")
 
@@ -177,7 +179,7 @@ async def test_a_failing_scan_keeps_watching(
     assert len(await watcher.refresh()) == 2
     assert failures == 1
 
-    alpha = root(workspace / "alpha")
+    alpha = root("alpha")
     (workspace / "alpha" / "later.txt").write_text("later\n")
     await recorder.until(lambda batch: alpha in batch)
 
@@ -198,6 +200,6 @@ async def test_polling_alone_notices_changes(
     try:
         recorder.queue.get_nowait()
         (repo / "a.txt").write_text("polled\n")
-        await recorder.until(lambda batch: "+polled" in batch[root(repo)].unified_diff)
+        await recorder.until(lambda batch: "+polled" in batch[root()].unified_diff)
     finally:
         await watching.stop()

@@ -25,7 +25,7 @@ from db.chat_events import ChatEvents, git_channel
 from db.event_hub import EventHub, Subscription
 from db.model_resolution import default_model_config
 from db.models import Chat, ChatDiffStatus, ChatMessage, User, Workspace, WorkspaceGitSnapshot
-from db.vocabulary import ChatStatus, MessageRole, WorkspaceStatus
+from db.vocabulary import WORKSPACE_MOUNT, ChatStatus, MessageRole, WorkspaceStatus
 from tests.daemon.test_git_scan import git, make_repo
 
 WAIT_S = 5.0
@@ -136,7 +136,7 @@ async def test_a_running_workspace_is_snapshotted_and_its_changes_published(
 ) -> None:
     workspace_id, directory = await new_workspace(owner, backend)
     make_repo(directory, {"README.md": "hello\n"})
-    root = str(directory)
+    root = WORKSPACE_MOUNT  # the workspace itself is the repository
 
     async with hub.subscribe(git_channel(workspace_id)) as events:
         await watchers.sync()
@@ -221,8 +221,8 @@ async def test_an_agent_turn_s_write_reaches_the_snapshot(
         finally:
             await processes.close_all()
         changed = await next_event(events)
-    assert changed["changed"] == [str(directory)]
-    repo = (await snapshot(workspace_id))[str(directory)]
+    assert changed["changed"] == [WORKSPACE_MOUNT]
+    repo = (await snapshot(workspace_id))[WORKSPACE_MOUNT]
     assert "+++ b/src/cache.py" in repo["unifiedDiff"]
     assert "+CACHE = {}" in repo["unifiedDiff"]
     assert repo["changedFiles"] == 1
@@ -234,15 +234,15 @@ async def test_only_changed_repositories_are_announced_and_removals_too(
     workspace_id, directory = await new_workspace(owner, backend)
     alpha = make_repo(directory / "alpha", {"a.txt": "a\n"})
     beta = make_repo(directory / "beta", {"b.txt": "b\n"})
-    roots = [str(alpha), str(beta)]
+    roots = [f"{WORKSPACE_MOUNT}/alpha", f"{WORKSPACE_MOUNT}/beta"]
 
     async with hub.subscribe(git_channel(workspace_id)) as events:
         await watchers.sync()
         assert (await next_event(events))["changed"] == roots
 
         (alpha / "a.txt").write_text("A\n")
-        assert (await next_event(events))["changed"] == [str(alpha)]
-        assert (await snapshot(workspace_id))[str(alpha)]["deletions"] == 1
+        assert (await next_event(events))["changed"] == [roots[0]]
+        assert (await snapshot(workspace_id))[roots[0]]["deletions"] == 1
 
         # A client's refresh announces every repository, changed or not.
         assert await watchers.refresh(workspace_id) is True
@@ -251,8 +251,8 @@ async def test_only_changed_repositories_are_announced_and_removals_too(
 
         beta.rename(backend.root / "beta-moved-away")  # at once: no half-deleted scan
         gone = await next_event(events)
-        assert (gone["changed"], gone["removed"]) == ([], [str(beta)])
-    assert list(await snapshot(workspace_id)) == [str(alpha)]
+        assert (gone["changed"], gone["removed"]) == ([], [roots[1]])
+    assert list(await snapshot(workspace_id)) == [roots[0]]
 
 
 async def test_a_bound_chat_is_queued_for_a_pull_request_lookup_when_its_branch_moves(
@@ -324,12 +324,12 @@ async def test_workspace_services_refresh_on_request_and_watch_after_a_turn(
         async with hub.subscribe(git_channel(workspace_id)) as events:
             # A turn that bound a workspace: it is watched at once, not at the next sync.
             await services.turn_ended(uuid.uuid4(), workspace_id)
-            assert (await next_event(events))["changed"] == [str(directory)]
+            assert (await next_event(events))["changed"] == [WORKSPACE_MOUNT]
             assert workspace_id in services.git.watchers
 
             request = {"kind": "git_refresh", "workspaceId": str(workspace_id)}
             assert await services.handle(request) is True
-            assert (await next_event(events))["changed"] == [str(directory)]
+            assert (await next_event(events))["changed"] == [WORKSPACE_MOUNT]
         assert await services.handle({"kind": "wake"}) is False
     finally:
         await services.stop()

@@ -183,10 +183,10 @@ async def test_local_diff_joins_present_repositories_in_root_order(
     scanned = await snapshot(
         workspace,
         [
-            repo("/w/b", REPO_B.rstrip("\n")),  # a diff without its last newline
-            repo("/w/gone", REPO_A, removed=True),
-            repo("/w/a", REPO_A),
-            repo("/w/clean", ""),
+            repo("/workspace/b", REPO_B.rstrip("\n")),  # a diff without its last newline
+            repo("/workspace/gone", REPO_A, removed=True),
+            repo("/workspace/a", REPO_A),
+            repo("/workspace/clean", ""),
         ],
     )
     chat = await new_chat(user, workspace.id)
@@ -212,7 +212,7 @@ async def test_a_clean_working_tree_is_an_empty_local_diff(
 ) -> None:
     user, token = await new_member(gql)
     workspace = await new_workspace(user)
-    await snapshot(workspace, [repo("/w/a", "")])
+    await snapshot(workspace, [repo("/workspace/a", "")])
     diff = await read_diff(gql, token, await new_chat(user, workspace.id))
     assert (diff["source"], diff["reason"], diff["unifiedDiff"]) == ("LOCAL", None, "")
     assert diff["files"] == []
@@ -223,7 +223,7 @@ async def test_the_pull_requests_diff_wins_over_the_working_tree(
 ) -> None:
     user, token = await new_member(gql)
     workspace = await new_workspace(user)
-    await snapshot(workspace, [repo("/w/a", REPO_A)])
+    await snapshot(workspace, [repo("/workspace/a", REPO_A)])
     chat = await new_chat(user, workspace.id)
     refreshed = datetime.now(UTC).replace(microsecond=0)
     await ChatDiffStatus.create(
@@ -244,7 +244,7 @@ async def test_a_status_row_without_a_remote_diff_falls_back_to_local(
 ) -> None:
     user, token = await new_member(gql)
     workspace = await new_workspace(user)
-    await snapshot(workspace, [repo("/w/a", REPO_A)])
+    await snapshot(workspace, [repo("/workspace/a", REPO_A)])
     chat = await new_chat(user, workspace.id)
     await ChatDiffStatus.create(chat_id=chat.id, git_branch="feature", url="https://pr/1")
     diff = await read_diff(gql, token, chat)
@@ -262,13 +262,13 @@ async def _workspace_gone(user: User) -> Chat:
 async def _someone_elses_workspace(user: User) -> Chat:
     other = await create_user(f"other_{uuid.uuid4().hex[:8]}", PASSWORD)
     workspace = await new_workspace(other)
-    await snapshot(workspace, [repo("/w/a", REPO_A)])
+    await snapshot(workspace, [repo("/workspace/a", REPO_A)])
     return await new_chat(user, workspace.id)
 
 
 async def _stopped(user: User) -> Chat:
     workspace = await new_workspace(user, WorkspaceStatus.STOPPED)
-    await snapshot(workspace, [repo("/w/a", REPO_A)])
+    await snapshot(workspace, [repo("/workspace/a", REPO_A)])
     return await new_chat(user, workspace.id)
 
 
@@ -278,7 +278,7 @@ async def _never_scanned(user: User) -> Chat:
 
 async def _stale(user: User) -> Chat:
     workspace = await new_workspace(user)
-    await snapshot(workspace, [repo("/w/a", REPO_A)], age_s=STALE_AFTER_S + 5)
+    await snapshot(workspace, [repo("/workspace/a", REPO_A)], age_s=STALE_AFTER_S + 5)
     return await new_chat(user, workspace.id)
 
 
@@ -312,7 +312,7 @@ async def test_an_empty_diff_says_why(
 async def test_a_fresh_snapshot_is_not_timed_out(app: Starlette, gql: GraphQLClient) -> None:
     user, token = await new_member(gql)
     workspace = await new_workspace(user)
-    await snapshot(workspace, [repo("/w/a", REPO_A)], age_s=STALE_AFTER_S - 10)
+    await snapshot(workspace, [repo("/workspace/a", REPO_A)], age_s=STALE_AFTER_S - 10)
     diff = await read_diff(gql, token, await new_chat(user, workspace.id))
     assert diff["source"] == "LOCAL"
 
@@ -389,7 +389,7 @@ async def test_a_chat_page_with_diffs_costs_the_same_queries_for_20_chats_as_for
     user, token = await new_member(gql)
     for i in range(20):
         workspace = await new_workspace(user)
-        await snapshot(workspace, [repo("/w/a", REPO_A), repo("/w/b", REPO_B)])
+        await snapshot(workspace, [repo("/workspace/a", REPO_A), repo("/workspace/b", REPO_B)])
         chat = await new_chat(user, workspace.id, title=f"chat {i}")
         if i % 2:
             await ChatDiffStatus.create(chat_id=chat.id, url=f"https://pr/{i}", pr_number=i)
@@ -407,3 +407,19 @@ async def test_a_chat_page_with_diffs_costs_the_same_queries_for_20_chats_as_for
     assert counts[20] == counts[1]
     # token, chats page, diff statuses, workspaces with their snapshots
     assert counts[1] == 4
+
+
+async def test_a_stored_host_path_root_is_left_out_of_the_diff(
+    app: Starlette, gql: GraphQLClient
+) -> None:
+    user, token = await new_member(gql)
+    workspace = await new_workspace(user)
+    # Written before roots were in-sandbox paths; the watcher's next scan replaces it.
+    legacy = repo("/srv/agentgql/workspaces/0123/app", REPO_A)
+    await snapshot(workspace, [legacy, repo("/workspace/b", REPO_B)])
+    chat = await new_chat(user, workspace.id)
+
+    diff = await read_diff(gql, token, chat)
+
+    assert (diff["source"], diff["repositories"]) == ("LOCAL", 1)
+    assert diff["unifiedDiff"] == REPO_B
