@@ -1,10 +1,15 @@
-"""Counting failed sign-ins in ``login_throttles``, so every replica sees one count.
+"""Counting sign-in attempts in ``login_throttles``, so every replica sees one count.
 
-One upsert per key and attempt bumps the count and sets ``blocked_until`` in the
-same statement (no read-modify-write race between replicas). A count whose last
-attempt is older than the forget window starts again from one. Each write also
-deletes a batch of forgotten rows, so the table holds about an hour of failures
-however many usernames an attacker makes up.
+An attempt is claimed *before* the password is checked: one transaction upserts
+each key (bumping the count and setting ``blocked_until`` in the same statement)
+unless a key is blocked, in which case nothing is counted. Claiming first, under
+the rows' locks, is what stops a burst of concurrent guesses from all passing a
+read-only check before the first failure lands. An attempt that proves the
+password is handed back afterwards.
+
+A count whose last attempt is older than the forget window starts again from
+one. Each claim also deletes a batch of forgotten rows, so the table holds about
+an hour of attempts however many usernames an attacker makes up.
 """
 
 from __future__ import annotations
@@ -12,12 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from db import raw_sql
 from db.models.login_throttle import ThrottleKind
 
-# Forgotten rows deleted per recorded attempt: far more than an attempt adds.
+# Forgotten rows deleted per claim: far more than a claim adds.
 PURGE_BATCH = 100
 # 2**30 s is beyond any sensible ceiling; the cap only keeps power() finite.
 _MAX_DOUBLINGS = 30
@@ -45,12 +49,8 @@ class ThrottleKey:
     backoff: Backoff
 
 
-def _count_after(prior_fresh: str) -> str:
-    return f"CASE WHEN {prior_fresh} THEN t.failures + 1 ELSE 1 END"
-
-
 def _blocked_until(count: str) -> str:
-    # Mirrors Backoff.delay_s: the count-th attempt blocks from the free-th on.
+    # Backoff.delay_s in SQL: the count-th attempt blocks from the free-th on.
     return (
         f"CASE WHEN {count} >= $5::int THEN $3::timestamptz + make_interval(secs => "
         f"least($6::float8 * power(2, least({count} - $5::int, {_MAX_DOUBLINGS})), $7::float8))"
@@ -58,51 +58,66 @@ def _blocked_until(count: str) -> str:
     )
 
 
-_NEXT = _count_after("t.updated_at >= $4::timestamptz")
-# $1 kind, $2 key, $3 now, $4 forget-before, $5 free, $6 base_s, $7 max_s
-_RECORD = (
+_NEXT = "CASE WHEN t.updated_at >= $4::timestamptz THEN t.failures + 1 ELSE 1 END"
+# $1 kind, $2 key, $3 now, $4 forget-before, $5 free, $6 base_s, $7 max_s.
+# A blocked row is left alone and returns nothing.
+_CLAIM = (
     "INSERT INTO login_throttles AS t (kind, key, failures, blocked_until, updated_at)"
     f" VALUES ($1, $2, 1, {_blocked_until('1')}, $3)"
     f" ON CONFLICT (kind, key) DO UPDATE SET failures = {_NEXT},"
     f" blocked_until = {_blocked_until(_NEXT)}, updated_at = $3"
+    " WHERE t.blocked_until IS NULL OR t.blocked_until <= $3::timestamptz"
+    " RETURNING t.failures"
 )
+_BLOCK_OF = "SELECT blocked_until FROM login_throttles WHERE kind = $1 AND key = $2"
 _PURGE = (
     "DELETE FROM login_throttles WHERE id IN (SELECT id FROM login_throttles"
     " WHERE updated_at < $1 ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
 )
-_BLOCKED = (
-    "SELECT max(blocked_until) FROM login_throttles WHERE blocked_until > $3::timestamptz"
-    " AND (kind, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
-)
 _CLEAR = "DELETE FROM login_throttles WHERE kind = $1 AND key = $2"
+# Undo one claim made at $3; the block it set goes too unless someone counted since.
+_GIVE_BACK = (
+    "UPDATE login_throttles SET failures = greatest(failures - 1, 0),"
+    " blocked_until = CASE WHEN updated_at = $3 THEN NULL ELSE blocked_until END"
+    " WHERE kind = $1 AND key = $2"
+)
 
 
-async def blocked_until(keys: Sequence[ThrottleKey], now: datetime) -> datetime | None:
-    """The latest block among ``keys`` still in force at ``now``, if any."""
+class _Blocked(Exception):
+    """Rolls the claim's transaction back, carrying the block that refused it."""
+
+    def __init__(self, until: datetime) -> None:
+        self.until = until
+
+
+async def claim(keys: Sequence[ThrottleKey], now: datetime, forget: timedelta) -> datetime | None:
+    """Count one attempt against every key; if any is blocked, count nothing and
+    return when its block ends."""
     if not keys:
         return None
-    kinds = [k.kind.value for k in keys]
-    names = [k.key for k in keys]
-    until: datetime | None = await raw_sql.pool().fetchval(_BLOCKED, kinds, names, now)
-    return until
-
-
-async def record_attempt(keys: Sequence[ThrottleKey], now: datetime, forget: timedelta) -> None:
-    """Count one attempt against every key, then purge a batch of forgotten rows."""
-    if not keys:
-        return
-    # A fixed lock order, so two replicas counting the same keys never deadlock.
+    # A fixed lock order, so two replicas claiming the same keys never deadlock.
     ordered = sorted(keys, key=lambda k: (k.kind.value, k.key))
     forget_before = now - forget
-    rows: list[tuple[Any, ...]] = [
-        (k.kind.value, k.key, now, forget_before, k.backoff.free, k.backoff.base_s, k.backoff.max_s)
-        for k in ordered
-    ]
     async with raw_sql.pool().acquire() as conn:
-        await conn.executemany(_RECORD, rows)
+        try:
+            async with conn.transaction():
+                for k in ordered:
+                    b = k.backoff
+                    args = (k.kind.value, k.key, now, forget_before, b.free, b.base_s, b.max_s)
+                    if await conn.fetchval(_CLAIM, *args) is None:
+                        until: datetime = await conn.fetchval(_BLOCK_OF, k.kind.value, k.key)
+                        raise _Blocked(until)
+        except _Blocked as blocked:
+            return blocked.until
         await conn.execute(_PURGE, forget_before, PURGE_BATCH)
+    return None
 
 
 async def clear(key: ThrottleKey) -> None:
-    """Forget a key's count (a successful login clears its username)."""
+    """Forget a key's count entirely."""
     await raw_sql.pool().execute(_CLEAR, key.kind.value, key.key)
+
+
+async def give_back(key: ThrottleKey, claimed_at: datetime) -> None:
+    """Return the attempt claimed at ``claimed_at`` (it turned out not to be a guess)."""
+    await raw_sql.pool().execute(_GIVE_BACK, key.kind.value, key.key, claimed_at)

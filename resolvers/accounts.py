@@ -141,13 +141,11 @@ async def sign_up(
 ) -> IssuedToken:
     if not ctx.policy.allow_signup and await User.all().exists():
         raise forbidden(_CLOSED)  # before validating: a closed door says so first
-    keys = login_throttle.signup_keys(ctx.client_address)
-    await login_throttle.ensure_open(keys, signup=True)
     # Validated here too, so only attempts that will cost a hash are counted.
     check_password(password, check_username(username))
     _optional(email, "email", EMAIL_MAX)
     _optional(name, "name", NAME_MAX)
-    await login_throttle.count_attempt(keys)
+    await login_throttle.claim(login_throttle.signup_keys(ctx.client_address), signup=True)
     user = await create_user(
         username, password, email=email, name=name, only_first=not ctx.policy.allow_signup
     )
@@ -155,7 +153,8 @@ async def sign_up(
 
 
 async def login(ctx: RequestContext, username: str, password: str) -> IssuedToken:
-    """Throttled before any password work; every refusal costs one verification.
+    """Claimed against the throttle before any password work; every refusal
+    costs exactly one verification.
 
     A disabled account is verified against its own hash (same cost) and named as
     disabled only to whoever knows its password.
@@ -163,15 +162,14 @@ async def login(ctx: RequestContext, username: str, password: str) -> IssuedToke
     username = username.strip()
     well_formed = _USERNAME.match(username) is not None
     keys = login_throttle.login_keys(username if well_formed else None, ctx.client_address)
-    await login_throttle.ensure_open(keys)
+    claimed_at = await login_throttle.claim(keys)
     user = await User.filter(username__iexact=username).first() if well_formed else None
     stored = user.password_hash if user is not None else await _hash_to_miss()
     if not await verify_password(stored, password) or user is None:
-        await login_throttle.count_attempt(keys)
         raise unauthenticated("invalid username or password")
+    await login_throttle.settle_login(keys, claimed_at)
     if user.disabled:
         raise unauthenticated("account disabled")
-    await login_throttle.clear_username(username)
     await _rehash_if_outdated(user, password)
     return await start_session(ctx, user)
 

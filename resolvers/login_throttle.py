@@ -7,12 +7,15 @@
   the same back-off: one address spraying a password across many usernames.
 - Sign-up: 10 attempts per address (those that pass validation, so typos cost
   nothing), then the same back-off; each one costs an argon2 hash.
-- A key quiet for an hour is forgotten. A successful login clears its username
-  (not its address: a valid account must not reset an address's count).
+- A key quiet for an hour is forgotten. A successful login clears its username;
+  its address only gets that one attempt back (a valid account of one's own must
+  not reset an address's count).
 
-Blocks are checked before any password work, so a refused attempt costs one
-indexed read and no argon2. The username key is counted whether or not the
-account exists, so a block says nothing about existence either.
+Every attempt is claimed before any password work (atomically, so a burst of
+concurrent guesses gets no more than the allowance), and a refused one costs no
+argon2. An attempt that proves the password is handed back. The username key is
+counted whether or not the account exists, so a block says nothing about
+existence either.
 """
 
 from __future__ import annotations
@@ -79,20 +82,22 @@ def signup_keys(host: str | None) -> list[ThrottleKey]:
     return [] if address is None else [ThrottleKey(ThrottleKind.SIGNUP, address, SIGNUP_BACKOFF)]
 
 
-async def ensure_open(keys: list[ThrottleKey], *, signup: bool = False) -> None:
-    """RATE_LIMITED with ``retryAfterSeconds`` while any of ``keys`` is blocked."""
+async def claim(keys: list[ThrottleKey], *, signup: bool = False) -> datetime:
+    """Count this attempt, or refuse it (RATE_LIMITED, ``retryAfterSeconds``) while
+    any key is blocked. Returns the claim's time, for ``settle_login``."""
     now = clock()
-    until = await login_throttle.blocked_until(keys, now)
+    until = await login_throttle.claim(keys, now, FORGET_AFTER)
     if until is None:
-        return
+        return now
     retry_after = max(1, math.ceil((until - now).total_seconds()))
     message = _SIGNUP_REFUSED if signup else _LOGIN_REFUSED
     raise ApiError(ErrorCode.RATE_LIMITED, message, retryAfterSeconds=retry_after)
 
 
-async def count_attempt(keys: list[ThrottleKey]) -> None:
-    await login_throttle.record_attempt(keys, clock(), FORGET_AFTER)
-
-
-async def clear_username(username: str) -> None:
-    await login_throttle.clear(username_key(username))
+async def settle_login(keys: list[ThrottleKey], claimed_at: datetime) -> None:
+    """The password was right: clear the username, give the address its attempt back."""
+    for key in keys:
+        if key.kind is ThrottleKind.USERNAME:
+            await login_throttle.clear(key)
+        else:
+            await login_throttle.give_back(key, claimed_at)

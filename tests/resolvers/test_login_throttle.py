@@ -8,6 +8,7 @@ Time is pinned (``resolvers.login_throttle.clock``) instead of slept through.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -166,6 +167,19 @@ async def test_a_username_blocked_from_one_address_is_blocked_from_every_address
         assert _retry_after(await _login(gql, f"  {name} ", PASSWORD)) == 1
 
 
+async def test_a_burst_of_concurrent_guesses_gets_no_more_than_the_allowance(
+    app: Starlette, admin_token: str, clock: PinnedClock, verifications: list[str]
+) -> None:
+    person = await new_person("burst")
+    before = len(verifications)
+    async with client_at(app, "10.11.0.1") as gql:
+        results = await asyncio.gather(
+            *(_login(gql, person.user.username, WRONG) for _ in range(12))
+        )
+    assert sorted(_code(r) for r in results) == ["RATE_LIMITED"] * 7 + ["UNAUTHENTICATED"] * 5
+    assert len(verifications) - before == 5
+
+
 # --- per address --------------------------------------------------------------
 
 
@@ -186,10 +200,13 @@ async def test_an_address_spraying_many_usernames_is_blocked(
     elsewhere: str,
 ) -> None:
     person = await new_person("victim")
-    for i in range(20):
+    for i in range(19):
         async with client_at(app, spraying[i % len(spraying)]) as gql:
             await _fail(gql, _unique("spray"), 1)
     async with client_at(app, spraying[0]) as gql:
+        # A right password costs the address nothing: the 20th failure is still free.
+        assert _code(await _login(gql, person.user.username, PASSWORD)) == "OK"
+        await _fail(gql, _unique("spray"), 1)
         assert _retry_after(await _login(gql, person.user.username, PASSWORD)) == 1
     # The same account from another address is not affected.
     async with client_at(app, elsewhere) as gql:
