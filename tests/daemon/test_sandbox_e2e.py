@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,9 @@ RESULTS = """query($id: ID!) { chat(id: $id) { id status
 
 @pytest.fixture(scope="module")
 def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return make_settings(database_url, tmp_path_factory, **FAST_DAEMON, pull_requests=False)
+    # A fork bomb loads the machine for seconds: the daemon must not think itself dead.
+    fast = {**FAST_DAEMON, "daemon_stale_after_s": 60}
+    return make_settings(database_url, tmp_path_factory, **fast, pull_requests=False)
 
 
 @pytest.fixture(scope="module")
@@ -196,13 +199,14 @@ async def test_the_data_dir_other_workspaces_and_the_server_are_absent(
 async def test_writes_outside_the_workspace_fail(
     client: GraphQLClient, live_server: str, member: str, chat: str, settings: Settings
 ) -> None:
-    targets = [settings.data_dir / "pwned", Path("/usr/local/pwned"), Path("/tmp/pwned-e2e")]
-    command = "; ".join(f"echo x > {t}" for t in targets) + "; echo x > ../pwned"
+    name = f"pwned-{uuid.uuid4().hex[:8]}"
+    targets = [settings.data_dir / name, Path("/usr/local") / name, Path("/tmp") / name]
+    command = "; ".join(f"echo x > {t}" for t in targets) + f"; echo x > ../{name}"
     (result,) = await turn(client, live_server, member, chat, call("execute", command=command))
 
     assert output(result).count("echo: cannot create") + output(result).count("Read-only") >= 1
     assert not any(t.exists() for t in targets)
-    assert not (settings.resolved_workspaces_dir() / "pwned").exists()
+    assert not (settings.resolved_workspaces_dir() / name).exists()
 
 
 async def test_the_database_port_is_unreachable(
