@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	touch $@
 
 serve: $(STAMP)
+	@command -v bwrap >/dev/null 2>&1 || \
+		echo "agentgql: install bubblewrap (apt-get install bubblewrap) for the shell tool, or set AGENTGQL_SANDBOX=none (unsafe)" >&2
 	$(BIN)/agentgql serve
 
 lint: $(STAMP)
