@@ -53,7 +53,7 @@ def create_app(
     tools: ToolRegistry | None = None,
 ) -> Starlette:
     """The app; ``run_daemon`` runs the chat daemon in the same event loop."""
-    metrics = Metrics(settings.metrics_token)
+    metrics = Metrics(settings.metrics_token or None)  # empty = unset
     schema = build_schema(settings.query_limits(), extra_extensions=[metrics.extension])
     view = AgentGraphQL(schema, settings, metrics)
 
