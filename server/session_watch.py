@@ -155,11 +155,11 @@ class SessionWatch:
             socket.expiry.cancel()
         user_id = socket.user_id
         sockets = self._by_user.get(user_id) if user_id is not None else None
-        if sockets is None:
+        if user_id is None or sockets is None:
             return
         sockets.discard(socket)
         if not sockets:
-            del self._by_user[user_id]  # type: ignore[arg-type]
+            del self._by_user[user_id]
 
     def _ensure_listener(self, hub: EventHub) -> asyncio.Event:
         running = self._listener is not None and not self._listener.done()
