@@ -31,6 +31,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from db.hub_event import shared_memo
 from resolvers.context import RequestContext
+from schema.graphql_core_compat import own_sub_field_cache
 
 Viewer = tuple[Any, ...]
 
@@ -93,9 +94,12 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def __copy__(self) -> SharedEventExecutor:
         # graphql-core copies the executor for every event of every subscriber;
-        # the same shallow copy as ``copy.copy``, without its generic protocol.
+        # the same shallow copy as ``copy.copy``, without its generic protocol,
+        # except the memo of collected subfields: shared, it would keep every
+        # event's entries for as long as the subscription is open.
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
+        own_sub_field_cache(clone)
         return clone
 
     def execute_operation(self, serially: bool | None = None) -> Any:

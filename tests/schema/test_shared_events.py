@@ -11,7 +11,7 @@ with errors is never shared (each subscriber executes and gets its own).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from typing import Any
 
@@ -23,6 +23,9 @@ from db.chat_events import ChatEvents
 from db.models import Chat, ChatMessage, User
 from db.vocabulary import MessageRole
 from resolvers import chat_stream
+from resolvers.context import RequestContext
+from schema.build import build_schema
+from schema.graphql_core_compat import sub_field_cache
 from tests.conftest import make_settings
 from tests.daemon.live import (
     GraphQLSocket,
@@ -30,6 +33,7 @@ from tests.daemon.live import (
     chat_uuid,
     create_chat,
     http_client,
+    new_user,
     running_app,
 )
 from tests.harness import PASSWORD, SIGN_UP, GraphQLClient, counted_queries
@@ -199,3 +203,78 @@ async def test_subscribers_with_equal_selections_share_one_execution_per_event(
             assert (await raw_next(other))["data"] == {"chatEvents": {"__typename": "ChatFailed"}}
         assert all(p["data"] is None and p["errors"] for p in payloads)
         assert len(failed) == len(same) + 1
+
+
+STREAMED = """
+subscription($id: ID!) {
+  chatEvents(chatId: $id) {
+    __typename
+    ... on StatusChanged { status }
+    ... on PartDelta { partIndex part { __typename ... on TextPart { text } } }
+  }
+}"""
+
+
+@contextmanager
+def per_event_executors() -> Iterator[tuple[set[Executor], list[Executor]]]:
+    """The executors per-event copies are made from, and the latest copy."""
+    parents: set[Executor] = set()
+    latest: list[Executor] = []
+    original = Executor.build_per_event_executor
+
+    def recorded(self: Executor, payload: Any) -> Executor:
+        parents.add(self)
+        copy = original(self, payload)
+        latest[:] = [copy]
+        return copy
+
+    Executor.build_per_event_executor = recorded  # type: ignore[method-assign]
+    try:
+        yield parents, latest
+    finally:
+        Executor.build_per_event_executor = original  # type: ignore[method-assign]
+
+
+async def test_a_long_open_subscription_keeps_no_per_event_executor_state(
+    app: Starlette, client: GraphQLClient
+) -> None:
+    """20 000 deltas to one open ``chatEvents``: the executors' memo of collected
+    subfields stays a few entries, instead of one per event for as long as the
+    subscription is open (it grew by about 2 KB per event)."""
+    token = await new_user(client, "longrunner")
+    created = await create_chat(client, token, "a long stream")
+    chat = await Chat.get(id=chat_uuid(created["id"])).prefetch_related("owner")
+    context = RequestContext(
+        request_id="long-stream", viewer=chat.owner, events=app.state.chat_events
+    )
+    schema = build_schema()
+    events: ChatEvents = app.state.chat_events
+    total, batch = 20_000, 1000
+    with per_event_executors() as (parents, latest):
+        stream = await schema.subscribe(STREAMED, {"id": created["id"]}, context_value=context)
+        assert isinstance(stream, AsyncGenerator), stream
+        try:
+            replayed = [(await asyncio.wait_for(anext(stream), 10)).data for _ in range(3)]
+            assert [r and r["chatEvents"]["__typename"] for r in replayed] == [
+                "StatusChanged",
+                "MessageCreated",
+                "QueueUpdated",
+            ]
+            for start in range(0, total, batch):
+                for seq in range(start + 1, start + batch + 1):
+                    await events.part(chat.id, 0, {"type": "text", "text": f"{seq} "}, seq)
+                for _ in range(batch):
+                    result = await asyncio.wait_for(anext(stream), 10)
+                    assert result.errors is None, result.errors
+            assert result.data == {
+                "chatEvents": {
+                    "__typename": "PartDelta",
+                    "partIndex": 0,
+                    "part": {"__typename": "TextPart", "text": f"{total} "},
+                }
+            }
+        finally:
+            await stream.aclose()
+    assert len(parents) == 1
+    assert len(sub_field_cache(next(iter(parents)))) <= 4
+    assert len(sub_field_cache(latest[0])) <= 4
