@@ -151,11 +151,17 @@ async def workspace_templates(
 async def templates_by_ids(
     ctx: RequestContext, keys: list[uuid.UUID]
 ) -> dict[uuid.UUID, WorkspaceTemplate]:
-    """Node lookups: any signed-in user resolves any template (a workspace keeps
-    pointing at its template after the allowlist changes)."""
+    """Node lookups see what ``workspace_templates`` lists: members only the
+    allowlisted templates (when there is an allowlist), admins all. A workspace's
+    own ``template`` field is not a lookup by id and keeps showing its template."""
     if ctx.viewer is None or ctx.auth_error is not None:
         return {}
-    return {row.id: row for row in await WorkspaceTemplate.filter(id__in=keys)}
+    rows = WorkspaceTemplate.filter(id__in=keys)
+    if not has_permission(ctx, Permission.MANAGE_DEPLOYMENT_CONFIG):
+        allowlist = await chat_config.template_allowlist()
+        if allowlist:
+            rows = rows.filter(id__in=allowlist)
+    return {row.id: row for row in await rows}
 
 
 # ---------------------------------------------------------------- admin

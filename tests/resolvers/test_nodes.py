@@ -163,3 +163,47 @@ async def test_signed_out_everything_is_null(
     target = user_id if kind == "User" else token_id
     assert await node(gql, target) is None
     assert await nodes(gql, [user_id, token_id, "garbage"]) == [None, None, None]
+
+
+# -- ids whose numbers PostgreSQL cannot hold ----------------------------------------------
+
+BEYOND_BIGINT = [2**63, 2**64, 10**30, -(2**63) - 1]
+
+
+@pytest.mark.parametrize("kind", ["Message", "QueuedMessage"])
+@pytest.mark.parametrize("number", BEYOND_BIGINT, ids=str)
+async def test_node_ids_beyond_bigint_are_null(
+    gql: GraphQLClient, admin_token: str, kind: str, number: int
+) -> None:
+    gid = global_id.encode(kind, number)
+    assert await node(gql, gid, admin_token) is None
+    assert await nodes(gql, [gid, "garbage", gid], admin_token) == [None, None, None]
+
+
+@pytest.mark.parametrize("raw", ["-1", "1_000", " 7", "0x10", "٣"])
+async def test_node_ids_that_are_not_plain_digits_are_null(
+    gql: GraphQLClient, admin_token: str, raw: str
+) -> None:
+    assert await node(gql, global_id.encode("Message", raw), admin_token) is None
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("query($id: ID!) { chat(id: $id) { id } }", "id"),
+        ("mutation($id: ID!) { interruptChat(id: $id) { id } }", "id"),
+        (
+            'mutation($id: ID!) { editMessage(input: {messageId: $id, content: [{text: "x"}]})'
+            " { warnings } }",
+            "messageId",
+        ),
+        ("mutation($id: ID!) { deleteQueuedMessage(input: {id: $id}) { deletedId } }", "id"),
+    ],
+    ids=["chat", "interruptChat", "editMessage", "deleteQueuedMessage"],
+)
+async def test_id_arguments_beyond_bigint_are_bad_user_input(
+    gql: GraphQLClient, admin_token: str, query: str, field: str
+) -> None:
+    kind = "QueuedMessage" if "Queued" in query else "Message" if "edit" in query else "Chat"
+    error = await gql.error(query, {"id": global_id.encode(kind, 2**64)}, token=admin_token)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}, error

@@ -287,3 +287,22 @@ async def test_node_resolves_templates_for_signed_in_users(
     data = await gql.ok(NODE, {"id": template["id"]}, token=member_token)
     assert data["node"] == {"__typename": "WorkspaceTemplate", "name": "python"}
     assert (await gql.ok(NODE, {"id": template["id"]}))["node"] is None
+
+
+async def test_node_hides_templates_off_the_allowlist_from_members(
+    gql: GraphQLClient, admin_token: str, member_token: str
+) -> None:
+    """What ``workspaceTemplates`` hides from a member (source included) is not
+    readable by id either; admins still see every template."""
+    alpha = (await create(gql, admin_token, "alpha"))["workspaceTemplate"]["id"]
+    beta = (await create(gql, admin_token, "beta"))["workspaceTemplate"]["id"]
+    await gql.ok(SET_ALLOWLIST, {"ids": [alpha]}, token=admin_token)
+    source = "query($id: ID!) { node(id: $id) { ... on WorkspaceTemplate { source } } }"
+    assert (await gql.ok(source, {"id": beta}, token=member_token))["node"] is None
+    many = "query($ids: [ID!]!) { nodes(ids: $ids) { ... on WorkspaceTemplate { name } } }"
+    found = await gql.ok(many, {"ids": [alpha, beta]}, token=member_token)
+    assert found["nodes"] == [{"name": "alpha"}, None]
+    found = await gql.ok(many, {"ids": [alpha, beta]}, token=admin_token)
+    assert found["nodes"] == [{"name": "alpha"}, {"name": "beta"}]
+    await gql.ok(SET_ALLOWLIST, {"ids": []}, token=admin_token)  # no allowlist: all allowed
+    assert (await gql.ok(NODE, {"id": beta}, token=member_token))["node"]["name"] == "beta"
