@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import Field
 
 from daemon.tool_registry import Tool, ToolArgs, ToolError
-from daemon.tools.paths import display_path, require_regular_file, resolve_writable
+from daemon.tools.paths import display_path, read_resolved, require_regular_file, resolve_writable
 from daemon.tools.turn_context import ToolTurn, WorkspacePath
 from daemon.tools.write_file import CONTENT_MAX, write_bytes
 
@@ -36,9 +36,7 @@ DESCRIPTION = (
 class Edit(ToolArgs):
     search: str = Field(min_length=1, max_length=CONTENT_MAX)
     replace: str = Field(max_length=CONTENT_MAX)
-    replace_all: bool = Field(
-        False, alias="replaceAll", description="Replace every match."
-    )
+    replace_all: bool = Field(False, alias="replaceAll", description="Replace every match.")
 
 
 class FileEdits(ToolArgs):
@@ -81,7 +79,7 @@ async def edit_files(args: EditFilesArgs, turn: ToolTurn) -> dict[str, Any]:
 
 def _load(real: Path, shown: str) -> _FileChange:
     require_regular_file(real, shown)
-    original = real.read_bytes()
+    original = read_resolved(real, shown)
     try:
         text = original.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -5,6 +5,11 @@ symlinks are followed before the check, so neither ``..``, an absolute path, nor
 link (to a file or a parent directory) can reach outside the workspace's real root.
 The file tools then open that resolved path, never the one the model gave.
 
+Between that check and the open, a sandboxed command running in the background
+may swap a directory of the path for a link to the host; ``open_resolved``
+therefore walks the resolved path one component at a time without following
+any link, so a swapped path is refused instead of followed out of the workspace.
+
 The model knows the workspace as ``WORKSPACE_MOUNT`` (where its commands see it
 in the sandbox), so absolute paths under it name workspace files, and no message
 names a host path.
@@ -12,7 +17,10 @@ names a host path.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import stat
 from pathlib import Path
 
 from daemon.tool_registry import ToolError
@@ -80,6 +88,54 @@ def display_path(turn: ToolTurn, real: Path) -> str:
     """``real`` as the model should name it: relative to the workspace root."""
     relative = real.relative_to(workspace_root(turn))
     return relative.as_posix()
+
+
+def open_resolved(real: Path, shown: str, flags: int, *, make_parents: bool = False) -> int:
+    """A descriptor for ``real`` (from ``resolve_path``), opened through no link.
+
+    ``real`` contains no links, so any met on the way were planted after the
+    check. Reads get only regular files (``O_NONBLOCK`` keeps a FIFO from
+    blocking the open); ``make_parents`` creates missing directories, also
+    without following links.
+    """
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in real.parts[1:-1]:
+            if make_parents:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, dir_fd=fd)
+            try:
+                inner = os.open(part, _DIRECTORY_FLAGS, dir_fd=fd)
+            except (NotADirectoryError, FileNotFoundError) as exc:
+                what = "is missing" if isinstance(exc, FileNotFoundError) else "is not a directory"
+                raise ToolError(f"a parent directory of {shown} {what}") from None
+            os.close(fd)
+            fd = inner
+        try:
+            opened = os.open(real.name, flags | _FILE_FLAGS, 0o666, dir_fd=fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ToolError(f"{shown} changed into a link; links are not followed") from None
+            raise
+    finally:
+        os.close(fd)
+    if flags & os.O_ACCMODE == os.O_RDONLY and not stat.S_ISREG(os.fstat(opened).st_mode):
+        os.close(opened)
+        raise ToolError(f"{shown} is not a regular file")
+    return opened
+
+
+def read_resolved(real: Path, shown: str, max_bytes: int | None = None) -> bytes:
+    """``real``'s content via ``open_resolved``; a ``ToolError`` past ``max_bytes``."""
+    with os.fdopen(open_resolved(real, shown, os.O_RDONLY), "rb") as file:
+        data = file.read() if max_bytes is None else file.read(max_bytes + 1)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ToolError(f"{shown} is larger than {max_bytes} bytes")
+    return data
+
+
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 def require_regular_file(real: Path, shown: str) -> None:

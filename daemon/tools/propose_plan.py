@@ -15,7 +15,7 @@ from pydantic import Field
 from tortoise.transactions import in_transaction
 
 from daemon.tool_registry import Tool, ToolArgs, ToolError
-from daemon.tools.paths import display_path, require_regular_file, resolve_path
+from daemon.tools.paths import display_path, read_resolved, require_regular_file, resolve_path
 from daemon.tools.turn_context import AgentTurn, WorkspacePath
 from db.chat_files import link_files, store_file
 from db.models import Chat
@@ -41,7 +41,7 @@ def _read(real: Any, shown: str) -> bytes:
         raise ToolError(f"{shown} is empty; write the plan first")
     if size > PLAN_MAX_BYTES:
         raise ToolError(f"{shown} is {size} bytes; a plan may be at most {PLAN_MAX_BYTES}")
-    data: bytes = real.read_bytes()
+    data: bytes = read_resolved(real, shown, PLAN_MAX_BYTES)
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import IO, Any
 from pydantic import Field
 
 from daemon.tool_registry import Tool, ToolArgs, ToolError, WholeNumber
-from daemon.tools.paths import display_path, require_regular_file, resolve_path
+from daemon.tools.paths import display_path, open_resolved, require_regular_file, resolve_path
 from daemon.tools.turn_context import ToolTurn, WorkspacePath
 
 MAX_TEXT_BYTES = 256 * 1024
@@ -74,7 +75,7 @@ def _read_window(real: Path, shown: str, offset: int, limit: int) -> _Window:
     end_line = offset - 1
     total = 0
     truncated = False
-    with real.open("rb") as file:
+    with os.fdopen(open_resolved(real, shown, os.O_RDONLY), "rb") as file:
         _refuse_binary(file.read(_SNIFF_BYTES), shown)
         file.seek(0)
         for number, (line, cut) in enumerate(_capped_lines(file, MAX_TEXT_BYTES), start=1):

@@ -1,7 +1,7 @@
 """The ``write_file`` tool: create or replace a workspace file with given text.
 
-The file is opened at its resolved real path with ``O_NOFOLLOW``, so a link
-planted at that name after the confinement check is refused instead of followed.
+The file is opened at its resolved real path through ``open_resolved``, so a link
+planted in that path after the confinement check is refused instead of followed.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import Field
 
 from daemon.tool_registry import Tool, ToolArgs, ToolError
-from daemon.tools.paths import display_path, resolve_writable
+from daemon.tools.paths import display_path, open_resolved, resolve_writable
 from daemon.tools.turn_context import ToolTurn, WorkspacePath
 
 # The most text one call may write: far above what a model writes in one reply.
@@ -47,12 +47,8 @@ def write_bytes(real: Path, shown: str, data: bytes) -> bool:
     existed = real.exists()
     if existed and not real.is_file():
         raise ToolError(f"{shown} is not a regular file")
-    try:
-        real.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as exc:
-        raise ToolError(f"cannot create the directories for {shown}: a parent is a file") from exc
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(real, flags, 0o666)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    fd = open_resolved(real, shown, flags, make_parents=True)  # through no planted link
     with os.fdopen(fd, "wb") as file:
         file.write(data)
     return not existed
