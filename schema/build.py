@@ -7,7 +7,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension, ValidationCache
+from strawberry.extensions import SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.printer import print_schema
 from strawberry.schema.config import StrawberryConfig
@@ -107,8 +107,7 @@ def build_schema(
 
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         ErrorShaping,
-        lambda: ValidationCache(maxsize=512),
-        limit_guard,  # after ValidationCache: it checks validated documents
+        limit_guard,  # size limits, then (cached) validation, then depth/aliases/cost
         TextInputGuard,  # after validation: refuses control characters in any input
         *extra_extensions,
     ]

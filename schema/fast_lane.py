@@ -19,7 +19,7 @@ from graphql import DocumentNode, GraphQLError, GraphQLSchema, specified_rules
 from strawberry.schema.schema import validate_document
 
 from schema.fast_execution import FastExecutor
-from schema.limits import QueryLimits, measure_cached, parse_cached
+from schema.limits import QueryLimits, measure_cached, parse_cached, refusal
 from schema.query_plan import Fallback
 from schema.text_input import text_refusal
 
@@ -64,7 +64,7 @@ class QueryFastLane:
             document = parse_cached(query, self.limits.max_tokens)
         except GraphQLError:
             return None
-        if not self._is_valid(document):
+        if refusal(document, self.limits) is not None or not self._is_valid(document):
             return None
         if text_refusal(document, variables) is not None:
             return None  # Strawberry's path answers with the refusal

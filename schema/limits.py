@@ -1,5 +1,11 @@
 """Query limits: depth, aliases, tokens and a static cost, checked before execution.
 
+Before validation a document's size is checked (fragment spreads, nesting,
+selections with fragments expanded, field merges; see ``document_walk``), so
+graphql-core's validator, whose field-merge rule is quadratic, only ever sees
+bounded documents. Every walk is linear: fragments are measured once and
+reused where they are spread.
+
 Cost model: a scalar costs 0, an object field 1 plus its selection; in a
 connection (a field taking ``first``/``last``) its ``edges`` and ``nodes`` count
 ``first`` times (page size defaulted and clamped like the resolvers do), its
@@ -35,8 +41,10 @@ from graphql import (
     parse,
 )
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 
 from db.vocabulary import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ErrorCode
+from schema.document_walk import DocumentSize, document_size
 
 # The fields of a connection that repeat once per item of the page.
 ITEM_FIELDS = frozenset({"edges", "nodes"})
@@ -53,6 +61,11 @@ class QueryLimits:
     max_aliases: int = 30
     max_tokens: int = 5000
     max_cost: int = 20000
+    # Checked before validation (schema/document_walk.py says why).
+    max_selections: int = 1000
+    max_fragment_spreads: int = 100
+    max_merges: int = 1000
+    max_nesting: int = 64
 
 
 @dataclass
@@ -60,9 +73,33 @@ class Measure:
     cost: int = 0
     depth: int = 0
     aliases: int = 0
+    visits: int = 0  # selection nodes walked: each fragment once per type condition
+
+
+@dataclass(frozen=True)
+class _Part:
+    """A selection's numbers; ``items`` is the cost of a connection's item lists
+    in it, which the page size multiplies, ``flat`` the rest."""
+
+    items: int = 0
+    flat: int = 0
+    depth: int = 0
+    aliases: int = 0
+
+    def __add__(self, other: _Part) -> _Part:
+        return _Part(
+            self.items + other.items,
+            self.flat + other.flat,
+            max(self.depth, other.depth),
+            self.aliases + other.aliases,
+        )
 
 
 class _Walker:
+    """The static cost walk. A fragment is walked once per type it lands on and
+    its numbers reused at every spread, so a fragment spread twice by a
+    fragment spread twice... costs one walk, not 2^n."""
+
     def __init__(
         self,
         schema: GraphQLSchema,
@@ -72,8 +109,8 @@ class _Walker:
         self.schema = schema
         self.fragments = fragments
         self.variables = variables
-        self.aliases = 0
-        self.depth = 0
+        self.visits = 0
+        self._memo: dict[tuple[str, str], _Part] = {}
 
     def _size(self, node: FieldNode) -> int:
         size: int | None = None
@@ -89,46 +126,54 @@ class _Walker:
                 size = max(size or 0, value)
         return min(max(size if size is not None else DEFAULT_PAGE_SIZE, 0), MAX_PAGE_SIZE)
 
-    def walk(
-        self, selection_set: SelectionSetNode | None, parent: Any, depth: int, page: int = 1
-    ) -> int:
-        """Cost of a selection; ``page`` multiplies the item lists of a connection."""
+    def walk(self, selection_set: SelectionSetNode | None, parent: Any) -> _Part:
         if selection_set is None:
-            return 0
-        cost = 0
+            return _Part()
+        part = _Part()
         for sel in selection_set.selections:
+            self.visits += 1
             if isinstance(sel, FieldNode):
-                times = page if sel.name.value in ITEM_FIELDS else 1
-                cost += times * self._field(sel, parent, depth)
+                cost, depth, aliases = self._field(sel, parent)
+                item = sel.name.value in ITEM_FIELDS
+                part += _Part(cost if item else 0, 0 if item else cost, depth, aliases)
             elif isinstance(sel, InlineFragmentNode):
                 target = parent
                 if sel.type_condition is not None:
                     target = self.schema.get_type(sel.type_condition.name.value) or parent
-                cost += self.walk(sel.selection_set, target, depth, page)
+                part += self.walk(sel.selection_set, target)
             elif isinstance(sel, FragmentSpreadNode):
-                frag = self.fragments.get(sel.name.value)
-                if frag is not None:
-                    target = self.schema.get_type(frag.type_condition.name.value) or parent
-                    cost += self.walk(frag.selection_set, target, depth, page)
-        return cost
+                part += self._fragment(sel.name.value, parent)
+        return part
 
-    def _field(self, node: FieldNode, parent: Any, depth: int) -> int:
-        if node.alias is not None:
-            self.aliases += 1
+    def _fragment(self, name: str, parent: Any) -> _Part:
+        frag = self.fragments.get(name)
+        if frag is None:
+            return _Part()
+        target = self.schema.get_type(frag.type_condition.name.value) or parent
+        key = (name, getattr(target, "name", ""))
+        found = self._memo.get(key)
+        if found is None:
+            self._memo[key] = _Part()  # a cycle (validation refuses those) adds nothing
+            found = self._memo[key] = self.walk(frag.selection_set, target)
+        return found
+
+    def _field(self, node: FieldNode, parent: Any) -> tuple[int, int, int]:
+        """Cost, depth and aliases of one field."""
+        aliases = 1 if node.alias is not None else 0
         name = node.name.value
         if name.startswith("__") or not isinstance(
             parent, GraphQLObjectType | GraphQLInterfaceType
         ):
-            return 0
+            return 0, 0, aliases
         field = parent.fields.get(name)
         if field is None:
-            return 0
-        self.depth = max(self.depth, depth + 1)
+            return 0, 0, aliases
         named = get_named_type(field.type)
         if is_leaf_type(named):
-            return 0
+            return 0, 1, aliases
         page = self._size(node) if "first" in field.args or "last" in field.args else 1
-        return 1 + self.walk(node.selection_set, named, depth + 1, page)
+        inner = self.walk(node.selection_set, named)
+        return 1 + page * inner.items + inner.flat, 1 + inner.depth, aliases + inner.aliases
 
 
 def measure(
@@ -148,8 +193,13 @@ def measure(
     op = operations[0]
     root = schema.get_root_type(op.operation)
     walker = _Walker(schema, fragments, variables or {})
-    cost = walker.walk(op.selection_set, root, 0)
-    return Measure(cost=cost, depth=walker.depth, aliases=walker.aliases)
+    found = walker.walk(op.selection_set, root)
+    return Measure(
+        cost=found.items + found.flat,
+        depth=found.depth,
+        aliases=found.aliases,
+        visits=walker.visits,
+    )
 
 
 _MEASURED: dict[tuple[int, str | None, str], tuple[Any, Measure | None]] = {}
@@ -175,9 +225,12 @@ def measure_cached(
     return found
 
 
+_LABELS = {"fragmentSpreads": "fragment spreads", "merges": "field merges"}
+
+
 def _too_complex(limit: str, maximum: int, actual: int) -> GraphQLError:
     return GraphQLError(
-        f"query {limit} {actual} exceeds the maximum of {maximum}",
+        f"query {_LABELS.get(limit, limit)} {actual} exceeds the maximum of {maximum}",
         extensions={
             "code": ErrorCode.QUERY_TOO_COMPLEX.value,
             "limit": limit,
@@ -187,7 +240,58 @@ def _too_complex(limit: str, maximum: int, actual: int) -> GraphQLError:
     )
 
 
+_SIZED: dict[int, tuple[DocumentNode, DocumentSize]] = {}
+
+
+def size_cached(document: DocumentNode) -> DocumentSize:
+    """``document_size`` once per (cached) parsed document."""
+    cached = _SIZED.get(id(document))
+    if cached is not None and cached[0] is document:
+        return cached[1]
+    found = document_size(document)
+    if len(_SIZED) > 2048:
+        _SIZED.clear()
+    _SIZED[id(document)] = (document, found)
+    return found
+
+
+def refusal(document: DocumentNode, limits: QueryLimits) -> GraphQLError | None:
+    """The error for the first size limit a document exceeds, checked before
+    validation so graphql-core never sees a document it would be slow on."""
+    size = size_cached(document)
+    for name, maximum, actual in (
+        ("fragmentSpreads", limits.max_fragment_spreads, size.spreads),
+        ("nesting", limits.max_nesting, size.nesting),
+        ("selections", limits.max_selections, size.selections),
+        ("merges", limits.max_merges, size.merges),
+    ):
+        if actual > maximum:
+            return _too_complex(name, maximum, actual)
+    return None
+
+
+_VALIDATED: dict[tuple[int, tuple[Any, ...]], tuple[DocumentNode, list[GraphQLError]]] = {}
+
+
+def validate_cached(
+    schema: GraphQLSchema, document: DocumentNode, rules: tuple[Any, ...]
+) -> list[GraphQLError]:
+    """graphql-core's validation (as Strawberry runs it) once per parsed document."""
+    key = (id(document), rules)
+    cached = _VALIDATED.get(key)
+    if cached is not None and cached[0] is document:
+        return cached[1]
+    errors = validate_document(schema, document, rules)
+    if len(_VALIDATED) > 1024:
+        _VALIDATED.clear()
+    _VALIDATED[key] = (document, errors)
+    return errors
+
+
 class LimitGuard(SchemaExtension):
+    """Parses (cached, token limit), refuses oversized documents, validates
+    (cached) and refuses by depth, aliases and cost, in that order."""
+
     def __init__(self, limits: QueryLimits) -> None:
         self.limits = limits
         self.measured: Measure | None = None
@@ -207,11 +311,19 @@ class LimitGuard(SchemaExtension):
         yield
 
     def on_validate(self) -> Iterator[None]:
-        """Runs after ValidationCache has validated (it precedes this extension)
-        and before Strawberry checks for errors, so a refusal stops execution."""
+        """Sets ``pre_execution_errors`` before Strawberry looks at them (its own
+        validation then does not run), so a refusal stops execution."""
         ctx = self.execution_context
-        if not ctx.pre_execution_errors and ctx.graphql_document is not None:
-            self._check(ctx)
+        document = ctx.graphql_document
+        if ctx.pre_execution_errors is None and document is not None:
+            refused = refusal(document, self.limits)
+            if refused is not None:
+                ctx.pre_execution_errors = [refused]
+            else:
+                rules = tuple(ctx.validation_rules)
+                ctx.pre_execution_errors = validate_cached(ctx.schema._schema, document, rules)
+                if not ctx.pre_execution_errors:
+                    self._check(ctx)
         yield
 
     def _check(self, ctx: Any) -> None:
