@@ -24,7 +24,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -203,10 +203,31 @@ class Sandbox:
 
     @contextlib.contextmanager
     def launch(self, command: str, workspace: Path) -> Iterator[Launch]:
-        """The argv, cwd and environment for ``command`` in ``workspace``."""
+        """The argv, cwd and environment for the shell ``command`` in ``workspace``."""
+        with self.launch_argv([SHELL, "-c", command], workspace) as launch:
+            yield launch
+
+    @contextlib.contextmanager
+    def launch_argv(
+        self,
+        argv: Sequence[str],
+        workspace: Path,
+        *,
+        cwd: Path | None = None,
+        writable: bool = True,
+    ) -> Iterator[Launch]:
+        """``argv`` in ``workspace``, started in ``cwd`` (a directory inside it).
+
+        ``writable=False`` binds the workspace read-only: for the server's own
+        programs (git) reading what the model wrote, whose configuration it may
+        have planted there.
+        """
+        start = cwd or workspace
         if not self.enabled:
-            yield Launch([SHELL, "-c", command], workspace, command_env())
+            yield Launch(list(argv), start, command_env())
             return
+        relative = start.relative_to(workspace).as_posix()
+        inside = WORKSPACE_MOUNT if relative == "." else f"{WORKSPACE_MOUNT}/{relative}"
         files: dict[str, bytes] = {"/etc/passwd": _PASSWD, "/etc/group": _GROUP}
         if not self.settings.network:
             files["/etc/hosts"] = _HOSTS
@@ -221,14 +242,17 @@ class Sandbox:
                 finally:
                     os.close(write_end)
                 data_args += ["--ro-bind-data", str(read_end), path]
-            argv = [*self._fixed, *data_args, *self._command_args(command)]
-            yield Launch(argv, workspace, dict(SANDBOX_ENV), tuple(fds))
+            # The source is the cwd bwrap starts in, so its command line, which the
+            # sandbox can read, doesn't name the host's workspace path.
+            bind = ["--bind" if writable else "--ro-bind", ".", WORKSPACE_MOUNT, "--chdir", inside]
+            full = [*self._fixed, *data_args, *bind, *self._limit_args(), *argv]
+            yield Launch(full, workspace, dict(SANDBOX_ENV), tuple(fds))
         finally:
             for fd in fds:
                 os.close(fd)
 
     def _fixed_args(self) -> list[str]:
-        """Everything but the per-command files and the command itself."""
+        """Everything but the per-command files, the workspace and the command."""
         network = ["--share-net"] if self.settings.network else []
         args = [
             self.bwrap or "bwrap",
@@ -259,12 +283,9 @@ class Sandbox:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         tmp_bytes = self.settings.limits.tmp_mb * 1024 * 1024
         args += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
-        # The source is the cwd bwrap starts in, so its command line, which the
-        # sandbox can read, doesn't name the host's workspace path.
-        args += ["--bind", ".", WORKSPACE_MOUNT, "--chdir", WORKSPACE_MOUNT]
         return args
 
-    def _command_args(self, command: str) -> list[str]:
+    def _limit_args(self) -> list[str]:
         limits = self.settings.limits
         mib = 1024 * 1024
         return [
@@ -276,9 +297,6 @@ class Sandbox:
             f"--fsize={limits.file_mb * mib}",
             f"--nofile={limits.open_files}",
             "--core=0",
-            SHELL,
-            "-c",
-            command,
         ]
 
     async def _probe(self) -> str | None:

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import socket
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -257,3 +258,42 @@ async def test_a_missing_sandbox_is_logged_at_start(caplog: pytest.LogCaptureFix
     with caplog.at_level(logging.WARNING, logger="daemon.sandbox"):
         await Sandbox(bwrap="/nonexistent/bwrap").announce()
     assert "install bubblewrap (apt-get install bubblewrap)" in caplog.text
+
+
+# -- the server's own programs over what the model wrote -------------------------------
+
+
+@needs_bwrap
+async def test_git_over_a_planted_config_runs_read_only_inside(
+    workspace: Path, tmp_path: Path
+) -> None:
+    env = {"GIT_CONFIG_NOSYSTEM": "1", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=workspace, env=env, check=True, capture_output=True)
+
+    (workspace / "f.txt").write_text("a\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.email=a@b.c", "-c", "user.name=t", "commit", "-q", "-m", "init")
+    # What a command (or write_file) can plant: a filter git runs on every diff.
+    hook = f"touch {tmp_path}/pwned; touch pwned-here; cat"
+    git("config", "filter.x.clean", f"sh -c '{hook}'")
+    (workspace / ".gitattributes").write_text("* filter=x\n")
+    (workspace / "f.txt").write_text("b\n")
+
+    argv = ["git", "diff", "--no-color", "HEAD", "--", "f.txt"]
+    with Sandbox().launch_argv(argv, workspace, writable=False) as launch:
+        process = await asyncio.create_subprocess_exec(
+            *launch.argv,
+            cwd=launch.cwd,
+            env=launch.env,
+            pass_fds=launch.pass_fds,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    out, _ = await process.communicate()
+
+    assert "+b" in out.decode()  # the diff still works
+    assert not (tmp_path / "pwned").exists()
+    assert not (workspace / "pwned-here").exists()
