@@ -18,7 +18,7 @@ from db.chat_events import owner_channel
 from db.hub_event import shared_read, shared_row
 from db.models import Chat
 from db.vocabulary import ChatListEventKind
-from resolvers.chats import chat_key
+from resolvers.chats import own_chat
 from resolvers.context import RequestContext
 from resolvers.permissions import require_viewer
 
@@ -67,7 +67,8 @@ async def chat_list_events(ctx: RequestContext) -> AsyncIterator[ChatListEventRo
 
 
 async def title_changes(ctx: RequestContext, chat_gid: str | None) -> AsyncIterator[TitleChangeRow]:
-    only = chat_key(chat_gid, "chatId") if chat_gid else None
+    # Like chatEvents: someone else's chat (or none) is NOT_FOUND, not a silent stream.
+    only = (await own_chat(ctx, chat_gid, "chatId")).id if chat_gid else None
     async for raw, kind, chat in _owner_events(ctx):
         if kind == ChatListEventKind.TITLE_CHANGED.value and only in (None, chat.id):
             key = ("title_change", chat.id)

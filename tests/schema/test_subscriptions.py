@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 
 from db.models import Chat, ChatMessage
 from db.vocabulary import TITLE_LOCK_WORKER, ChatStatus, MessageRole
+from resolvers import global_id
 from tests.conftest import make_settings
 from tests.daemon.live import (
     CHAT_EVENTS,
@@ -226,3 +227,37 @@ async def test_a_frame_failing_mid_stream_is_masked_with_a_code(
     assert errors[0]["message"] == "Internal server error", frame
     assert errors[0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
     assert errors[0]["extensions"]["requestId"]
+
+
+@pytest.mark.parametrize("whose", ["someone else's", "no one's"])
+async def test_title_changes_of_a_chat_not_yours_is_not_found(
+    live_server: str, client: GraphQLClient, whose: str
+) -> None:
+    """Like chatEvents and gitChanges: no silent stream that never says a word."""
+    owner = await new_user(client, "owner")
+    stranger = await new_user(client, "stranger")
+    chat = await create_chat(client, owner, f"titled {nonce()}")
+    chat_id = chat["id"] if whose == "someone else's" else global_id.encode("Chat", uuid.uuid4())
+    async with GraphQLSocket.open(live_server, stranger) as socket:
+        sub = await socket.subscribe(TITLE_CHANGES, {"id": chat_id}, field="titleChanges")
+        frame = await asyncio.wait_for(sub.queue.get(), 10)
+    errors = frame["payload"]["errors"] if frame["type"] == "next" else frame["payload"]
+    assert errors[0]["extensions"]["code"] == "NOT_FOUND", frame
+
+
+async def test_title_changes_of_your_own_chat_starts_quietly(
+    live_server: str, client: GraphQLClient
+) -> None:
+    owner = await new_user(client, "quiet")
+    chat = await create_chat(client, owner, f"quiet {nonce()}")
+    async with GraphQLSocket.open(live_server, owner) as socket:
+        sub = await socket.subscribe(TITLE_CHANGES, {"id": chat["id"]}, field="titleChanges")
+        await client.ok(
+            'mutation($id: ID!) { updateChat(input: {id: $id, title: "Renamed now"}) { id } }',
+            {"id": chat["id"]},
+            token=owner,
+        )
+        seen = [await sub.next()]
+        while seen[-1]["title"] != "Renamed now":  # an automatic title may come first
+            seen.append(await sub.next())
+    assert {event["chatId"] for event in seen} == {chat["id"]}
