@@ -92,21 +92,24 @@ def _pid_file(pgdata: Path) -> list[str]:
 
 def _our_postmaster(pgdata: Path, lines: list[str]) -> psutil.Process | None:
     """The process ``postmaster.pid`` names, if it really is a postgres serving
-    ``pgdata`` (the pid may since belong to anything else)."""
-    if len(lines) < 2 or not lines[0].strip().isdigit() or Path(lines[1].strip()) != pgdata:
+    ``pgdata`` (the pid may since belong to anything else). A postmaster works in
+    its data directory, so its working directory says which one it serves even if
+    the directory was renamed since; its ``-D`` argument is the fallback."""
+    if not lines or not lines[0].strip().isdigit():
         return None
     try:
         proc = psutil.Process(int(lines[0]))
         if proc.status() == psutil.STATUS_ZOMBIE or proc.name() != "postgres":
             return None
+        served = set()
+        with contextlib.suppress(psutil.AccessDenied):
+            served.add(Path(os.path.realpath(proc.cwd())))
         args = proc.cmdline()
-        if "-D" in args and args.index("-D") + 1 < len(args):
-            served = Path(args[args.index("-D") + 1])
-        else:
-            served = Path(proc.cwd())
-        return proc if served.resolve() == pgdata else None
+        if "-D" in args[:-1]:
+            served.add(Path(os.path.realpath(args[args.index("-D") + 1])))
     except psutil.Error:
         return None
+    return proc if pgdata in served else None
 
 
 def _stop_postmaster(pgdata: Path, proc: psutil.Process) -> None:
