@@ -12,6 +12,7 @@ from db.keyset import Page, SortKey
 from db.models import ApiToken, User
 from db.raw_sql import fetchrow
 from db.session_events import SessionEnd, announce_session_end
+from db.text_rules import forbidden_character
 from db.vocabulary import TOKEN_NAME_MAX, TOKEN_TOUCH_INTERVAL_S, TokenKind
 from resolvers import global_id
 from resolvers.context import RequestContext
@@ -75,7 +76,9 @@ async def issue_token(
 
 async def authenticate(raw: str) -> tuple[User, ApiToken]:
     """The user behind a presented token; UNAUTHENTICATED says why not."""
-    if not raw.startswith(TOKEN_PREFIX):
+    # A control character or lone surrogate (a WebSocket's JSON can carry one)
+    # is no token of ours: refused like any other, before hashing could fail.
+    if not raw.startswith(TOKEN_PREFIX) or forbidden_character(raw) is not None:
         raise unauthenticated("invalid token")
     return await authenticate_hash(hash_token(raw))
 

@@ -26,6 +26,8 @@ from graphql import (
     is_leaf_type,
 )
 from graphql.pyutils import Undefined
+from httpx_ws import WebSocketDisconnect, aconnect_ws
+from httpx_ws.transport import ASGIWebSocketTransport
 
 from db.models import ApiToken, Chat, User
 from db.text_rules import forbidden_character
@@ -375,4 +377,19 @@ async def test_post_files_cleans_what_the_file_name_cannot_hold(
     node = "query($id: ID!) { node(id: $id) { ... on ChatFile { name } } }"
     data = await GraphQLClient(http).ok(node, {"id": response.json()["id"]}, token=admin_token)
     name = data["node"]["name"]
-    assert forbidden_character(name) is None and "\u202e" not in name, name
+    assert forbidden_character(name) is None, name
+    assert "\u202e" not in name, name
+
+
+async def test_a_token_with_a_lone_surrogate_is_just_a_wrong_token(app: Any) -> None:
+    """A WebSocket's connection_init can carry what JSON over HTTP cannot; the
+    token check must refuse it like any wrong token, not fail hashing it."""
+    transport = ASGIWebSocketTransport(app=app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+        aconnect_ws("/graphql", client, subprotocols=["graphql-transport-ws"]) as ws,
+    ):
+        await ws.send_json({"type": "connection_init", "payload": {"authToken": "agq_\ud800"}})
+        with pytest.raises(WebSocketDisconnect) as caught:
+            await ws.receive_json(timeout=5)
+    assert caught.value.code == 4403
