@@ -202,9 +202,9 @@ class Sandbox:
         return self._problem
 
     @contextlib.contextmanager
-    def launch(self, command: str, workspace: Path) -> Iterator[Launch]:
+    def launch(self, command: str, workspace: Path, *, writable: bool = True) -> Iterator[Launch]:
         """The argv, cwd and environment for the shell ``command`` in ``workspace``."""
-        with self.launch_argv([SHELL, "-c", command], workspace) as launch:
+        with self.launch_argv([SHELL, "-c", command], workspace, writable=writable) as launch:
             yield launch
 
     @contextlib.contextmanager

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
+from daemon.tool_policy import ToolPolicy
 from daemon.tool_registry import Tool, ToolArgs
 from daemon.tools.paths import workspace_root
 from daemon.tools.processes import OUTPUT_LIMIT, CappedOutput, ProcessTable, ShellProcess
@@ -27,7 +28,8 @@ _REAP_S = 5.0
 
 DESCRIPTION = (
     f"Run a shell command with /bin/sh -c in the chat's workspace, {WORKSPACE_MOUNT}, inside "
-    "a sandbox: only the workspace (and a private /tmp) is writable, the network is off "
+    "a sandbox: only the workspace (read-only in plan mode and for explore agents) and a "
+    "private /tmp are writable, the network is off "
     "unless the operator allowed it, and the rest of the server is out of reach. Returns "
     "`exitCode`, the combined stdout and stderr as `output` (capped at "
     f"{OUTPUT_LIMIT // 1024} KiB: the head and tail are kept around an 'N bytes omitted' "
@@ -59,14 +61,23 @@ def execute_tool(processes: ProcessTable) -> Tool:
     async def execute(args: ExecuteArgs, turn: ToolTurn) -> dict[str, Any]:
         command, timeout_s, background = args.command, args.timeout_s, args.background
         cwd = workspace_root(turn)
+        writable = workspace_writable(turn)
         if background:
-            process = await processes.start(turn.chat_id, command, cwd)
+            process = await processes.start(turn.chat_id, command, cwd, writable=writable)
             return {"processId": process.id}
-        shell = await processes.spawn(command, cwd, CappedOutput())
+        shell = await processes.spawn(command, cwd, CappedOutput(), writable=writable)
         return await run_foreground(shell, timeout_s)
 
     # The registry's own limit must not cut a command short of its timeout.
     return Tool.declare("execute", DESCRIPTION, ExecuteArgs, execute, MAX_TIMEOUT_S + 30)
+
+
+def workspace_writable(turn: ToolTurn) -> bool:
+    """Plan mode and explore agents change no workspace file with commands (plan mode
+    writes its plan with write_file): they see the workspace read-only."""
+    policy = getattr(turn, "policy", None)
+    explore = isinstance(policy, ToolPolicy) and policy.explore
+    return not (turn.plan_mode or explore)
 
 
 async def run_foreground(shell: ShellProcess, timeout_s: float) -> dict[str, Any]:

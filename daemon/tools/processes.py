@@ -124,11 +124,17 @@ class ShellProcess:
 
     @classmethod
     async def start(
-        cls, command: str, cwd: Path, output: CappedOutput, sandbox: Sandbox
+        cls,
+        command: str,
+        cwd: Path,
+        output: CappedOutput,
+        sandbox: Sandbox,
+        *,
+        writable: bool = True,
     ) -> ShellProcess:
         """Starts ``command`` in ``sandbox``; call ``sandbox.ready()`` first."""
         loop = asyncio.get_running_loop()
-        with sandbox.launch(command, cwd) as launch:
+        with sandbox.launch(command, cwd, writable=writable) as launch:
             transport, protocol = await loop.subprocess_exec(
                 lambda: _ShellProtocol(output),
                 *launch.argv,
@@ -215,7 +221,9 @@ class ProcessTable:
         self._processes: dict[str, BackgroundProcess] = {}
         self._ids = itertools.count(1)
 
-    async def start(self, chat_id: uuid.UUID, command: str, cwd: Path) -> BackgroundProcess:
+    async def start(
+        self, chat_id: uuid.UUID, command: str, cwd: Path, *, writable: bool = True
+    ) -> BackgroundProcess:
         running = [p for p in self.for_chat(chat_id) if p.shell.returncode is None]
         if len(running) >= self.max_running_per_chat:
             raise ToolError(
@@ -223,17 +231,22 @@ class ProcessTable:
                 f"allowed; stop one with process_output (stop: true) first. Running: "
                 + ", ".join(p.id for p in running)
             )
-        shell = await self.spawn(command, cwd, CappedOutput(self.output_limit))
+        shell = await self.spawn(command, cwd, CappedOutput(self.output_limit), writable=writable)
         process = BackgroundProcess(
             id=f"bg-{next(self._ids)}", chat_id=chat_id, command=command, shell=shell
         )
         self._processes[process.id] = process
         return process
 
-    async def spawn(self, command: str, cwd: Path, output: CappedOutput) -> ShellProcess:
-        """Starts ``command`` in the sandbox, or says why there is none to run it in."""
+    async def spawn(
+        self, command: str, cwd: Path, output: CappedOutput, *, writable: bool = True
+    ) -> ShellProcess:
+        """Starts ``command`` in the sandbox, or says why there is none to run it in.
+
+        ``writable=False`` mounts the workspace read-only (unsandboxed, it is not).
+        """
         await self.sandbox.ready()
-        return await ShellProcess.start(command, cwd, output, self.sandbox)
+        return await ShellProcess.start(command, cwd, output, self.sandbox, writable=writable)
 
     def get(self, chat_id: uuid.UUID, process_id: str) -> BackgroundProcess:
         process = self._processes.get(process_id)

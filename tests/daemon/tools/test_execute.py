@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from daemon.tool_policy import ToolPolicy
 from daemon.tool_registry import ToolError
 from daemon.tools.execute import execute_tool
 from daemon.tools.processes import OUTPUT_LIMIT, ProcessTable
@@ -127,3 +130,30 @@ async def test_timeout_is_bounded(execute, turn: FakeTurn) -> None:
 async def test_no_workspace_is_explained(execute) -> None:
     with pytest.raises(ToolError, match="this chat has no workspace; create one first"):
         await execute({"command": "true"}, FakeTurn(workspace_dir=None))
+
+
+@dataclass
+class ExploreTurn(FakeTurn):
+    policy: ToolPolicy = field(default_factory=lambda: ToolPolicy(False, True, False))
+
+
+@pytest.mark.parametrize(
+    "reader",
+    [
+        lambda root: FakeTurn(workspace_dir=root, plan_mode=True),
+        lambda root: ExploreTurn(workspace_dir=root),
+    ],
+    ids=["plan-mode", "explore"],
+)
+async def test_plan_mode_and_explore_agents_only_read(
+    execute, workspace: Path, reader: Callable[[Path], FakeTurn]
+) -> None:
+    (workspace / "src.txt").write_text("original\n")
+    command = "cat src.txt; echo changed > src.txt; touch new.txt; echo scratch > /tmp/s && echo ok"
+    result = await execute({"command": command}, reader(workspace))
+
+    assert result["output"].startswith("original\n")
+    assert result["output"].endswith("ok\n")
+    assert "Read-only file system" in result["output"]
+    assert (workspace / "src.txt").read_text() == "original\n"
+    assert not (workspace / "new.txt").exists()
