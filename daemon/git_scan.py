@@ -135,9 +135,10 @@ async def scan_repo(root: Path, *, within: Path | None = None) -> RepoSnapshot:
         _git_optional(top, "config", "--get", "remote.origin.url"),
     )
     base = "HEAD" if head else EMPTY_TREE
+    no_filters = await _disabled_filters(top)
     tracked, numstat, others = await asyncio.gather(
-        _git(top, *_DIFF, base, "--", limit=MAX_DIFF_BYTES),
-        _git(top, *_DIFF, "--numstat", "-z", base, "--"),
+        _git(top, *_DIFF, base, "--", limit=MAX_DIFF_BYTES, config=no_filters),
+        _git(top, *_DIFF, "--numstat", "-z", base, "--", config=no_filters),
         _git(top, "ls-files", "-z", "--others", "--exclude-standard"),
     )
     diff, omitted = tracked.output, tracked.total - len(tracked.output)
@@ -181,22 +182,59 @@ class _AddedFiles:
     files: int
 
 
-def _env(repo: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _INHERITED_GIT_VARS}
+def _env(repo: Path, config: dict[str, str]) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _INHERITED_GIT_VARS and not k.startswith("GIT_CONFIG_")
+    }
     env.update(GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
     # A directory whose .git is not a repository must not lead git to a parent
     # one: above a workspace lie the server's own directories.
     env["GIT_CEILING_DIRECTORIES"] = os.path.dirname(os.path.realpath(repo))
+    # Command-line configuration, which outranks the repository's own; passed
+    # through the environment so no key needs quoting.
+    env["GIT_CONFIG_COUNT"] = str(len(config))
+    for index, (key, value) in enumerate(config.items()):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
     return env
 
 
-async def _git(repo: Path, *args: str, limit: int | None = None, check: bool = True) -> _GitOutput:
+async def _disabled_filters(top: Path) -> dict[str, str]:
+    """Overrides emptying every filter command the repository's config names.
+
+    ``git diff`` pipes changed files through the ``clean`` filter their
+    attributes select, a command taken from ``.git/config``, which the agent
+    can write; it would run here, outside the sandbox. This narrows that to a
+    config written between this read and the diff; running git itself in the
+    sandbox would close it."""
+    listed = await _git(
+        top, "config", "--null", "--name-only", "--get-regexp", r"^filter\.", check=False
+    )
+    names = [os.fsdecode(raw) for raw in listed.output.split(b"\0") if raw]
+    overrides: dict[str, str] = {}
+    for name in names:
+        driver, _, _ = name.rpartition(".")
+        for key in ("clean", "smudge", "process"):
+            overrides[f"{driver}.{key}"] = ""
+        overrides[f"{driver}.required"] = "false"
+    return overrides
+
+
+async def _git(
+    repo: Path,
+    *args: str,
+    limit: int | None = None,
+    check: bool = True,
+    config: dict[str, str] | None = None,
+) -> _GitOutput:
     """Run git; with ``limit``, keep at most limit + 1 bytes but count them all."""
     proc = await asyncio.create_subprocess_exec(
         *_GIT,
         *args,
         cwd=repo,
-        env=_env(repo),
+        env=_env(repo, config or {}),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -198,6 +198,24 @@ async def test_repositories_reaching_outside_the_workspace_are_left_out(tmp_path
     assert "passwd" not in snapshots[0].unified_diff
 
 
+async def test_filter_commands_in_a_repository_s_config_do_not_run(tmp_path: Path) -> None:
+    ran = tmp_path / "ran"
+    repo = make_repo(tmp_path / "ws" / "app", {"a.txt": "a\n", "b.txt": "b\n"})
+    (repo / ".gitattributes").write_text("a.txt filter=evil\nb.txt filter=long-running\n")
+    git(repo, "config", "filter.evil.clean", f"touch {ran}-clean; cat")
+    git(repo, "config", "filter.evil.required", "true")
+    git(repo, "config", "filter.long-running.process", f"touch {ran}-process")
+    (repo / "a.txt").write_text("changed a\n")
+    (repo / "b.txt").write_text("changed b\n")
+
+    snapshots = await scan_workspace(tmp_path / "ws")
+
+    assert sorted(os.listdir(tmp_path)) == ["ws"]  # no "ran-…" marker
+    [snapshot] = snapshots
+    assert "+changed a" in snapshot.unified_diff
+    assert "+changed b" in snapshot.unified_diff
+
+
 async def test_huge_diff_is_cut_at_a_file_boundary_with_full_counts(tmp_path: Path) -> None:
     lines = 40_000
     repo = make_repo(tmp_path / "repo", {"one.txt": "old\n", "two.txt": "old\n"})
