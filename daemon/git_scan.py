@@ -7,8 +7,10 @@ the database, while the line and file counts still cover the whole change set.
 
 Git runs as asyncio subprocesses so a slow repository never blocks the loop.
 Workspaces are written by agents, so git is told not to prompt, not to run
-external diff or textconv drivers, and not to take optional index locks (which
-would also wake the watcher with our own writes).
+external diff, textconv or filter commands, not to look for a repository above
+the directory it scans, and not to take optional index locks (which would also
+wake the watcher with our own writes). Roots leave here as the in-sandbox
+paths clients see (``/workspace/app``), never the host directory.
 """
 
 from __future__ import annotations
