@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,11 @@ from daemon.sandbox import Sandbox, SandboxLimits, SandboxSettings
 from daemon.tool_registry import ToolError
 from daemon.tools.execute import execute_tool
 from daemon.tools.processes import ProcessTable
+from daemon.workspace_backend import LocalWorkspaceBackend
+from daemon.workspace_services import WorkspaceServices
+from db.chat_events import ChatEvents
+from db.event_hub import EventHub
+from server.settings import Settings
 from tests.daemon.tools.sandboxed import needs_bwrap
 from tests.daemon.tools.workspace_turn import FakeTurn
 
@@ -297,3 +303,27 @@ async def test_git_over_a_planted_config_runs_read_only_inside(
     assert "+b" in out.decode()  # the diff still works
     assert not (tmp_path / "pwned").exists()
     assert not (workspace / "pwned-here").exists()
+
+
+# -- configuration ---------------------------------------------------------------------
+
+
+def test_the_environment_configures_the_daemons_sandbox(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AGENTGQL_SANDBOX", "none")
+    monkeypatch.setenv("AGENTGQL_SANDBOX_NETWORK", "true")
+    monkeypatch.setenv("AGENTGQL_SANDBOX_PROCESSES", "32")
+    settings = Settings(data_dir=tmp_path, database_url="postgresql://unused/x")
+
+    services = WorkspaceServices(
+        LocalWorkspaceBackend(tmp_path / "workspaces"),
+        ChatEvents(EventHub("memory://")),
+        replace(settings.workspace_settings(), pull_requests=False),
+    )
+
+    sandbox = services.processes.sandbox.settings
+    assert (sandbox.mode, sandbox.network, sandbox.limits.processes) == ("none", True, 32)
+    assert Settings(data_dir=tmp_path).sandbox == "none"
+    monkeypatch.delenv("AGENTGQL_SANDBOX")
+    assert Settings(data_dir=tmp_path).workspace_settings().sandbox.mode == "bwrap"
