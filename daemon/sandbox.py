@@ -90,6 +90,8 @@ _ETC_NETWORK = (
 )
 _ROOT_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 _PROBE_S = 15.0
+# Hardening newer bubblewraps offer (0.8: --disable-userns); older ones run without.
+_OPTIONAL_FLAGS = frozenset({"--disable-userns", "--size"})
 INSTALL_HINT = (
     "install bubblewrap (apt-get install bubblewrap) for the shell tool, "
     "or set AGENTGQL_SANDBOX=none (unsafe)"
@@ -157,7 +159,7 @@ class Sandbox:
         self._problem: str | None = None
         self._probed = False
         self._lock = asyncio.Lock()
-        self._fixed = self._fixed_args()
+        self._fixed = self._fixed_args(_OPTIONAL_FLAGS)
 
     @property
     def enabled(self) -> bool:
@@ -251,15 +253,16 @@ class Sandbox:
             for fd in fds:
                 os.close(fd)
 
-    def _fixed_args(self) -> list[str]:
-        """Everything but the per-command files, the workspace and the command."""
+    def _fixed_args(self, optional: frozenset[str]) -> list[str]:
+        """Everything but the per-command files, the workspace and the command;
+        of ``_OPTIONAL_FLAGS`` only those in ``optional`` (what this bwrap knows)."""
         network = ["--share-net"] if self.settings.network else []
         args = [
             self.bwrap or "bwrap",
             "--unshare-all",
             "--unshare-user",
             *network,
-            "--disable-userns",
+            *(["--disable-userns"] if "--disable-userns" in optional else []),
             "--die-with-parent",
             "--uid",
             str(SANDBOX_UID),
@@ -282,7 +285,8 @@ class Sandbox:
         for name in etc:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         tmp_bytes = self.settings.limits.tmp_mb * 1024 * 1024
-        args += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
+        size = ["--size", str(tmp_bytes)] if "--size" in optional else []
+        args += ["--proc", "/proc", "--dev", "/dev", *size, "--tmpfs", "/tmp"]
         return args
 
     def _limit_args(self) -> list[str]:
@@ -299,11 +303,30 @@ class Sandbox:
             "--core=0",
         ]
 
+    async def _known_flags(self) -> frozenset[str]:
+        """Which of ``_OPTIONAL_FLAGS`` this bwrap's ``--help`` lists."""
+        assert self.bwrap is not None
+        process = await asyncio.create_subprocess_exec(
+            self.bwrap,
+            "--help",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        async with asyncio.timeout(_PROBE_S):
+            usage, _ = await process.communicate()
+        words = set(usage.decode("utf-8", errors="replace").split())
+        return frozenset(flag for flag in _OPTIONAL_FLAGS if flag in words)
+
     async def _probe(self) -> str | None:
         if self.bwrap is None or not os.access(self.bwrap, os.X_OK):
             return "bubblewrap (bwrap) is not installed"
         if self.prlimit is None or not self.prlimit.startswith(("/usr/", "/bin/")):
             return "prlimit (util-linux) is not installed under /usr"
+        try:
+            self._fixed = self._fixed_args(await self._known_flags())
+        except (OSError, TimeoutError) as exc:
+            return f"bubblewrap could not start: {exc}"
         with tempfile.TemporaryDirectory(prefix="agentgql-probe-") as workspace:
             check = f'test "$(pwd)" = {WORKSPACE_MOUNT} && : > probe && echo ok'
             try:

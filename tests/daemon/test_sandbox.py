@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import socket
 import subprocess
 from collections.abc import AsyncIterator
@@ -327,3 +328,23 @@ def test_the_environment_configures_the_daemons_sandbox(
     assert Settings(data_dir=tmp_path).sandbox == "none"
     monkeypatch.delenv("AGENTGQL_SANDBOX")
     assert Settings(data_dir=tmp_path).workspace_settings().sandbox.mode == "bwrap"
+
+
+@needs_bwrap
+async def test_an_older_bubblewrap_runs_without_the_newer_hardening(
+    workspace: Path, tmp_path: Path
+) -> None:
+    real = shutil.which("bwrap")
+    old = tmp_path / "old-bwrap"
+    old.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = --help ]; then echo "usage: bwrap [OPTIONS...] [--] COMMAND"; exit 0; fi\n'
+        'for a; do case "$a" in --disable-userns|--size)\n'
+        '  echo "bwrap: Unknown option $a" >&2; exit 1;; esac; done\n'
+        f'exec {real} "$@"\n'
+    )
+    old.chmod(0o755)
+
+    result = await run("echo hi > made.txt; cat made.txt", workspace, Sandbox(bwrap=str(old)))
+
+    assert result["output"] == "hi\n"
