@@ -1,12 +1,22 @@
 """The live chat stream behind ``chatEvents``: replay, then live, nothing doubled.
 
-Order of work: subscribe to the chat's channel first, then replay from the
-database (status, the running step's parts so far, every message after the
-client's cursor, the queue), then translate live events. Durable messages are
-read from the database after the last id delivered, so a message announced
-twice, or announced while it was being replayed, is still delivered once. A
-``resync`` from the hub (overflow, backend reconnect) is passed on and followed
-by a re-read from the cursor.
+Order of work: read the messages after the client's cursor, subscribe to the
+chat's channel, then replay from the database (status, the running step's parts
+so far, the messages after the cursor, the queue), then translate live events.
+Durable messages are read from the database after the last id delivered, so a
+message announced twice, or announced while it was being replayed, is still
+delivered once. A ``resync`` from the hub (overflow, backend reconnect) is
+passed on and the stream starts over on a new subscription from the last
+message delivered: status, running step, messages, queue, as a new subscriber
+gets them (a client drops its partial step on a resync).
+
+A step's deltas are all published before its message is announced, so in a
+subscriber's queue they come before that announcement. A message read ahead of
+its announcement (committed after the subscription began: read by the replay
+after subscribing, or by a live read past the announced id) makes the deltas
+still queued before the announcement stale: they are dropped until it arrives,
+so no delta of a step follows the step's MessageCreated. Messages read before
+subscribing were announced (if at all) before it, so they hold nothing back.
 
 Everything made from a hub event is the same for all subscribers of the chat,
 so it is made once and shared (``db.hub_event``): the rows of a status, a delta,
@@ -134,6 +144,30 @@ class _Replay:
         self.chat_id = chat_id
         self.last_id = after
         self.part_seq = 0  # live deltas up to here came with the replayed step
+        # The newest step message delivered before this subscription announced
+        # it (0: none): deltas queued until that announcement are its step's.
+        self.ahead = 0
+
+    def listening(self, step: live_steps.LiveStep | None) -> None:
+        """A new subscription: nothing of it is stale yet; ``step`` is replayed."""
+        self.part_seq = 0 if step is None else step.seq
+        self.ahead = 0
+
+    def read_ahead(self, delivered: list[MessageCreatedEvent], announced: int = 0) -> None:
+        """Step messages in ``delivered`` past ``announced`` are still to be announced."""
+        for event in delivered:
+            row = event.message
+            if row.id > max(announced, self.ahead) and row.role is MessageRole.ASSISTANT:
+                self.ahead = row.id
+
+    def announced(self, message_id: int) -> None:
+        """Every delta queued before this announcement has been passed."""
+        if message_id >= self.ahead:
+            self.ahead = 0
+
+    def stale(self, seq: int) -> bool:
+        """A delta this subscriber already has, or of a step already delivered."""
+        return seq <= self.part_seq or self.ahead > 0
 
     async def messages(self, event: Mapping[str, Any] | None = None) -> list[MessageCreatedEvent]:
         """Every message after the last one delivered; for a hub event, read once
@@ -168,30 +202,55 @@ async def chat_events(
         raise bad_input("after", "not a valid message cursor") from None
     if ctx.events is None:
         raise RuntimeError("no event hub")
+    hub = ctx.events.hub
     replay = _Replay(chat.id, start)
-    async with ctx.events.hub.subscribe(chat_channel(chat.id)) as subscription:
-        # Everything replayed is read after subscribing, so nothing falls between.
-        step = live_steps.current(chat.id)
-        snapshot = [] if step is None else [dict(p) for p in step.parts]
-        replay.part_seq = 0 if step is None else step.seq
-        current = await Chat.filter(id=chat.id).first()
-        await mark_read(chat.id)
-        yield StatusChangedEvent(chat.id, current.status if current else chat.status)
-        for index, part in enumerate(snapshot):
-            if part and step is not None:
-                yield PartDeltaEvent(chat.id, step.role, index, part)
-        for created in await replay.messages():
-            yield created
-        yield await replay.queue()
-        async for raw in subscription:
-            ctx.reset_loaders()  # loaders live for one event, never the connection
-            if raw.get("kind") in _PLAIN:
-                row = _plain_row(chat.id, raw, replay)
-                if row is not None:
-                    yield row
-                continue
-            async for event in _translate(ctx, chat.id, raw, replay):
-                yield event
+    first = True
+    while True:
+        # Read before subscribing: these were announced (if at all) before it.
+        before = await replay.messages()
+        async with hub.subscribe(chat_channel(chat.id)) as subscription:
+            # Everything else replayed is read after subscribing, so nothing
+            # falls between; messages committed meanwhile are read ahead.
+            step = live_steps.current(chat.id)
+            snapshot = [] if step is None else [dict(p) for p in step.parts]
+            replay.listening(step)
+            current = await Chat.filter(id=chat.id).first()
+            if first:
+                await mark_read(chat.id)
+            yield StatusChangedEvent(chat.id, current.status if current else chat.status)
+            for index, part in enumerate(snapshot):
+                if part and step is not None:
+                    yield PartDeltaEvent(chat.id, step.role, index, part)
+            for created in before:
+                yield created
+            after_subscribing = await replay.messages()
+            replay.read_ahead(after_subscribing)
+            for created in after_subscribing:
+                yield created
+            if not first and any(
+                e.message.role is MessageRole.ASSISTANT for e in before + after_subscribing
+            ):
+                await mark_read(chat.id)
+            yield await replay.queue()
+            first = False
+            resync: ResyncEvent | None = None
+            async for raw in subscription:
+                ctx.reset_loaders()  # loaders live for one event, never the connection
+                kind = raw.get("kind")
+                if kind in _PLAIN:
+                    row = _plain_row(chat.id, raw, replay)
+                    if row is not None:
+                        yield row
+                    continue
+                if kind == "resync":
+                    reason = str(raw.get("reason", "events were dropped"))
+                    resync = ResyncEvent(chat.id, reason)
+                    break
+                async for event in _translate(ctx, chat.id, raw, replay):
+                    yield event
+        if resync is None:
+            return  # the hub closed the subscription
+        yield resync  # then start over, as a new subscriber from the last message
 
 
 _PLAIN = frozenset({"part", "status", "history_reset", "retry", "error"})
@@ -202,8 +261,8 @@ def _plain_row(chat_id: uuid.UUID, raw: dict[str, Any], replay: _Replay) -> obje
     status, without a generator per event); None when this stream skips it."""
     kind = raw["kind"]
     if kind == "part":
-        if int(raw.get("seq") or 0) <= replay.part_seq:
-            return None  # came with the replayed step
+        if replay.stale(int(raw.get("seq") or 0)):
+            return None  # came with the replayed step, or its step was delivered
         return shared_row(
             raw,
             ("part", chat_id),
@@ -237,7 +296,10 @@ async def _translate(
 ) -> AsyncIterator[object]:
     kind = raw.get("kind")
     if kind == "message":
+        announced = _message_id(raw)
+        replay.announced(announced)
         delivered = await replay.messages(raw)
+        replay.read_ahead(delivered, announced)
         for event in delivered:
             yield event
         if any(e.message.role is MessageRole.ASSISTANT for e in delivered):
@@ -245,8 +307,9 @@ async def _translate(
             await shared_read(raw, ("mark_read", chat_id), partial(mark_read, chat_id))
     elif kind == "queue":
         yield await replay.queue(raw)
-    elif kind == "resync":
-        yield ResyncEvent(chat_id, str(raw.get("reason", "events were dropped")))
-        for event in await replay.messages():
-            yield event
-        yield await replay.queue()
+
+
+def _message_id(raw: Mapping[str, Any]) -> int:
+    """The announced message's id; 0 (announces nothing) when absent or malformed."""
+    value = raw.get("messageId")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -86,6 +86,9 @@ async def test_a_redis_restart_reaches_the_client_as_resync_and_the_stream_goes_
         await redis_server.start()
         resynced = await sub.until(lambda e: typename(e, "Resync"), timeout=20)
         assert resynced[-1]["reason"]
+        # Then the stream starts over from the last message: status, queue.
+        resynced += await sub.until(lambda e: typename(e, "QueueUpdated"))
+        assert [e["status"] for e in resynced if typename(e, "StatusChanged")][-1] == "WAITING"
         assert not [e for e in resynced if is_message(e)]  # nothing new, nothing doubled
 
         after = f"after the restart {uuid.uuid4().hex[:6]}"
