@@ -66,8 +66,19 @@ def resolve_path(turn: ToolTurn, raw: str) -> Path:
 
 
 def resolve_writable(turn: ToolTurn, raw: str) -> Path:
-    """Like ``resolve_path``, but in plan mode only the chat's plan file qualifies."""
+    """Like ``resolve_path``, but never inside a ``.git`` directory, and in plan mode
+    only the chat's plan file qualifies.
+
+    Git's own files hold commands the server's git would run (filters, fsmonitor):
+    the file tools leave them to git, run through execute in the sandbox.
+    """
     real = resolve_path(turn, raw)
+    root = workspace_root(turn)
+    if ".git" in real.relative_to(root).parts:
+        raise ToolError(
+            f"{raw!r} is inside a .git directory, which the file tools don't write; "
+            "change the repository with git commands through execute instead"
+        )
     if not turn.plan_mode:
         return real
     if turn.plan_path is None:
@@ -75,10 +86,11 @@ def resolve_writable(turn: ToolTurn, raw: str) -> Path:
             f"plan mode allows writing only the chat's plan file, and this chat has none; "
             f"{raw!r} was not changed"
         )
-    plan = Path(os.path.realpath(_on_host(workspace_root(turn), turn.plan_path)))
+    plan = Path(os.path.realpath(_on_host(root, turn.plan_path)))
     if real != plan:
+        shown = f"{WORKSPACE_MOUNT}/{plan.relative_to(root).as_posix()}"
         raise ToolError(
-            f"plan mode allows writing only the plan file {turn.plan_path}; {raw!r} was not "
+            f"plan mode allows writing only the plan file {shown}; {raw!r} was not "
             f"changed. Put your proposed changes in the plan instead"
         )
     return real

@@ -172,8 +172,8 @@ async def test_plan_mode_refuses_changes_outside_the_plan_file(
     assert roles(rows) == [USER, ASSISTANT, TOOL, ASSISTANT]
     [result] = results(rows)
     assert (result["toolName"], result["isError"]) == (name, True)
-    plan = the_plan(chat, directory)
-    assert f"plan mode allows writing only the plan file {plan}" in result["result"]["error"]
+    plan = f"/workspace/.agentgql/plans/PLAN-{chat.id}.md"  # as the sandbox sees it
+    assert f"plan mode allows writing only the plan file {plan};" in result["result"]["error"]
     assert "'app.py' was not changed" in result["result"]["error"]
     assert stored_text(rows[3].parts).startswith(f"Tool {name} failed: ")
     assert (directory / "app.py").read_text() == "print('old')\n"

@@ -135,3 +135,21 @@ def test_plan_mode_accepts_the_plan_file_under_the_sandbox_mount(workspace: Path
     )
     with pytest.raises(ToolError, match="plan mode allows writing only the plan file"):
         resolve_writable(turn, "notes.md")
+
+
+@pytest.mark.parametrize(
+    "raw", [".git/config", "sub/.git/info/attributes", "/workspace/.git/hooks/pre-commit", ".git"]
+)
+def test_git_internals_are_not_written_by_file_tools(turn: FakeTurn, raw: str) -> None:
+    with pytest.raises(ToolError, match=r"inside a \.git directory"):
+        resolve_writable(turn, raw)
+    assert resolve_path(turn, raw)  # reading them is fine
+
+
+def test_plan_mode_names_the_plan_file_as_the_sandbox_sees_it(workspace: Path) -> None:
+    plan = workspace / ".plans" / "plan.md"
+    turn = FakeTurn(workspace_dir=workspace, plan_mode=True, plan_path=str(plan))
+    with pytest.raises(ToolError) as refused:
+        resolve_writable(turn, "notes.md")
+    assert "the plan file /workspace/.plans/plan.md;" in str(refused.value)
+    assert str(workspace) not in str(refused.value)
