@@ -108,8 +108,10 @@ async def chats(ctx: RequestContext, args: PageArgs, query: str | None) -> Page[
             | Q(last_assistant_message_id__gt=F("last_read_message_id"))
         )
         rows = rows.filter(unread if wanted.has_unread else ~unread)
-    for key, value in wanted.labels:
-        rows = rows.filter(labels__contains={key: value})
+    # One containment per set, not one condition per term: each chained filter
+    # nests the SQL tree a level deeper, and hundreds overflowed Python's stack.
+    for labels in wanted.label_sets():
+        rows = rows.filter(labels__contains=labels)
     return await paginate(rows, LIST_ORDER, args)
 
 
