@@ -11,7 +11,7 @@ import binascii
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
 import orjson
@@ -19,16 +19,47 @@ from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
+from db.text_rules import forbidden_character
+
 T = TypeVar("T")
 M = TypeVar("M", bound=Model)
 
-Kind = Literal["datetime", "uuid", "int", "str", "bool"]
+Kind = Literal["datetime", "uuid", "int", "bigint", "str", "bool"]
+
+
+def _bounded(bits: int) -> Callable[[Any], int]:
+    """A cursor's integer as the column holds it: Python ints have no bound, and a
+    number past the column's would fail in the query as a server error."""
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    def parse(value: Any) -> int:
+        if type(value) is not int or not low <= value <= high:
+            raise ValueError(f"not a {bits}-bit integer")
+        return value
+
+    return parse
+
+
+def _aware(value: Any) -> datetime:
+    """Cursors hold aware instants (timestamptz), within the years Python has."""
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("no time zone")
+    return parsed.astimezone(UTC)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or forbidden_character(value) is not None:
+        raise ValueError("not text a column holds")
+    return value
+
 
 _PARSE: dict[str, Callable[[Any], Any]] = {
-    "datetime": datetime.fromisoformat,
+    "datetime": _aware,
     "uuid": uuid.UUID,
-    "int": int,
-    "str": str,
+    "int": _bounded(32),
+    "bigint": _bounded(64),
+    "str": _text,
     "bool": bool,
 }
 
@@ -64,7 +95,14 @@ def decode_cursor(cursor: str, order: Sequence[SortKey]) -> tuple[Any, ...]:
         if not isinstance(values, list) or len(values) != len(order):
             raise InvalidCursor(cursor)
         return tuple(_PARSE[k.kind](v) for k, v in zip(order, values, strict=True))
-    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError, AttributeError) as exc:
+    except (
+        binascii.Error,
+        orjson.JSONDecodeError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        OverflowError,
+    ) as exc:
         raise InvalidCursor(cursor) from exc
 
 
@@ -105,10 +143,12 @@ async def fetch_page(
 ) -> Page[M]:
     """One page with one query: ``LIMIT n+1`` tells whether more rows exist.
 
-    ``last``/``before`` page backwards; items always come back in sort order.
+    ``last``/``before`` page backwards; items always come back in sort order. A
+    size of 0 reads one row all the same: no items, but whether there are more.
     """
     backward = last is not None and first is None
-    size = (last if backward else first) or default_size
+    wanted = last if backward else first
+    size = default_size if wanted is None else wanted
     if after is not None:
         query = query.filter(seek(order, decode_cursor(after, order), forward=True))
     if before is not None:

@@ -42,7 +42,7 @@ _BETWEEN_ASC = (
 _ROLES = {r.value: r for r in MessageRole}
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 _loads = orjson.loads
-_KEY = (SortKey("id", kind="int"),)
+_KEY = (SortKey("id", kind="bigint"),)
 BEYOND = 2**63 - 1
 
 
