@@ -160,7 +160,8 @@ def _plan(
 ) -> _Plan:
     low, high = _cursor_id(after, 0), _cursor_id(before, BEYOND)
     backward = last is not None and first is None
-    size = (last if backward else first) or default
+    wanted = last if backward else first
+    size = default if wanted is None else wanted  # 0: no rows, but whether there are
     if backward:
         sql, args = (_NEWEST, (high,)) if low == 0 else (_BETWEEN_DESC, (low, high))
     else:

@@ -47,8 +47,6 @@ async def paginate(
     maximum: int = MAX_PAGE_SIZE,
 ) -> Page[M]:
     args = args.checked(maximum)
-    if args.first == 0 or args.last == 0:
-        return Page(items=[], cursors=[], has_next_page=False, has_previous_page=False)
     try:
         return await fetch_page(
             query,

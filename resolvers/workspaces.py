@@ -28,7 +28,7 @@ CHATS_BY_WORKSPACE_MAX = 25
 # The latest non-archived chat of the viewer per workspace (chats_workspace_id index).
 _LATEST_CHAT_PER_WORKSPACE = """
 SELECT DISTINCT ON (workspace_id) * FROM chats
-WHERE workspace_id = ANY($1::uuid[]) AND owner_id = $2 AND NOT archived
+WHERE workspace_id = ANY($1::uuid[]) AND owner_id = $2 AND parent_id IS NULL AND NOT archived
 ORDER BY workspace_id, updated_at DESC, id DESC
 """
 
@@ -115,8 +115,9 @@ async def create_workspace(
 
 async def chats_by_workspace(ctx: RequestContext, gids: list[str]) -> list[Chat]:
     """Per workspace (in the order asked, each once), the viewer's most recently
-    updated non-archived chat bound to it; workspaces with none are left out.
-    One query."""
+    updated non-archived root chat bound to it (sub-agents work in their root's
+    workspace, but the workspace's chat is the root); workspaces with none are
+    left out. One query."""
     viewer = require_viewer(ctx)
     if len(gids) > CHATS_BY_WORKSPACE_MAX:
         raise bad_input(

@@ -6,12 +6,15 @@ shared database never couples two tests.
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from graphql import execute as graphql_execute
+from graphql import parse
 from starlette.applications import Starlette
 
 from db.keyset import encode_cursor
@@ -19,7 +22,9 @@ from db.models import Chat, ChatMessage, ChatQueuedMessage, ModelConfig, User
 from db.vocabulary import ChatStatus, MessageRole, TokenKind, Visibility
 from resolvers import global_id
 from resolvers.accounts import hash_password
-from resolvers.tokens import issue_token
+from resolvers.context import RequestContext
+from resolvers.tokens import authenticate, issue_token
+from schema.build import build_schema
 from tests.harness import PASSWORD, GraphQLClient, listening, nothing_more, received
 
 PARTS = """
@@ -390,6 +395,48 @@ async def test_empty_history_and_zero_sized_pages(gql: GraphQLClient, me: Person
     await add_history(chat.id, 3)
     assert (await page(gql, me, chat, first=0))["edges"] == []
     assert (await page(gql, me, chat, last=0))["edges"] == []
+
+
+async def test_a_zero_sized_page_says_whether_messages_lie_beyond(
+    gql: GraphQLClient, me: Person
+) -> None:
+    """``first: 0`` / ``last: 0`` return no edges but still the truth about the rest."""
+    chat = await add_chat(me)
+    assert flags(await page(gql, me, chat, first=0)) == (False, False)
+    assert flags(await page(gql, me, chat, last=0)) == (False, False)
+    await add_history(chat.id, 260)
+    cursors = [e["cursor"] for e in (await page(gql, me, chat, first=200))["edges"]]
+    cursors += [e["cursor"] for e in (await page(gql, me, chat, last=60))["edges"]]
+    cases: list[tuple[dict[str, Any], tuple[bool, bool]]] = [
+        ({"first": 0}, (False, True)),
+        ({"last": 0}, (True, False)),
+        ({"first": 0, "after": cursors[9]}, (True, True)),
+        ({"last": 0, "before": cursors[9]}, (True, True)),
+        ({"first": 0, "after": cursors[-1]}, (True, False)),
+        ({"last": 0, "before": cursors[0]}, (False, True)),
+        ({"first": 0, "after": cursors[9], "before": cursors[10]}, (True, False)),
+        ({"last": 0, "after": cursors[9], "before": cursors[11]}, (True, True)),
+    ]
+    for args, expected in cases:
+        zero = await page(gql, me, chat, **args)
+        assert (zero["edges"], flags(zero)) == ([], expected), args
+        assert await through_graphql_core(me, chat, args) == zero, args
+
+
+async def through_graphql_core(person: Person, chat: Chat, args: dict[str, Any]) -> Any:
+    """The history page as graphql-core's own executor answers it (the HTTP path
+    runs a compiled plan)."""
+    schema = build_schema()
+    viewer, token = await authenticate(person.token)
+    context = RequestContext(request_id="core", viewer=viewer, token=token)
+    variables = {"id": global_id.encode("Chat", chat.id), **args}
+    outcome = graphql_execute(
+        schema._schema, parse(HISTORY), context_value=context, variable_values=variables
+    )
+    result = await outcome if inspect.isawaitable(outcome) else outcome
+    assert result.errors is None, result.errors
+    assert result.data is not None
+    return result.data["chat"]["messages"]
 
 
 CHAT_CURSOR = encode_cursor([1, "2025-01-01T00:00:00+00:00", str(uuid.UUID(int=1))])

@@ -337,12 +337,14 @@ async def chat_row(
     workspace: Workspace | None,
     minutes: int = 0,
     archived: bool = False,
+    parent: Chat | None = None,
 ) -> Chat:
     chat_id = uuid.uuid4()
     return await Chat.create(
         id=chat_id,
         owner_id=owner.user.id,
-        root_id=chat_id,
+        parent_id=None if parent is None else parent.id,
+        root_id=chat_id if parent is None else parent.root_id,
         title=title,
         archived=archived,
         workspace_id=None if workspace is None else workspace.id,
@@ -369,6 +371,19 @@ async def test_latest_non_archived_chat_per_workspace(
     assert await by_workspace(gql, me, ids) == ["two", "one-new"]
     assert await by_workspace(gql, other, ids) == ["not mine"]
     assert await by_workspace(gql, me, []) == []
+
+
+async def test_a_sub_agent_chat_is_never_a_workspaces_latest_chat(
+    gql: GraphQLClient, me: Person
+) -> None:
+    """Sub-agents work in their root chat's workspace; the workspace's chat is the root."""
+    shared, only_sub_agents = [await workspace_row(me) for _ in range(2)]
+    root = await chat_row(me, "root", workspace=shared, minutes=1)
+    await chat_row(me, "sub-agent", workspace=shared, minutes=5, parent=root)
+    elsewhere = await chat_row(me, "elsewhere", workspace=None, minutes=2)
+    await chat_row(me, "lone sub-agent", workspace=only_sub_agents, minutes=6, parent=elsewhere)
+    ids = [wid(shared.id), wid(only_sub_agents.id)]
+    assert await by_workspace(gql, me, ids) == ["root"]
 
 
 async def test_chats_by_workspace_is_one_query(me: Person) -> None:
