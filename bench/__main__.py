@@ -25,7 +25,7 @@ from bench import uploads
 from bench.benchmark import checked_run_options, progress, run_options
 from bench.load import LoadSpec, RoundResult, Target, fetch_once
 from bench.postgres import DatabaseFailed, bench_database, prepare
-from bench.registry import BENCHMARKS
+from bench.registry import BENCHMARKS, IN_PROCESS
 from bench.report import report, run_info
 from bench.servers import REPO_ROOT, ServerFailed, agentgql_server, baseline_server, spawn, stop
 
@@ -36,7 +36,9 @@ class BenchFailed(RuntimeError):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = run_options("python -m bench", __doc__, rounds=5, duration=3.0, connections=16)
-    parser.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark to run")
+    parser.add_argument(
+        "name", choices=sorted([*BENCHMARKS, *IN_PROCESS]), help="which benchmark to run"
+    )
     return checked_run_options(parser, argv)
 
 
@@ -82,6 +84,8 @@ def run_load(spec: LoadSpec) -> list[RoundResult]:
 def run(args: argparse.Namespace) -> int:
     if args.name == uploads.BENCHMARK.name:  # e.g. ``--json uploads``: same options
         return uploads.run(args)
+    if args.name in IN_PROCESS:  # e.g. ``--json analysis``: its own defaults otherwise
+        return IN_PROCESS[args.name](["--json"] if args.json else [])
     benchmark = BENCHMARKS[args.name]
     load_before = os.getloadavg()[0]
     with ExitStack() as stack:
@@ -135,6 +139,8 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     raw = sys.argv[1:] if argv is None else argv
+    if raw[:1] and raw[0] in IN_PROCESS:  # no servers: its own options
+        return IN_PROCESS[raw[0]](raw[1:])
     if raw[:1] == [uploads.BENCHMARK.name]:  # its own load (new bytes per request) and options
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
         return uploads.main(raw[1:])

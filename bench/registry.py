@@ -1,12 +1,15 @@
 """Every benchmark by name: add a module that defines ``BENCHMARK`` and list it here.
 
 Both the command line and the baseline app read this one dict, so a benchmark's
-baseline route exists exactly when the benchmark does.
+baseline route exists exactly when the benchmark does. ``IN_PROCESS`` lists the
+benchmarks that need no server or database: a ``main(argv)`` each.
 """
 
 from __future__ import annotations
 
-from bench import messages, uploads, viewer
+from collections.abc import Callable
+
+from bench import analysis, messages, uploads, viewer
 from bench.benchmark import Benchmark
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -18,3 +21,5 @@ BENCHMARKS: dict[str, Benchmark] = {
         uploads.BENCHMARK,
     )
 }
+
+IN_PROCESS: dict[str, Callable[[list[str]], int]] = {analysis.NAME: analysis.main}

@@ -258,7 +258,10 @@ def size_cached(document: DocumentNode) -> DocumentSize:
 def refusal(document: DocumentNode, limits: QueryLimits) -> GraphQLError | None:
     """The error for the first size limit a document exceeds, checked before
     validation so graphql-core never sees a document it would be slow on."""
-    size = size_cached(document)
+    return refusal_of_size(size_cached(document), limits)
+
+
+def refusal_of_size(size: DocumentSize, limits: QueryLimits) -> GraphQLError | None:
     for name, maximum, actual in (
         ("fragmentSpreads", limits.max_fragment_spreads, size.spreads),
         ("nesting", limits.max_nesting, size.nesting),
