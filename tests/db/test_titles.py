@@ -57,3 +57,9 @@ def test_the_input_rule_allows_text_whitespace_only() -> None:
     assert forbidden_character("tab\tnewline\ncr\r fine \u202e") is None
     assert forbidden_character("a\x00") == "U+0000"
     assert forbidden_character("\x85") == "U+0085"
+
+
+def test_the_input_rule_reads_long_text_to_the_end() -> None:
+    assert forbidden_character("x" * 5000) is None
+    assert forbidden_character("x" * 5000 + "\x1f") == "U+001F"
+    assert forbidden_character("é" * 5000 + "\x9f") == "U+009F"
