@@ -235,3 +235,13 @@ def test_introspection_and_fragments_are_well_inside_the_size_limits() -> None:
     query = "{ viewer { ...U username } } fragment U on Viewer { username permissions }"
     size = document_size(parse(query))
     assert (size.selections, size.spreads, size.nesting, size.merges) == (5, 1, 2, 1)
+
+
+async def test_nesting_through_a_chain_of_fragments_is_refused(gql: GraphQLClient) -> None:
+    chain = " ".join(
+        f"fragment P{i} on Chat {{ parent {{ parent {{ ...P{i + 1} }} }} }}" for i in range(40)
+    )
+    query = "{ chats { nodes { ...P0 } } } " + chain + " fragment P40 on Chat { id }"
+    error = await gql.error(query)
+    assert error["extensions"]["limit"] == "nesting"
+    assert error["extensions"]["actual"] > 64
