@@ -410,6 +410,23 @@ async def test_a_heartbeat_during_the_automatic_title_does_not_cancel_it(
     assert row.title == f"You said: {topic}"
 
 
+async def test_the_automatic_title_keeps_no_bidi_override(app: Starlette, owner: User) -> None:
+    """The model's title is cleaned like a typed one: the scripted model echoes
+    the message, override included, and the stored title has none."""
+    topic = f"open \u202egnp.exe {uuid.uuid4().hex[:6]}"
+    async with daemons(app, settings()) as (daemon,):
+        [chat_id] = await pending_chats(owner, [topic])
+        daemon.wake()
+        await chat_settled(chat_id)
+
+        async def titled() -> bool:
+            return chat_id not in daemon.running
+
+        await eventually(titled, timeout=5)
+    row = await Chat.get(id=chat_id)
+    assert row.title == f"You said: {topic.replace(chr(0x202E), '')}"
+
+
 # -- a claim that overtakes the API's announcement -------------------------------------
 
 
