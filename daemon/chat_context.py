@@ -20,7 +20,7 @@ from daemon.workspace_backend import (
     touch_workspace,
 )
 from db.models import Chat, Workspace
-from db.vocabulary import ChatMode, WorkspaceStatus
+from db.vocabulary import WORKSPACE_MOUNT, ChatMode, WorkspaceStatus
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,14 @@ log = logging.getLogger(__name__)
 PLAN_DIR = ".agentgql/plans"
 
 
-def plan_path(workspace_dir: Path, chat_id: uuid.UUID) -> str:
-    return str(workspace_dir / PLAN_DIR / f"PLAN-{chat_id}.md")
+def plan_file(workspace_dir: Path, chat_id: uuid.UUID) -> Path:
+    """Where the chat's plan lies on the host (the daemon's own file access)."""
+    return workspace_dir / PLAN_DIR / f"PLAN-{chat_id}.md"
+
+
+def plan_path(chat_id: uuid.UUID) -> str:
+    """The plan file as the model and its sandboxed commands name it: no host path."""
+    return f"{WORKSPACE_MOUNT}/{PLAN_DIR}/PLAN-{chat_id}.md"
 
 
 def _exclude_plans(workspace_dir: Path) -> None:
@@ -82,6 +88,4 @@ async def load_chat_context(turn: Any) -> None:
         plan_mode=chat.plan_mode,
     )
     turn.workspace_dir = await workspace_dir(turn.backend, chat.workspace_id)
-    turn.plan_path = (
-        plan_path(turn.workspace_dir, chat.id) if turn.workspace_dir is not None else None
-    )
+    turn.plan_path = plan_path(chat.id) if turn.workspace_dir is not None else None

@@ -50,7 +50,7 @@ async def create_workspace_tool(args: CreateWorkspaceArgs, turn: AgentTurn) -> d
     turn.workspace_id = workspace.id
     turn.workspace_dir = await workspace_dir(turn.backend, workspace.id)
     if turn.workspace_dir is not None:
-        turn.plan_path = plan_path(turn.workspace_dir, turn.chat_id)
+        turn.plan_path = plan_path(turn.chat_id)
     return {
         "workspaceId": str(workspace.id),
         "name": workspace.name,

@@ -22,7 +22,7 @@ from daemon.workspace_backend import LocalWorkspaceBackend, create_workspace, st
 from db.chat_config import PLAN_MODE_INSTRUCTIONS_KEY, delete_raw, write_raw
 from db.models import Chat, User, Workspace
 from db.system_prompt import DEFAULT_SYSTEM_PROMPT
-from db.vocabulary import ChatMode, WorkspaceStatus
+from db.vocabulary import WORKSPACE_MOUNT, ChatMode, WorkspaceStatus
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +70,11 @@ def turn_for(app: Starlette, chat: Chat, backend: LocalWorkspaceBackend | None) 
     )
 
 
-def write_plan(plan_path: str | None) -> None:
+def write_plan(directory: Path, plan_path: str | None) -> None:
+    """Write the plan the model names (an in-sandbox path) where it lies on the host."""
     assert plan_path is not None
-    plan = Path(plan_path)
+    assert plan_path.startswith(WORKSPACE_MOUNT + "/")
+    plan = directory / plan_path.removeprefix(WORKSPACE_MOUNT + "/")
     plan.parent.mkdir(parents=True)
     plan.write_text("# Plan\n")
 
@@ -132,10 +134,10 @@ async def test_a_stopped_workspace_is_started_again_and_gets_a_plan_path(
     assert turn.workspace_id == workspace.id
     assert turn.workspace_dir == directory
     assert turn.policy == ToolPolicy(is_root=True, explore=False, plan_mode=True)
-    assert turn.plan_path == str(directory / ".agentgql" / "plans" / f"PLAN-{chat.id}.md")
+    assert turn.plan_path == f"/workspace/.agentgql/plans/PLAN-{chat.id}.md"  # no host path
 
     # The plan lives in the workspace but never shows up in the repository's diff.
-    write_plan(turn.plan_path)
+    write_plan(directory, turn.plan_path)
     (directory / "real.txt").write_text("a change\n")
     assert git_status(directory) == "?? real.txt\n"
 
@@ -255,7 +257,7 @@ async def test_the_plan_exclude_is_written_when_git_has_no_info_directory(
     chat = await new_chat(owner, workspace_id=workspace.id, plan_mode=True)
     turn = turn_for(app, chat, backend)
     await load_chat_context(turn)
-    write_plan(turn.plan_path)
+    write_plan(directory, turn.plan_path)
     assert git_status(directory) == ""
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from daemon.chat_context import plan_path
+from daemon.chat_context import plan_file, plan_path
 from daemon.providers import ModelRequest, StreamEvent
 from daemon.providers.scripted import ScriptedClient
 from daemon.tool_registry import ToolRegistry
@@ -127,7 +127,9 @@ async def run(
     )
     assert await run_turn(turn) is True
     row = await Chat.get(id=chat.id)
-    assert (row.status, row.worker_id, row.last_error) == (ChatStatus.WAITING, None, None)
+    # REQUIRES_ACTION: the turn ended at a question for the user.
+    settled = ChatStatus.REQUIRES_ACTION if turn.awaiting_user else ChatStatus.WAITING
+    assert (row.status, row.worker_id, row.last_error) == (settled, None, None)
     return await messages_of(chat.id)
 
 
@@ -143,7 +145,7 @@ def results(rows: list[ChatMessage]) -> list[dict[str, Any]]:
 
 
 def the_plan(chat: Chat, directory: Path) -> Path:
-    return Path(plan_path(directory, chat.id))
+    return plan_file(directory, chat.id)
 
 
 # -- plan mode ----------------------------------------------------------------------------
@@ -184,9 +186,7 @@ def plan_edits(chat_id: uuid.UUID, directory: Path) -> list[str]:
     relative = f".agentgql/plans/PLAN-{chat_id}.md"
     edit = {"path": relative, "edits": [{"search": "Draft", "replace": "Ship"}]}
     return [
-        tool(
-            "write_file", {"path": plan_path(directory, chat_id), "content": "# Plan\n\n1. Draft\n"}
-        ),
+        tool("write_file", {"path": plan_path(chat_id), "content": "# Plan\n\n1. Draft\n"}),
         tool("edit_files", {"files": [edit]}),
     ]
 
@@ -241,7 +241,7 @@ async def test_a_plan_mode_turn_ends_at_propose_plan_and_links_the_plan(
 ) -> None:
     workspace_id, directory = workspace
     chat_id = uuid.uuid4()
-    plan = plan_path(directory, chat_id)
+    plan = plan_path(chat_id)
     content = "# Plan\n\n1. Add the cache.\n2. Test it.\n"
     lines = [
         tool("write_file", {"path": plan, "content": content}),
@@ -295,9 +295,9 @@ async def test_a_failed_propose_plan_lets_the_model_go_on(
     backend: LocalWorkspaceBackend,
     workspace: tuple[uuid.UUID, Path],
 ) -> None:
-    workspace_id, directory = workspace
+    workspace_id, _ = workspace
     chat_id = uuid.uuid4()
-    lines = [tool("propose_plan", {"path": plan_path(directory, chat_id)})]  # never written
+    lines = [tool("propose_plan", {"path": plan_path(chat_id)})]  # never written
     chat = await claimed_chat(
         owner, lines, workspace_id=workspace_id, plan_mode=True, chat_id=chat_id
     )
@@ -323,6 +323,7 @@ async def test_ask_user_question_ends_the_turn(
     )
     rows = await run(app, chat, tools, backend)
     assert roles(rows) == [USER, ASSISTANT, TOOL]
+    assert (await Chat.get(id=chat.id)).status is ChatStatus.REQUIRES_ACTION
     [result] = results(rows)
     assert result["isError"] is False
     assert [o["label"] for o in result["result"]["questions"][0]["options"]] == [
@@ -497,10 +498,10 @@ async def test_a_workspace_created_in_plan_mode_names_its_plan_file_to_the_model
 
     assert roles(rows) == [USER, ASSISTANT, TOOL, ASSISTANT]
     created = results(rows)[0]["result"]
-    directory = backend.root / created["workspaceId"]
     assert (await Chat.get(id=chat.id)).workspace_id == uuid.UUID(created["workspaceId"])
     before, after = systems
     assert before is not None
     assert "(create a workspace first)" in before
     assert after is not None
-    assert plan_path(directory, chat.id) in after
+    assert plan_path(chat.id) in after
+    assert str(backend.root) not in after  # the model is told no host path

@@ -113,7 +113,7 @@ async def test_the_chat_and_the_turn_move_into_the_new_workspace(
     assert turn.workspace_id == workspace.id
     assert turn.workspace_dir == directory
     assert (directory / "README.md").read_text() == "from git\n"
-    assert turn.plan_path == str(directory / ".agentgql" / "plans" / f"PLAN-{turn.chat_id}.md")
+    assert turn.plan_path == f"/workspace/.agentgql/plans/PLAN-{turn.chat_id}.md"  # in-sandbox
     assert "/.agentgql/" in (directory / ".git" / "info" / "exclude").read_text()
 
 
