@@ -20,7 +20,8 @@ from pathlib import Path
 
 from watchfiles import Change, awatch
 
-from daemon.git_scan import scan_workspace
+from daemon.git_scan import GitScanner, GitScanUnavailable
+from daemon.sandbox import Sandbox
 from db.git_snapshots import RepoSnapshot, host_path
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,10 @@ class GitWatcher:
         cooldown_s: float = 1.0,
         poll_s: float = 30.0,
         max_depth: int = 3,
+        scanner: GitScanner | None = None,
     ) -> None:
         self.workspace = workspace
+        self.scanner = scanner or GitScanner(Sandbox())
         self.cooldown_s = cooldown_s
         self.poll_s = poll_s
         self.max_depth = max_depth
@@ -109,7 +112,10 @@ class GitWatcher:
     async def _scan_and_publish(self) -> list[RepoSnapshot]:
         async with self._lock:
             try:
-                scanned = await scan_workspace(self.workspace, self.max_depth)
+                scanned = await self.scanner.scan_workspace(self.workspace, self.max_depth)
+            except GitScanUnavailable as exc:
+                log.warning("not scanning %s: %s", self.workspace, exc)
+                return self.latest
             except Exception:
                 log.warning("scanning %s failed", self.workspace, exc_info=True)
                 return self.latest

@@ -16,7 +16,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from daemon.git_scan import GitScanner
 from daemon.git_watcher import GitWatcher
+from daemon.sandbox import INSTALL_HINT, Sandbox
 from daemon.workspace_backend import WorkspaceBackend, WorkspaceError
 from db.chat_events import ChatEvents
 from db.git_snapshots import RepoSnapshot
@@ -37,6 +39,7 @@ class GitWatchers:
         *,
         cooldown_s: float = 1.0,
         poll_s: float = 30.0,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.backend = backend
         self.events = events
@@ -46,10 +49,15 @@ class GitWatchers:
         self.watchers: dict[uuid.UUID, GitWatcher] = {}
         self._lock = asyncio.Lock()
         self._touched = 0.0
+        self.scanner = GitScanner(sandbox or Sandbox())
+        self._unavailable: str | None = None
 
     async def sync(self) -> None:
-        """Watch exactly the running workspaces (called periodically and on demand)."""
+        """Watch exactly the running workspaces (called periodically and on demand);
+        none while git can't run sandboxed (see ``daemon.git_scan``)."""
         async with self._lock:
+            if await self._scans_unavailable():
+                return
             running = {
                 w.id: w for w in await Workspace.filter(status=WorkspaceStatus.RUNNING).all()
             }
@@ -67,6 +75,20 @@ class GitWatchers:
                     await self._watch(workspace_id, path)
             await self._touch()
 
+    async def _scans_unavailable(self) -> bool:
+        """True, with watchers stopped and the reason logged once, when git can't
+        run sandboxed: no diffs then, rather than git on the host."""
+        reason = await self.scanner.unavailable()
+        if reason is None:
+            return False
+        if reason != self._unavailable:
+            self._unavailable = reason
+            log.warning("git diffs are off: %s; %s", reason, INSTALL_HINT)
+        for watcher in self.watchers.values():
+            await watcher.stop()
+        self.watchers.clear()
+        return True
+
     async def _touch(self) -> None:
         """Quiet workspaces publish nothing; their snapshot's ``scanned_at`` still
         moves (once a poll), so readers can tell a live watcher from a dead one."""
@@ -82,7 +104,9 @@ class GitWatchers:
         async def changed(repos: list[RepoSnapshot]) -> None:
             await self._publish(workspace_id, repos)
 
-        watcher = GitWatcher(path, changed, cooldown_s=self.cooldown_s, poll_s=self.poll_s)
+        watcher = GitWatcher(
+            path, changed, cooldown_s=self.cooldown_s, poll_s=self.poll_s, scanner=self.scanner
+        )
         self.watchers[workspace_id] = watcher
         try:
             await watcher.start()

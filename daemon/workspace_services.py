@@ -65,6 +65,8 @@ class WorkspaceServices:
             mark,
             cooldown_s=self.settings.git_cooldown_s,
             poll_s=self.settings.git_poll_s,
+            # Git runs in the same sandbox as the shell tool (see daemon.git_scan).
+            sandbox=self.processes.sandbox,
         )
         self.reaper = WorkspaceReaper(backend, interval_s=self.settings.reap_interval_s)
         self._sync = Periodic(self.settings.watcher_sync_s, self.git.sync, "git watcher sync")

@@ -1,7 +1,9 @@
-"""Scanning real repositories: what changed, branch, origin, nesting, the cap."""
+"""Scanning real repositories: what changed, branch, origin, nesting, the cap,
+and that nothing a repository's configuration names runs on the host."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -10,9 +12,15 @@ from pathlib import Path
 import pytest
 
 from daemon import git_scan
-from daemon.git_scan import MAX_DIFF_BYTES, find_repos, scan_repo, scan_workspace
+from daemon.git_scan import MAX_DIFF_BYTES, GitScanner, GitScanUnavailable, find_repos
+from daemon.sandbox import Sandbox, SandboxSettings
 from db.diff_files import DiffFile, diff_files, diff_totals
+from db.git_snapshots import RepoSnapshot
+from tests.daemon.tools.sandboxed import host_pids, needs_bwrap, sleep_marker, started
 
+pytestmark = needs_bwrap
+
+WAIT_S = 30.0
 MARKER = re.compile(r"^# diff too large: (\d+) bytes omitted$", re.MULTILINE)
 
 
@@ -41,6 +49,21 @@ def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
 
 def by_path(files: list[DiffFile]) -> dict[str, DiffFile]:
     return {f.path: f for f in files}
+
+
+@pytest.fixture(scope="module")
+def scanner() -> GitScanner:
+    """Git in the sandbox the shell tool uses: what the daemon runs."""
+    return GitScanner(Sandbox())
+
+
+async def scan_repo(repo: Path, workspace: Path | None = None) -> RepoSnapshot:
+    """The repository at ``repo``, in a workspace that is its parent directory."""
+    return await GitScanner(Sandbox()).scan_repo(repo, workspace or repo.parent)
+
+
+async def scan_workspace(workspace: Path) -> list[RepoSnapshot]:
+    return await GitScanner(Sandbox()).scan_workspace(workspace)
 
 
 async def test_working_tree_changes_against_head(tmp_path: Path) -> None:
@@ -72,14 +95,14 @@ async def test_working_tree_changes_against_head(tmp_path: Path) -> None:
     assert "debug.log" not in snapshot.unified_diff
     assert (snapshot.additions, snapshot.deletions, snapshot.changed_files) == (4, 3, 4)
     assert diff_totals(files.values()) == (4, 3, 4)
-    assert snapshot.root == str(repo.resolve())
+    assert snapshot.root == "/workspace/repo"
     assert snapshot.removed is False
     assert MARKER.search(snapshot.unified_diff) is None
 
 
 async def test_clean_repo_has_an_empty_diff(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
-    snapshot = await scan_repo(repo / ".")
+    snapshot = await scan_repo(repo / ".", tmp_path)
     assert snapshot.unified_diff == ""
     assert (snapshot.additions, snapshot.deletions, snapshot.changed_files) == (0, 0, 0)
 
@@ -198,22 +221,141 @@ async def test_repositories_reaching_outside_the_workspace_are_left_out(tmp_path
     assert "passwd" not in snapshots[0].unified_diff
 
 
-async def test_filter_commands_in_a_repository_s_config_do_not_run(tmp_path: Path) -> None:
-    ran = tmp_path / "ran"
-    repo = make_repo(tmp_path / "ws" / "app", {"a.txt": "a\n", "b.txt": "b\n"})
-    (repo / ".gitattributes").write_text("a.txt filter=evil\nb.txt filter=long-running\n")
-    git(repo, "config", "filter.evil.clean", f"touch {ran}-clean; cat")
-    git(repo, "config", "filter.evil.required", "true")
-    git(repo, "config", "filter.long-running.process", f"touch {ran}-process")
-    (repo / "a.txt").write_text("changed a\n")
-    (repo / "b.txt").write_text("changed b\n")
+# -- what a repository's configuration names never runs on the host ---------------------
 
-    snapshots = await scan_workspace(tmp_path / "ws")
 
-    assert sorted(os.listdir(tmp_path)) == ["ws"]  # no "ran-…" marker
-    [snapshot] = snapshots
-    assert "+changed a" in snapshot.unified_diff
-    assert "+changed b" in snapshot.unified_diff
+def planted(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+    """(workspace, app, lib, host): ``app`` records the repository ``lib`` inside
+    it and shows it inline (``diff.submodule=diff``: diffing ``app`` runs git in
+    ``lib`` with lib's own configuration); both have a changed file. ``host`` is
+    an empty directory outside the workspace for commands to leave markers in.
+    App's files use the filter and diff drivers ``x``, lib's ``y``."""
+    host = tmp_path / "host"
+    host.mkdir()
+    workspace = tmp_path / "ws"
+    app = make_repo(
+        workspace / "app", {"a.txt": "a\n", ".gitattributes": "a.txt filter=x diff=x\n"}
+    )
+    lib = make_repo(app / "lib", {"b.txt": "b\n", ".gitattributes": "b.txt filter=y diff=y\n"})
+    git(app, "add", "lib")
+    git(app, "commit", "-q", "-m", "record lib")
+    git(app, "config", "diff.submodule", "diff")
+    (app / "a.txt").write_text("changed a\n")
+    (lib / "b.txt").write_text("changed b\n")
+    return workspace, app, lib, host
+
+
+DRIVERS = {"app": "x", "lib": "y"}
+
+
+def plant(repo: Path, key: str, command: str) -> None:
+    git(repo, "config", key, command)
+
+
+def markers(host: Path, workspace: Path) -> list[str]:
+    """What the planted commands left: anything in ``host``, or a ``ran-*`` file
+    in the workspace (mounted read-only for git, so not even there)."""
+    left = sorted(os.listdir(host))
+    return left + sorted(str(p.relative_to(workspace)) for p in workspace.rglob("ran-*"))
+
+
+def assert_still_scanned(snapshots: list[RepoSnapshot]) -> None:
+    roots = {s.root: s for s in snapshots}
+    assert set(roots) == {"/workspace/app", "/workspace/app/lib"}
+    assert "+changed b" in roots["/workspace/app/lib"].unified_diff
+
+
+async def test_fsmonitor_commands_do_not_run_on_the_host(
+    tmp_path: Path, scanner: GitScanner
+) -> None:
+    workspace, app, lib, host = planted(tmp_path)
+    for repo in (app, lib):
+        plant(repo, "core.fsmonitor", f"touch {host}/fsmonitor-{repo.name} ran-fsmonitor; false")
+
+    snapshots = await scanner.scan_workspace(workspace)
+
+    assert markers(host, workspace) == []
+    assert_still_scanned(snapshots)
+
+
+async def test_filter_commands_do_not_run_on_the_host(tmp_path: Path, scanner: GitScanner) -> None:
+    workspace, app, lib, host = planted(tmp_path)
+    for repo in (app, lib):
+        driver = DRIVERS[repo.name]
+        plant(repo, f"filter.{driver}.clean", f"touch {host}/clean-{repo.name} ran-clean; cat")
+        plant(repo, f"filter.{driver}.required", "true")
+
+    snapshots = await scanner.scan_workspace(workspace)
+
+    assert markers(host, workspace) == []
+    assert_still_scanned(snapshots)
+    assert "+changed a" in snapshots[0].unified_diff
+
+
+async def test_external_diff_and_textconv_commands_do_not_run_on_the_host(
+    tmp_path: Path, scanner: GitScanner
+) -> None:
+    workspace, app, lib, host = planted(tmp_path)
+    for repo in (app, lib):
+        plant(repo, "diff.external", f"touch {host}/external-{repo.name} ran-external; false")
+        driver = DRIVERS[repo.name]
+        plant(repo, f"diff.{driver}.command", f"touch {host}/driver-{repo.name} ran-driver; false")
+        plant(
+            repo, f"diff.{driver}.textconv", f"touch {host}/textconv-{repo.name} ran-textconv; cat"
+        )
+
+    snapshots = await scanner.scan_workspace(workspace)
+
+    assert markers(host, workspace) == []
+    assert_still_scanned(snapshots)
+
+
+async def test_without_a_usable_sandbox_git_does_not_run_at_all(tmp_path: Path) -> None:
+    workspace, app, lib, host = planted(tmp_path)
+    plant(lib, "filter.y.clean", f"touch {host}/clean; cat")
+    unusable = GitScanner(Sandbox(bwrap=str(tmp_path / "no-such-bwrap")))
+
+    assert "bubblewrap" in (await unusable.unavailable() or "")
+    with pytest.raises(GitScanUnavailable, match="only in the sandbox"):
+        await unusable.scan_workspace(workspace)
+    with pytest.raises(GitScanUnavailable):
+        await unusable.scan_repo(app, workspace)
+    assert markers(host, workspace) == []
+
+
+async def test_sandbox_none_scans_on_the_host(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    repo = make_repo(workspace / "app", {"a.txt": "a\n"})
+    (repo / "a.txt").write_text("on the host\n")
+    (repo / "new.txt").write_text("new\n")
+    unsandboxed = GitScanner(Sandbox(SandboxSettings(mode="none")))
+
+    [snapshot] = await unsandboxed.scan_workspace(workspace)
+
+    assert snapshot.root == "/workspace/app"
+    assert [f.path for f in diff_files(snapshot.unified_diff)] == ["a.txt", "new.txt"]
+    assert "+on the host" in snapshot.unified_diff
+
+
+async def test_a_git_that_hangs_is_killed_and_its_repository_left_out(tmp_path: Path) -> None:
+    marker = sleep_marker()
+    workspace = tmp_path / "ws"
+    make_repo(workspace / "good", {"g.txt": "g\n"})
+    stuck = make_repo(workspace / "stuck", {"a.txt": "a\n", ".gitattributes": "a.txt filter=x\n"})
+    plant(stuck, "filter.x.clean", f"sleep {marker}")
+    (stuck / "a.txt").write_text("changed\n")
+    impatient = GitScanner(Sandbox(), timeout_s=1.0)
+
+    scan = asyncio.create_task(impatient.scan_workspace(workspace))
+    await started(marker)
+    snapshots = await asyncio.wait_for(scan, WAIT_S)
+
+    assert [s.root for s in snapshots] == ["/workspace/good"]
+    for _ in range(int(WAIT_S / 0.02)):  # the sandbox died with the killed scan
+        if not host_pids(marker):
+            break
+        await asyncio.sleep(0.02)
+    assert host_pids(marker) == []
 
 
 async def test_huge_diff_is_cut_at_a_file_boundary_with_full_counts(tmp_path: Path) -> None:

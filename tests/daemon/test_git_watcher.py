@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from daemon import git_watcher
-from daemon.git_scan import scan_workspace as real_scan
 from daemon.git_watcher import GitWatcher
 from db.git_snapshots import RepoSnapshot
 from db.vocabulary import WORKSPACE_MOUNT
 from tests.daemon.test_git_scan import git, make_repo
+from tests.daemon.tools.sandboxed import needs_bwrap
+
+pytestmark = needs_bwrap
 
 WAIT_S = 5.0
 
@@ -168,6 +170,8 @@ async def test_a_failing_scan_keeps_watching(
     recorder.queue.get_nowait()
     failures = 0
 
+    real_scan = watcher.scanner.scan_workspace
+
     async def flaky(path: Path, max_depth: int = 3) -> list[RepoSnapshot]:
         nonlocal failures
         if failures == 0:
@@ -175,7 +179,7 @@ async def test_a_failing_scan_keeps_watching(
             raise OSError("disk hiccup")
         return await real_scan(path, max_depth)
 
-    monkeypatch.setattr(git_watcher, "scan_workspace", flaky)
+    monkeypatch.setattr(watcher.scanner, "scan_workspace", flaky)
     assert len(await watcher.refresh()) == 2
     assert failures == 1
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -16,6 +18,7 @@ from starlette.applications import Starlette
 
 from daemon.diff_status_worker import mark_stale
 from daemon.git_watchers import GitWatchers
+from daemon.sandbox import Sandbox
 from daemon.tool_registry import ToolRegistry
 from daemon.tools import ProcessTable, agent_tools
 from daemon.turn_runner import Turn, run_turn
@@ -27,6 +30,9 @@ from db.model_resolution import default_model_config
 from db.models import Chat, ChatDiffStatus, ChatMessage, User, Workspace, WorkspaceGitSnapshot
 from db.vocabulary import WORKSPACE_MOUNT, ChatStatus, MessageRole, WorkspaceStatus
 from tests.daemon.test_git_scan import git, make_repo
+from tests.daemon.tools.sandboxed import needs_bwrap
+
+pytestmark = needs_bwrap
 
 WAIT_S = 5.0
 ORIGIN = "git@github.com:acme/widgets.git"
@@ -334,3 +340,37 @@ async def test_workspace_services_refresh_on_request_and_watch_after_a_turn(
     finally:
         await services.stop()
     assert services.git.watchers == {}
+
+
+async def test_without_a_usable_sandbox_nothing_is_scanned_and_the_operator_is_told(
+    owner: User,
+    backend: LocalWorkspaceBackend,
+    hub: EventHub,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    host = tmp_path / "host"
+    host.mkdir()
+    workspace_id, directory = await new_workspace(owner, backend)
+    make_repo(directory, {"a.txt": "a\n", ".gitattributes": "a.txt filter=x\n"})
+    git(directory, "config", "filter.x.clean", f"touch {host}/clean; cat")
+    (directory / "a.txt").write_text("changed\n")
+    unusable = Sandbox(bwrap=str(tmp_path / "no-such-bwrap"))
+    settings = WorkspaceSettings(git_cooldown_s=0.05, pull_requests=False)
+    services = WorkspaceServices(
+        backend, ChatEvents(hub), settings, processes=ProcessTable(sandbox=unusable)
+    )
+    try:
+        with caplog.at_level(logging.WARNING, logger="daemon.git_watchers"):
+            await services.turn_ended(uuid.uuid4(), workspace_id)
+            await services.git.sync()
+            assert await services.git.refresh(workspace_id) is False
+    finally:
+        await services.stop()
+
+    assert services.git.watchers == {}
+    assert not await WorkspaceGitSnapshot.filter(workspace_id=workspace_id).exists()
+    assert os.listdir(host) == []
+    told = [r.getMessage() for r in caplog.records if "git diffs are off" in r.getMessage()]
+    assert len(told) == 1
+    assert "bubblewrap" in told[0]
