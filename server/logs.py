@@ -13,7 +13,7 @@ import re
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import unquote_plus
 
 import orjson
@@ -99,9 +99,17 @@ class TextFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+def log_format_for(fmt: str, stream: TextIO) -> str:
+    """``auto`` is text for a person at a terminal, JSON for a log collector."""
+    if fmt != "auto":
+        return fmt
+    return "text" if stream.isatty() else "json"
+
+
 def configure_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    chosen = log_format_for(fmt, sys.stderr)
+    handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())
     handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
         description="Bearer token /metrics requires; unset = open (then bind privately).",
     )
     log_level: str = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    log_format: Literal["auto", "json", "text"] = "auto"
     db_pool_min: int = 1
     db_pool_max: int = 10
     max_body_bytes: int = Field(
