@@ -1,8 +1,9 @@
 """The HTTP fast lane: a JSON query answered without Strawberry's per-request
 machinery, when nothing about it is unusual.
 
-Parse (cached), validate (cached), the same limits as ``LimitGuard`` (cached),
-then the compiled plan. Anything else — a syntax or validation error, a limit
+Parse (cached), the size limits (before validation, as ``LimitGuard`` does),
+validate (cached), the same limits as ``LimitGuard`` (cached), then the
+compiled plan. Anything else — a syntax or validation error, a limit
 exceeded, a mutation, a fallback during execution — returns None and the
 request takes the ordinary Strawberry path, which produces the same errors and
 extensions it always does. A successful answer is exactly what that path would
