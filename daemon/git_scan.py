@@ -268,6 +268,7 @@ def _git_env(ceiling: str, *, home: str) -> dict[str, str]:
         "GIT_TERMINAL_PROMPT": "0",
         "GIT_OPTIONAL_LOCKS": "0",
         "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_ATTR_NOSYSTEM": "1",
         "GIT_CEILING_DIRECTORIES": ceiling,
         "HOME": home,
         "XDG_CONFIG_HOME": home,

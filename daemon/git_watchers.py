@@ -4,6 +4,10 @@ Every scan that changed something is stored as the workspace's latest
 snapshot (so GraphQL reads and first subscription frames never wait on git),
 then announced by root on the workspace's git channel. When a chat's branch
 or origin changes, its pull-request status is queued for a refresh.
+
+Git runs in the shell tool's sandbox (``daemon.git_scan``); while none is
+usable, no workspace is watched: the diffs stay empty, and the operator is
+told once why.
 """
 
 from __future__ import annotations
@@ -80,6 +84,12 @@ class GitWatchers:
         run sandboxed: no diffs then, rather than git on the host."""
         reason = await self.scanner.unavailable()
         if reason is None:
+            if not self.scanner.sandbox.enabled and self._unavailable is None:
+                self._unavailable = "unsandboxed"
+                log.warning(
+                    "AGENTGQL_SANDBOX=none: git scans run on the host as the server's user, "
+                    "and an agent's .git/config can make them run any command there"
+                )
             return False
         if reason != self._unavailable:
             self._unavailable = reason

@@ -1,8 +1,9 @@
 """Everything a daemon runs for workspaces besides turns, started and stopped together.
 
 Git watchers for running workspaces (re-synced periodically, and after a turn
-binds one), the idle-workspace reaper, the pull-request status worker, and
-the table of background processes the shell tool started (in its sandbox).
+binds one; their git runs in the shell tool's sandbox), the idle-workspace
+reaper, the pull-request status worker, and the table of background processes
+the shell tool started (in its sandbox).
 """
 
 from __future__ import annotations

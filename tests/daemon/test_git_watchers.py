@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 
 from daemon.diff_status_worker import mark_stale
 from daemon.git_watchers import GitWatchers
-from daemon.sandbox import Sandbox
+from daemon.sandbox import Sandbox, SandboxSettings
 from daemon.tool_registry import ToolRegistry
 from daemon.tools import ProcessTable, agent_tools
 from daemon.turn_runner import Turn, run_turn
@@ -374,3 +374,22 @@ async def test_without_a_usable_sandbox_nothing_is_scanned_and_the_operator_is_t
     told = [r.getMessage() for r in caplog.records if "git diffs are off" in r.getMessage()]
     assert len(told) == 1
     assert "bubblewrap" in told[0]
+
+
+async def test_sandbox_none_scans_on_the_host_and_says_it_is_unsafe(
+    owner: User, backend: LocalWorkspaceBackend, hub: EventHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    workspace_id, directory = await new_workspace(owner, backend)
+    make_repo(directory, {"a.txt": "a\n"})
+    unsandboxed = Sandbox(SandboxSettings(mode="none"))
+    watching = GitWatchers(backend, ChatEvents(hub), cooldown_s=0.05, sandbox=unsandboxed)
+    try:
+        with caplog.at_level(logging.WARNING, logger="daemon.git_watchers"):
+            await watching.sync()
+            await watching.sync()
+    finally:
+        await watching.close()
+
+    assert WORKSPACE_MOUNT in await snapshot(workspace_id)
+    told = [r.getMessage() for r in caplog.records if "AGENTGQL_SANDBOX=none" in r.getMessage()]
+    assert len(told) == 1
