@@ -4,6 +4,9 @@ Wakes on the ``work`` channel (a chat became PENDING anywhere) and polls as a
 fallback; heartbeats its running chats and cancels a turn whose chat it no
 longer owns; puts chats whose worker died back to PENDING; on shutdown hands
 its own running chats back so another worker resumes them.
+
+An interrupt is a status: the API marks a running chat INTERRUPTING, this worker
+cancels the run, and only once it has stopped is the chat WAITING.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from daemon.periodic import every
 from daemon.titles import auto_title, regenerate_title
 from daemon.tool_registry import ToolRegistry
 from daemon.tools import ProcessTable, agent_tools
-from daemon.turn_runner import Turn, TurnSettings, run_turn, settle_interrupted
+from daemon.turn_runner import Turn, TurnSettings, promote_released, run_turn, settle_interrupted
 from daemon.workspace_services import WorkspaceServices
 from db.chat_events import WORK_CHANNEL, ChatEvents, chat_channel
 from db.event_hub import EventHub
 from db.raw_sql import fetch
 from db.retention import purge_expired
 from db.secret_box import SecretBox
+from db.vocabulary import ChatStatus
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +112,7 @@ class ChatDaemon:
             with contextlib.suppress(asyncio.CancelledError):
                 await running.task
         for row in await claims.hand_back(self.worker_id):
-            await self._status(row["owner_id"], row["id"], "pending")
+            await self._released(row)
         if self.workspaces is not None:
             await self.workspaces.stop()
 
@@ -147,6 +151,9 @@ class ChatDaemon:
     async def _heartbeat(self) -> None:
         ids = list(self.running)
         owned = await claims.heartbeat(self.worker_id, ids)
+        for chat_id, status in owned.items():
+            if status == ChatStatus.INTERRUPTING:  # the announcement may have been missed
+                self._stop(chat_id, "interrupted")
         lost = [chat_id for chat_id in ids if chat_id not in owned]
         if not lost:
             return
@@ -161,7 +168,7 @@ class ChatDaemon:
             try:
                 for row in await claims.recover_stale(stale_after):
                     log.warning("recovered a stale chat", extra={"chat_id": str(row["id"])})
-                    await self._status(row["owner_id"], row["id"], "pending")
+                    await self._released(row)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -242,26 +249,46 @@ class ChatDaemon:
         mine = str(self.worker_id)
         try:
             async with self.hub.subscribe(chat_channel(turn.chat_id)) as subscription:
+                # An interrupt announced before we listened is in the row already.
+                await self._check_run(running, None)
                 async for event in subscription:
                     if event.get("kind") != "status" or event.get("workerId") == mine:
                         continue
-                    # Announcements arrive after their commit and may be older than
-                    # our claim (the API's PENDING): the row says who owns the chat.
-                    rows = await fetch(_OWNER_SQL, turn.chat_id)
-                    if (
-                        rows
-                        and rows[0]["worker_id"] == self.worker_id
-                        and rows[0]["started_at"] == turn.started_at
-                    ):
-                        continue  # still this run's chat
-                    # Not ours any more; the announcement says why (an interrupt keeps
-                    # what was streamed). Stop this run, not a newer one of the chat.
-                    why = "interrupted" if event.get("status") == "waiting" else "lost"
-                    self._stop_run(running, why)
+                    await self._check_run(running, event.get("status"))
         except asyncio.CancelledError:
             raise
         except Exception:
             log.warning("interrupt watch lost; the heartbeat still guards", exc_info=True)
+
+    async def _check_run(self, running: _Running, announced: str | None) -> None:
+        """Stop the run if its chat is being interrupted or is no longer its own.
+
+        Announcements arrive after their commit and may be older than our claim
+        (the API's PENDING): the row says who owns the chat and what it is doing."""
+        turn = running.turn
+        rows = await fetch(_OWNER_SQL, turn.chat_id)
+        if (
+            rows
+            and rows[0]["worker_id"] == self.worker_id
+            and rows[0]["started_at"] == turn.started_at
+        ):
+            if rows[0]["status"] == ChatStatus.INTERRUPTING:
+                self._stop_run(running, "interrupted")
+            return  # otherwise still this run's chat
+        # Not ours any more; the status says why (an interrupt keeps what was
+        # streamed). Stop this run, not a newer one of the chat.
+        status = announced if announced is not None else rows[0]["status"] if rows else None
+        self._stop_run(running, "interrupted" if status == ChatStatus.WAITING else "lost")
+
+    async def _released(self, row: Any) -> None:
+        """Announce a chat this worker no longer runs (PENDING, or WAITING when it was
+        being interrupted; its queue head then runs next)."""
+        await self._status(row["owner_id"], row["id"], row["status"])
+        if row["status"] == ChatStatus.WAITING:
+            try:
+                await promote_released(self.events, row["owner_id"], row["id"])
+            except Exception:
+                log.warning("promoting the queue of a released chat failed", exc_info=True)
 
     async def _title_job(self, chat_id: str) -> None:
         """One daemon wins the request (the lock's time moves on), runs it, unlocks."""

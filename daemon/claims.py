@@ -2,7 +2,9 @@
 
 Claiming is ``FOR UPDATE SKIP LOCKED`` on pending chats; a worker proves it
 still owns a chat by its id on every heartbeat and write, and a chat whose
-worker stopped heartbeating is handed back to PENDING for anyone to take.
+worker stopped heartbeating is handed back to PENDING for anyone to take. An
+INTERRUPTING chat stays its worker's until the run has stopped; if the worker
+is gone, nothing runs any more, so it becomes WAITING.
 """
 
 from __future__ import annotations
@@ -24,19 +26,23 @@ RETURNING id, owner_id, model_config_id, plan_mode, mode, parent_id, started_at
 """
 _HEARTBEAT = (
     "UPDATE chats SET heartbeat_at = now() WHERE id = ANY($1::uuid[]) AND worker_id = $2 "
-    "AND status = 'running' RETURNING id"
+    "AND status IN ('running', 'interrupting') RETURNING id, status"
 )
-_STALE = """
-UPDATE chats SET status = 'pending', worker_id = NULL
+# A run that was being interrupted is over once its worker is gone: WAITING.
+_RELEASED_STATUS = "CASE WHEN status = 'interrupting' THEN 'waiting' ELSE 'pending' END"
+_STALE = f"""
+UPDATE chats SET status = {_RELEASED_STATUS}, worker_id = NULL
 WHERE id IN (
-  SELECT id FROM chats WHERE status = 'running' AND heartbeat_at < now() - $1::interval
+  SELECT id FROM chats
+  WHERE status IN ('running', 'interrupting') AND heartbeat_at < now() - $1::interval
   FOR UPDATE SKIP LOCKED
 )
-RETURNING id, owner_id
+RETURNING id, owner_id, status
 """
 _HAND_BACK = (
-    "UPDATE chats SET status = 'pending', worker_id = NULL "
-    "WHERE worker_id = $1 AND status = 'running' RETURNING id, owner_id"
+    f"UPDATE chats SET status = {_RELEASED_STATUS}, worker_id = NULL "
+    "WHERE worker_id = $1 AND status IN ('running', 'interrupting') "
+    "RETURNING id, owner_id, status"
 )
 
 
@@ -77,12 +83,13 @@ async def claim(worker_id: uuid.UUID, limit: int) -> list[Any]:
     return await fetch(_CLAIM, worker_id, limit)
 
 
-async def heartbeat(worker_id: uuid.UUID, chat_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    """The chats this worker still owns (a missing one was taken or reset)."""
+async def heartbeat(worker_id: uuid.UUID, chat_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The chats this worker still owns, with their status (RUNNING or INTERRUPTING);
+    a missing one was taken or reset."""
     if not chat_ids:
-        return set()
+        return {}
     rows = await fetch(_HEARTBEAT, chat_ids, worker_id)
-    return {r["id"] for r in rows}
+    return {r["id"]: r["status"] for r in rows}
 
 
 async def recover_stale(stale_after: timedelta) -> list[Any]:
@@ -90,5 +97,6 @@ async def recover_stale(stale_after: timedelta) -> list[Any]:
 
 
 async def hand_back(worker_id: uuid.UUID) -> list[Any]:
-    """On shutdown: our running chats go back to PENDING for another worker."""
+    """On shutdown: our running chats go back to PENDING for another worker (and
+    the ones being interrupted to WAITING: their run has stopped)."""
     return await fetch(_HAND_BACK, worker_id)

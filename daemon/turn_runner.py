@@ -31,8 +31,9 @@ from daemon.providers import (
     classify,
     make_client,
 )
+from daemon.providers.base import CONNECT_TIMEOUT_S
 from daemon.step_stream import StepStream
-from daemon.tool_policy import ToolPolicy
+from daemon.tool_policy import STOP_AFTER, ToolPolicy
 from daemon.tool_registry import ToolRegistry
 from daemon.workspace_backend import WorkspaceBackend
 from db.chat_events import ChatEvents
@@ -45,6 +46,9 @@ from db.vocabulary import ChatErrorKind, ChatStatus, MessageRole
 log = logging.getLogger(__name__)
 
 OWNER_DISABLED_MESSAGE = "The chat's owner is disabled; the chat does not run."
+# A turn that ends at one of these leaves the chat REQUIRES_ACTION: a question is
+# in front of the user, and their next message (the answer) starts the next turn.
+AWAIT_USER_AFTER = STOP_AFTER
 
 
 @dataclass
@@ -54,6 +58,8 @@ class TurnSettings:
     retry_max_s: float = 60.0
     retry_attempts: int = 25
     max_steps: int = 100
+    # Reaching a provider fails (and is retried, announced) after this long.
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
 
 
 @dataclass
@@ -82,6 +88,8 @@ class Turn:
     workspace_id: uuid.UUID | None = None
     workspace_dir: Path | None = None
     plan_path: str | None = None
+    # The turn ended at ask_user_question: the chat waits for the user's answer.
+    awaiting_user: bool = False
 
     @property
     def plan_mode(self) -> bool:
@@ -96,12 +104,14 @@ def owns(turn: Turn, chat: Chat) -> bool:
 
 
 def error_payload(error: ProviderError | ModelUnavailable, provider: str | None) -> dict[str, Any]:
+    """The ``ChatError`` shape; ``provider`` names the provider when the error
+    itself does not (it always does once a model config was found)."""
     if isinstance(error, ModelUnavailable):
         return {
             "kind": error.kind.value,
             "message": error.message,
             "detail": None,
-            "provider": provider,
+            "provider": error.provider or provider,
             "retryable": False,
             "statusCode": None,
         }
@@ -109,7 +119,7 @@ def error_payload(error: ProviderError | ModelUnavailable, provider: str | None)
         "kind": error.kind.value,
         "message": error.message,
         "detail": error.detail,
-        "provider": error.provider,
+        "provider": error.provider or provider,
         "retryable": error.retryable,
         "statusCode": error.status_code,
     }
@@ -189,7 +199,9 @@ async def _run_tools(turn: Turn, step: StepStream) -> bool:
         result, is_error = await turn.tools.run(
             call.tool_name, call.args, turn, turn.policy.refusal
         )
-        stop = stop or (not is_error and turn.policy.stops_turn(call.tool_name))
+        if not is_error and turn.policy.stops_turn(call.tool_name):
+            stop = True
+            turn.awaiting_user = turn.awaiting_user or call.tool_name in AWAIT_USER_AFTER
         part = {
             "type": "tool-result",
             "toolCallId": call.tool_call_id,
@@ -202,7 +214,12 @@ async def _run_tools(turn: Turn, step: StepStream) -> bool:
 
 
 async def _steps(turn: Turn, model: ResolvedModel) -> None:
-    client = make_client(model.provider_kind.value, api_key=model.api_key, base_url=model.base_url)
+    client = make_client(
+        model.provider_kind.value,
+        api_key=model.api_key,
+        base_url=model.base_url,
+        connect_timeout=turn.settings.connect_timeout_s,
+    )
     try:
         await _run_steps(turn, model, client)
     finally:
@@ -318,27 +335,70 @@ async def run_turn(turn: Turn) -> bool:
 
 
 async def settle_interrupted(turn: Turn) -> None:
-    """An interrupted turn never reaches ``finish``: if nobody has claimed the chat
-    since, its queue head (e.g. the message sent with INTERRUPT) runs next."""
+    """The interrupted run has stopped: an INTERRUPTING chat it still holds becomes
+    WAITING (announced), and unless someone has claimed the chat since, its queue
+    head (e.g. the message sent with INTERRUPT) runs next."""
+    stopped = False
     async with in_transaction() as conn:
         chat = await Chat.filter(id=turn.chat_id).using_db(conn).select_for_update().first()
-        if chat is None or chat.status is not ChatStatus.WAITING or chat.worker_id is not None:
+        if chat is None:
+            return
+        if chat.status is ChatStatus.INTERRUPTING and owns(turn, chat):
+            chat.status, chat.worker_id = ChatStatus.WAITING, None
+            await chat.save(update_fields=["status", "worker_id"], using_db=conn)
+            stopped = True
+        elif chat.status is not ChatStatus.WAITING or chat.worker_id is not None:
             return
         promoted = await promote_queue_head(conn, chat)
+    if stopped:
+        await _publish(
+            turn,
+            "status",
+            turn.owner_id,
+            turn.chat_id,
+            ChatStatus.WAITING.value,
+            str(turn.worker_id),
+        )
     if promoted is not None:
         await _publish(turn, "message", turn.chat_id, promoted.id)
         await _publish(turn, "queue", turn.chat_id)
         await _publish(turn, "status", turn.owner_id, turn.chat_id, ChatStatus.PENDING.value)
 
 
+async def promote_released(events: ChatEvents, owner_id: uuid.UUID, chat_id: uuid.UUID) -> None:
+    """A chat released to WAITING without its run (its worker is gone): the queue
+    head runs next, as after any interrupt."""
+    async with in_transaction() as conn:
+        chat = await Chat.filter(id=chat_id).using_db(conn).select_for_update().first()
+        if chat is None or chat.status is not ChatStatus.WAITING or chat.worker_id is not None:
+            return
+        promoted = await promote_queue_head(conn, chat)
+    if promoted is not None:
+        await events.message(chat_id, promoted.id)
+        await events.queue(chat_id)
+        await events.status(owner_id, chat_id, ChatStatus.PENDING.value)
+
+
+def _outcome(turn: Turn, chat: Chat, error: dict[str, Any] | None) -> ChatStatus:
+    """WAITING, ERROR, or REQUIRES_ACTION when a question waits for the user; a chat
+    being interrupted just stops (WAITING), whatever the run ended with."""
+    if chat.status is ChatStatus.INTERRUPTING:
+        return ChatStatus.WAITING
+    if error is not None:
+        return ChatStatus.ERROR
+    return ChatStatus.REQUIRES_ACTION if turn.awaiting_user else ChatStatus.WAITING
+
+
 async def finish(turn: Turn, error: dict[str, Any] | None) -> None:
-    """WAITING (or ERROR with lastError); then the queue head runs next."""
+    """WAITING, REQUIRES_ACTION or ERROR (with lastError); then the queue head runs."""
     promoted: ChatMessage | None = None
     async with in_transaction() as conn:
         chat = await Chat.filter(id=turn.chat_id).using_db(conn).select_for_update().first()
         if chat is None or not owns(turn, chat):
             return  # interrupted, archived or taken over: its new owner decides
-        chat.status = ChatStatus.ERROR if error else ChatStatus.WAITING
+        chat.status = _outcome(turn, chat, error)
+        if chat.status is not ChatStatus.ERROR:
+            error = None
         chat.last_error = error
         chat.worker_id = None
         await chat.save(update_fields=["status", "last_error", "worker_id"], using_db=conn)

@@ -11,8 +11,11 @@ dropped under a lock, and fans each event out to bounded local queues
 listener task, plus a periodic probe such as a Redis PING); when it is lost, it
 rebuilds the connection with exponential backoff, re-subscribes every active
 channel, and sends each subscriber a resync, since events may have been missed.
-While the backend is down ``publish`` and ``subscribe`` raise
-``BackendUnavailable`` and ``ping`` is False: nothing hangs silently.
+While the backend is down ``publish`` raises ``BackendUnavailable`` and ``ping``
+is False: nothing hangs silently. A new ``subscribe`` waits a bounded while
+(``outage_wait``) for the hub to reconnect, which a waiting subscriber hurries
+along, and only then raises ``BackendUnavailable``: a blip costs a new stream a
+moment, an outage a clear, retryable refusal.
 """
 
 from __future__ import annotations
@@ -50,7 +53,13 @@ class PayloadTooLarge(ValueError):
 
 
 class BackendUnavailable(ConnectionError):
-    """The broadcast backend is down (the hub is reconnecting) or not connected."""
+    """The broadcast backend is down (the hub is reconnecting) or not connected.
+
+    ``retry_after_s`` is when trying again is worth it (clients are told so)."""
+
+    def __init__(self, message: str, retry_after_s: float = 5.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class EventHub:
@@ -62,13 +71,19 @@ class EventHub:
         probe_interval: float = 2.0,
         timeout: float = 5.0,
         backoff: tuple[float, float] = (0.1, 5.0),
+        outage_wait: float = 5.0,
+        eager_retry: float = 0.25,
     ) -> None:
-        """``timeout`` bounds every backend call; ``backoff`` is (first, longest) delay."""
+        """``timeout`` bounds every backend call; ``backoff`` is (first, longest) delay
+        between reconnects, shortened to ``eager_retry`` while a new subscription
+        waits for the backend, at most ``outage_wait`` seconds."""
         self.url = url
         self.queue_size = queue_size
         self._probe_interval = probe_interval
         self._timeout = timeout
         self._backoff = backoff
+        self._outage_wait = outage_wait
+        self._eager_retry = eager_retry
         self._link: BroadcastLink | None = None
         self._channels: dict[str, set[Subscription]] = {}
         self._lock = asyncio.Lock()
@@ -77,6 +92,11 @@ class EventHub:
         self._background: set[asyncio.Task[None]] = set()
         self._connected = False
         self._available = False
+        # Set and replaced whenever the link comes or goes (waiting subscribers wake).
+        self._changed = asyncio.Event()
+        # Set while a new subscription waits for the backend: reconnect sooner.
+        self._wanted = asyncio.Event()
+        self._waiting = 0
 
     @property
     def connected(self) -> bool:
@@ -99,10 +119,13 @@ class EventHub:
             return
         self._lock = asyncio.Lock()  # bound to this loop, as the hub's tasks are
         self._suspect = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._wanted = asyncio.Event()
         link = self._new_link()
         await link.connect()
         self._link = link
         self._connected = self._available = True
+        self._state_changed()
         self._supervisor = asyncio.create_task(self._supervise(), name="event-hub-supervisor")
 
     async def disconnect(self) -> None:
@@ -110,6 +133,7 @@ class EventHub:
         if not self._connected:
             return
         self._connected = self._available = False
+        self._state_changed()
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -171,6 +195,19 @@ class EventHub:
                 await asyncio.shield(release)
 
     async def _attach(self, sub: Subscription) -> None:
+        """Join the channel, waiting out a backend outage for ``outage_wait`` at most."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._outage_wait
+        while True:
+            try:
+                await self._try_attach(sub)
+                return
+            except BackendUnavailable:
+                if not self._connected or loop.time() >= deadline:
+                    raise
+            await self._wait_for_backend(deadline)
+
+    async def _try_attach(self, sub: Subscription) -> None:
         self._require_link()
         async with self._lock:
             link = self._require_link()
@@ -186,6 +223,27 @@ class EventHub:
                     ) from exc
                 subs = self._channels[sub.channel] = set()
             subs.add(sub)
+
+    async def _wait_for_backend(self, deadline: float) -> None:
+        """Until the link comes or goes (or a short while, after a failed SUBSCRIBE
+        on a link the supervisor has yet to judge), never past ``deadline``."""
+        self._waiting += 1
+        self._wanted.set()
+        changed = self._changed
+        try:
+            left = deadline - asyncio.get_running_loop().time()
+            pause = min(left, self._eager_retry) if self.available else left
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(pause, 0)):
+                    await changed.wait()
+        finally:
+            self._waiting -= 1
+            if not self._waiting:
+                self._wanted.clear()
+
+    def _state_changed(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def _detach(self, sub: Subscription) -> asyncio.Task[None] | None:
         """Leave at once (no await); the task drops the upstream if this was the last."""
@@ -244,6 +302,7 @@ class EventHub:
         reason = await self._watch(link)
         log.warning("broadcast backend lost (%s); reconnecting", reason)
         self._available = False
+        self._state_changed()
         async with self._lock:  # let a subscribe or release in flight finish first
             self._link = None
             link.abandon(reason)
@@ -284,6 +343,7 @@ class EventHub:
                             await link.add(channel)
                     self._link = link
                     self._available = True
+                    self._state_changed()
                     for subs in self._channels.values():
                         for sub in subs:
                             sub.resync(RECONNECTED)
@@ -296,13 +356,21 @@ class EventHub:
                 log.warning(
                     "broadcast backend still down (%s); retry in %.2fs", describe(exc), pause
                 )
-                await asyncio.sleep(pause)
+                await self._pause(pause)
                 delay = min(delay * 2, longest)
                 continue
             log.warning(
                 "broadcast backend reconnected; channels resubscribed: %d", len(link.channels)
             )
             return
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep between reconnects; while a new subscription waits, retry every
+        ``eager_retry`` instead (it has seconds to spare, not the full backoff)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wanted.wait()
+            await asyncio.sleep(min(seconds, self._eager_retry))
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """A task that finishes even if its awaiter is cancelled; disconnect waits for it."""

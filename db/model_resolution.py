@@ -127,12 +127,14 @@ def cost_micros(
 
 
 class ModelUnavailable(Exception):
-    """The turn cannot run on this model for this user; ``kind`` says why."""
+    """The turn cannot run on this model for this user; ``kind`` says why and
+    ``provider`` (its kind) which provider, once the model config names one."""
 
-    def __init__(self, kind: ChatErrorKind, message: str) -> None:
+    def __init__(self, kind: ChatErrorKind, message: str, provider: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
+        self.provider = provider
 
 
 @dataclass(frozen=True)
@@ -187,11 +189,12 @@ async def resolve_model(
         config = await rows.filter(id=model_config_id).first()
         if config is None:
             raise ModelUnavailable(ChatErrorKind.CONFIG, "The chat's model config does not exist.")
+    provider: Provider = config.provider
+    kind = ProviderKind(provider.kind).value  # what ``lastError.provider`` names
     if not config.enabled:
         raise ModelUnavailable(
-            ChatErrorKind.CONFIG, f"The model {config.display_name!r} is disabled."
+            ChatErrorKind.CONFIG, f"The model {config.display_name!r} is disabled.", kind
         )
-    provider: Provider = config.provider
     user_key: UserProviderKey | None = None
     if provider.enabled and provider.user_keys_allowed and needs_key(provider.kind):
         user_key = await UserProviderKey.filter(user_id=user_id, provider_id=provider.id).first()
@@ -199,16 +202,19 @@ async def resolve_model(
     name = provider.display_name
     if access.reason is ModelUnavailableReason.PROVIDER_DISABLED:
         raise ModelUnavailable(
-            ChatErrorKind.PROVIDER_DISABLED, f"The provider {name!r} is disabled."
+            ChatErrorKind.PROVIDER_DISABLED, f"The provider {name!r} is disabled.", kind
         )
     if access.reason is ModelUnavailableReason.USER_API_KEY_REQUIRED:
         raise ModelUnavailable(
-            ChatErrorKind.MISSING_KEY, f"The provider {name!r} needs your own API key; add one."
+            ChatErrorKind.MISSING_KEY,
+            f"The provider {name!r} needs your own API key; add one.",
+            kind,
         )
     if access.reason is ModelUnavailableReason.MISSING_API_KEY:
         raise ModelUnavailable(
             ChatErrorKind.MISSING_KEY,
             f"The provider {name!r} has no API key; an administrator must set one.",
+            kind,
         )
     assert access.source is not None
     api_key: str | None = None
@@ -231,6 +237,7 @@ async def resolve_model(
                 ChatErrorKind.MISSING_KEY,
                 f"The stored API key for {name!r} cannot be decrypted (was the deployment "
                 "secret changed?); it must be set again.",
+                kind,
             ) from None
     override = await UserConfig.filter(
         user_id=user_id, key=compaction_threshold_key(config.id)

@@ -19,6 +19,9 @@ from resolvers.errors import bad_input
 from resolvers.workspaces import own_workspace_key
 
 _UNSET: Any = object()
+# A question waiting for the user (REQUIRES_ACTION) has no run to stop: their next
+# message answers it, whatever it says.
+_INTERRUPTIBLE = frozenset({ChatStatus.RUNNING, ChatStatus.PENDING})
 
 
 @dataclass
@@ -157,27 +160,30 @@ async def update_chat(ctx: RequestContext, gid: str, changes: ChatChanges) -> Ch
 
 
 async def interrupt_chat(ctx: RequestContext, gid: str) -> Chat:
-    """RUNNING/PENDING → WAITING; the worker sees the status and cancels the turn.
-
-    A chat nobody had claimed yet moves straight on to its next queued message.
+    """RUNNING → INTERRUPTING: the worker sees it, cancels the turn and only then
+    makes the chat WAITING. A chat nobody had claimed yet (PENDING) has nothing to
+    stop: it is WAITING at once and moves on to its next queued message.
     """
     own = await own_chat(ctx, gid)
     promoted: ChatMessage | None = None
     async with in_transaction() as conn:
         chat = await _lock(conn, own.id)
-        if chat.status not in BUSY_STATUSES:
-            return chat
-        was_claimed = chat.worker_id is not None
-        chat.status, chat.worker_id = ChatStatus.WAITING, None
-        await chat.save(update_fields=["status", "worker_id"], using_db=conn)
-        if not was_claimed:
+        if chat.status not in _INTERRUPTIBLE:
+            return chat  # idle, failed, or already being interrupted
+        if chat.status is ChatStatus.RUNNING:  # a run is under way: its worker stops it
+            chat.status = ChatStatus.INTERRUPTING
+            await chat.save(update_fields=["status"], using_db=conn)
+        else:
+            chat.status = ChatStatus.WAITING
+            await chat.save(update_fields=["status"], using_db=conn)
             promoted = await promote_queue_head(conn, chat)
     if promoted is not None:
         await chat.refresh_from_db(fields=["updated_at"])
     owner = chat.owner_id  # type: ignore[attr-defined]
+    announced = ChatStatus.WAITING if promoted is not None else chat.status
 
     async def announce(events: ChatEvents) -> None:
-        await events.status(owner, chat.id, ChatStatus.WAITING.value)
+        await events.status(owner, chat.id, announced.value)
         if promoted is not None:
             await events.message(chat.id, promoted.id)
             await events.queue(chat.id)

@@ -4,17 +4,21 @@ Replaces Strawberry's MaskErrors (which masks everything, validation included):
 - ``ApiError`` from resolvers: kept, its code and facts in ``extensions``;
 - request-level errors (parse, validation, variable coercion: no ``path``):
   BAD_USER_INPUT, or QUERY_TOO_COMPLEX for the token limit;
+- the broadcast backend down (a subscription could not start): UNAVAILABLE with
+  ``retryAfterSeconds``, and nothing about the backend itself;
 - anything else: logged with the request id, masked as INTERNAL_SERVER_ERROR.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
+from db.event_hub import BackendUnavailable
 from db.vocabulary import ErrorCode
 from resolvers.context import RequestContext
 from resolvers.errors import ApiError
@@ -22,6 +26,7 @@ from resolvers.errors import ApiError
 log = logging.getLogger("agentgql.errors")
 
 MASKED_MESSAGE = "Internal server error"
+UNAVAILABLE_MESSAGE = "Live updates are briefly unavailable; retry shortly."
 
 
 def _request_id(context: object) -> str | None:
@@ -35,6 +40,16 @@ def shape_error(error: GraphQLError, request_id: str | None) -> GraphQLError:
         return error
     extensions = dict(error.extensions or {})
     if "code" in extensions:
+        return error
+    if isinstance(original, BackendUnavailable):
+        log.warning("refused while the broadcast backend is down: %s", original)
+        error.message = UNAVAILABLE_MESSAGE
+        error.original_error = None
+        error.extensions = {
+            "code": ErrorCode.UNAVAILABLE.value,
+            "retryAfterSeconds": max(1, math.ceil(original.retry_after_s)),
+            "requestId": request_id,
+        }
         return error
     if error.path is None and (original is None or isinstance(original, GraphQLError)):
         too_many_tokens = isinstance(error, GraphQLSyntaxError) and "tokens" in error.message

@@ -35,9 +35,11 @@ from anthropic.types import Usage as AnthropicUsage
 
 from daemon.providers.base import (
     ANTHROPIC,
+    CONNECT_TIMEOUT_S,
     FINISH_LENGTH,
     FINISH_STOP,
     FINISH_TOOL_CALLS,
+    READ_TIMEOUT_S,
     Finish,
     InlineFile,
     ModelRequest,
@@ -128,14 +130,21 @@ class AnthropicClient:
         *,
         api_key: str | None,
         base_url: str | None = None,
-        timeout: float | None = 600.0,
+        timeout: float | None = READ_TIMEOUT_S,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
         prompt_cache: bool = True,
     ) -> None:
         if not api_key:
             raise ProviderError(ChatErrorKind.MISSING_KEY, provider=self.provider)
         self._api_key = api_key
         self._prompt_cache = prompt_cache
-        self._sdk = _Sdk(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout)
+        # A bare number would be the connect timeout too.
+        self._sdk = _Sdk(
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=anthropic.Timeout(timeout, connect=connect_timeout),
+        )
 
     async def aclose(self) -> None:
         await self._sdk.close()

@@ -22,6 +22,13 @@ ANTHROPIC = "anthropic"
 SCRIPTED = "scripted"
 PROVIDER_KINDS = (OPENAI, OPENAI_COMPATIBLE, ANTHROPIC, SCRIPTED)
 
+# How long a provider may take: a reply may think and stream for minutes, but
+# reaching the provider (resolving its name, connecting) takes seconds or it will
+# not happen. A connect that hangs (no route, dropped packets) must fail soon so
+# the turn retries it, announced, instead of sitting RUNNING in silence.
+READ_TIMEOUT_S = 600.0
+CONNECT_TIMEOUT_S = 10.0
+
 # Normalized ``Finish.reason`` values; a provider's other reasons pass through as-is.
 FINISH_STOP = "stop"
 FINISH_LENGTH = "length"

@@ -11,7 +11,9 @@ dependency of the SDKs.
 
 from __future__ import annotations
 
+import errno
 import re
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,6 +59,21 @@ _TYPE_KINDS: dict[str, tuple[ChatErrorKind, bool]] = {
     "model_not_found": (ChatErrorKind.CONFIG, False),
 }
 _CONTENT_FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
+
+# The provider was never reached (no route, no name, nobody listening, a connect
+# that timed out): worth retrying like any outage, and said plainly.
+UNREACHABLE_MESSAGE = "The model provider could not be reached."
+_CONNECT_CLASS_NAMES = frozenset({"ConnectError", "ConnectTimeout", "gaierror"})
+_UNREACHABLE_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.EHOSTUNREACH,
+        errno.EHOSTDOWN,
+        errno.ETIMEDOUT,
+    }
+)
 
 # Secrets an error body or SDK message may echo back.
 _SECRET_PATTERNS = (
@@ -135,15 +152,25 @@ def classify(exc: BaseException, provider: str) -> ProviderError:
     is_api_error = "APIError" in names or isinstance(status, int)
     if is_api_error and not {"APITimeoutError", "APIConnectionError"} & names:
         return _from_api_error(exc, provider, status, detail)
+    unreachable = _never_reached(exc)
     if {"APITimeoutError", "TimeoutException"} & names or isinstance(exc, TimeoutError):
-        return ProviderError(ChatErrorKind.TIMEOUT, provider=provider, detail=detail)
-    if {"APIConnectionError", "TransportError"} & names or isinstance(exc, ConnectionError):
+        message = UNREACHABLE_MESSAGE if unreachable else None
+        return ProviderError(
+            ChatErrorKind.TIMEOUT, provider=provider, message=message, detail=_detail(exc)
+        )
+    if (
+        {"APIConnectionError", "TransportError"} & names
+        or isinstance(exc, ConnectionError)
+        or unreachable
+    ):
         return ProviderError(
             ChatErrorKind.GENERIC,
             provider=provider,
-            message="The connection to the model provider broke.",
+            message=UNREACHABLE_MESSAGE
+            if unreachable
+            else "The connection to the model provider broke.",
             retryable=True,
-            detail=detail,
+            detail=_detail(exc),
         )
     return ProviderError(
         ChatErrorKind.GENERIC,
@@ -152,6 +179,33 @@ def classify(exc: BaseException, provider: str) -> ProviderError:
         retryable=False,
         detail=detail,
     )
+
+
+def _never_reached(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps: the SDKs raise their own error from the
+    HTTP layer's) says the provider was never reached."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if {cls.__name__ for cls in type(current).__mro__} & _CONNECT_CLASS_NAMES:
+            return True
+        if isinstance(current, socket.gaierror) or (
+            isinstance(current, OSError) and current.errno in _UNREACHABLE_ERRNOS
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _detail(exc: BaseException) -> str:
+    """The exception and, when the SDK wrapped it, the network error underneath
+    (the SDKs' own text is just "Connection error.")."""
+    detail = f"{type(exc).__name__}: {exc}"
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and cause is not exc:
+        detail += f" ({type(cause).__name__}: {cause})"
+    return detail
 
 
 def _from_api_error(

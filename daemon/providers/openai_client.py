@@ -25,9 +25,11 @@ from openai.types.chat import (
 )
 
 from daemon.providers.base import (
+    CONNECT_TIMEOUT_S,
     FINISH_STOP,
     FINISH_TOOL_CALLS,
     OPENAI,
+    READ_TIMEOUT_S,
     Finish,
     ModelRequest,
     ReasoningDelta,
@@ -62,7 +64,8 @@ class OpenAIClient:
         api_key: str | None,
         base_url: str | None = None,
         provider: str = OPENAI,
-        timeout: float | None = 600.0,
+        timeout: float | None = READ_TIMEOUT_S,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
     ) -> None:
         if not api_key and provider == OPENAI:
             raise ProviderError(ChatErrorKind.MISSING_KEY, provider=provider)
@@ -73,7 +76,8 @@ class OpenAIClient:
             api_key=api_key or "",
             base_url=base_url,
             max_retries=0,
-            timeout=timeout,
+            # A bare number would be the connect timeout too.
+            timeout=openai.Timeout(timeout, connect=connect_timeout),
             _enforce_credentials=False,
         )
 

@@ -128,7 +128,7 @@ async def test_interrupt_mid_stream_keeps_the_partial_output(
         sub = await socket.subscribe(CHAT_EVENTS, {"id": chat["id"]}, field="chatEvents")
         before = await sub.until(lambda e: typename(e, "PartDelta"))
         interrupted = await client.ok(INTERRUPT, {"id": chat["id"]}, token=token)
-        assert interrupted["interruptChat"]["status"] == "WAITING"
+        assert interrupted["interruptChat"]["status"] == "INTERRUPTING"
         seen: set[str] = set()
 
         def both(event: dict[str, Any]) -> bool:

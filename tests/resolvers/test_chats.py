@@ -918,7 +918,7 @@ async def test_malformed_update_id(gql: GraphQLClient, me: Person) -> None:
 @pytest.mark.parametrize(
     ("status", "after"),
     [
-        (ChatStatus.RUNNING, "WAITING"),
+        (ChatStatus.RUNNING, "INTERRUPTING"),  # until its worker has stopped the run
         (ChatStatus.PENDING, "WAITING"),
         (ChatStatus.WAITING, "WAITING"),
         (ChatStatus.ERROR, "ERROR"),
@@ -932,7 +932,7 @@ async def test_interrupt(gql: GraphQLClient, me: Person, status: ChatStatus, aft
     row = await Chat.get(id=chat.id)
     assert row.status.name == after
     if status == ChatStatus.RUNNING:
-        assert row.worker_id is None
+        assert row.worker_id is not None  # still its worker's, to stop
 
 
 # --- unread -------------------------------------------------------------------------
@@ -1087,10 +1087,10 @@ async def test_interrupt_announces_the_status(
     ):
         await gql.ok(INTERRUPT, {"id": gid(chat)}, token=me.token)
         assert await received(channel, 1) == [
-            {"kind": "status", "chatId": str(chat.id), "status": "waiting"}
+            {"kind": "status", "chatId": str(chat.id), "status": "interrupting"}
         ]
         assert await received(owner, 1) == [{"kind": "status_changed", "chatId": str(chat.id)}]
-        await gql.ok(INTERRUPT, {"id": gid(chat)}, token=me.token)  # already idle: no-op
+        await gql.ok(INTERRUPT, {"id": gid(chat)}, token=me.token)  # already stopping: no-op
         await nothing_more(channel)
         await nothing_more(owner)
 

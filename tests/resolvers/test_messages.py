@@ -1131,6 +1131,6 @@ async def test_interrupting_a_claimed_chat_leaves_the_queue(gql: GraphQLClient, 
     chat_gid, (q1,) = await queued_chat(gql, me, "q1")
     await Chat.filter(id=key(chat_gid)).update(status=ChatStatus.RUNNING, worker_id=uuid.uuid4())
     chat = (await gql.ok(INTERRUPT_CHAT, {"id": chat_gid}, token=me.token))["interruptChat"]
-    assert chat["status"] == "WAITING"
+    assert chat["status"] == "INTERRUPTING"  # WAITING once its worker has stopped the run
     assert [q["id"] for q in chat["queuedMessages"]] == [q1]
     assert await history(gql, me, chat_gid) == ["first"]
