@@ -1,8 +1,10 @@
 """One model step as it streams: accumulated parts, coalesced live deltas.
 
 Deltas are batched for ``coalesce_s`` (~50 ms) and published as append-only
-part deltas on the chat's channel; nothing is written to the database per token.
-The accumulated parts become the step's durable assistant message.
+part deltas on the chat's channel, each applied to the live-part store in the
+same beat (``db.live_part_store``: Redis, so every replica replays the step to
+a subscriber that joins mid-step); nothing is written to the database per
+token. The accumulated parts become the step's durable assistant message.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import uuid
 from typing import Any
 
 from daemon.providers import ReasoningDelta, StreamEvent, TextDelta, ToolCall
-from db import live_steps
 from db.chat_events import ChatEvents
+from db.live_part_store import live_parts
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +25,20 @@ MAX_DELTA_CHARS = 2000
 
 
 class StepStream:
-    def __init__(self, chat_id: uuid.UUID, events: ChatEvents | None, coalesce_s: float) -> None:
+    def __init__(
+        self, chat_id: uuid.UUID, events: ChatEvents | None, coalesce_s: float, run: str = ""
+    ) -> None:
         self.chat_id = chat_id
         self.events = events
         self.coalesce_s = coalesce_s
+        self.run = run  # ``live_part_store.run_tag`` of the turn
         self.parts: list[dict[str, Any]] = []
         self.tool_calls: list[ToolCall] = []
         self._unsent: dict[int, dict[str, Any]] = {}
         self._flusher: asyncio.Task[None] | None = None
-        self._live = live_steps.begin(chat_id)
+        self._store = live_parts(events.hub if events is not None else None)
+        self._begun = False  # the store's step starts (over) with the first flush
+        self._broken = False  # a write failed: clients may lack a delta
 
     def _text(self, kind: str, text: str) -> None:
         if not self.parts or self.parts[-1]["type"] != kind:
@@ -67,29 +74,40 @@ class StepStream:
 
     async def flush(self) -> None:
         unsent, self._unsent = self._unsent, {}
-        for index in sorted(unsent):
-            delta = unsent[index]
-            for piece in _split(delta):
-                seq = live_steps.next_seq()
-                self._live.append(index, piece, seq)
-                if self.events is not None:
-                    try:
-                        await self.events.part(self.chat_id, index, piece, seq)
-                    except Exception:
-                        log.warning("publishing a part delta failed", exc_info=True)
+        if self._broken:  # start over: clients drop the step and get it whole
+            unsent = dict(enumerate(self.parts))
+        deltas = [(i, piece) for i in sorted(unsent) for piece in _split(unsent[i])]
+        if not deltas:
+            return
+        try:
+            if not self._begun or self._broken:
+                await self._store.begin(self.chat_id, self.run, reset=self._broken)
+                self._begun, self._broken = True, False
+            # Stored and published in one beat: a reader that subscribed, then
+            # read the store, has each delta exactly once.
+            await self._store.append(self.chat_id, self.run, deltas)
+        except Exception:
+            # Not retried (it may have been applied); the next flush resends the step.
+            self._broken = True
+            log.warning("publishing part deltas failed", exc_info=True)
 
     def reset(self) -> None:
         """A retry starts the step over: clients drop its partial output."""
         self.parts, self.tool_calls, self._unsent = [], [], {}
-        self._live = live_steps.begin(self.chat_id)
+        self._begun = False
 
     async def close(self) -> None:
         if self._flusher is not None and not self._flusher.done():
             self._flusher.cancel()
         await self.flush()
 
-    def end(self) -> None:
-        live_steps.end(self.chat_id)
+    async def end(self, *, discarded: bool = False) -> None:
+        """The message has the step now; ``discarded``: no message will (the run
+        was handed back), so clients are told to drop the partial output."""
+        try:
+            await self._store.end(self.chat_id, self.run, discarded=discarded)
+        except Exception:
+            log.warning("ending the live step failed", exc_info=True)
 
 
 def _split(delta: dict[str, Any]) -> list[dict[str, Any]]:

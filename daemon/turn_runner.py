@@ -38,6 +38,7 @@ from daemon.tool_registry import ToolRegistry
 from daemon.workspace_backend import WorkspaceBackend
 from db.chat_events import ChatEvents
 from db.chat_queue import promote_queue_head
+from db.live_part_store import live_parts, run_tag
 from db.model_resolution import ModelUnavailable, ResolvedModel, cost_micros, resolve_model
 from db.models import Chat, ChatMessage
 from db.secret_box import SecretBox
@@ -94,6 +95,23 @@ class Turn:
     @property
     def plan_mode(self) -> bool:
         return self.policy.plan_mode
+
+
+def run_of(turn: Turn) -> str:
+    """This run's name in the live-part store (worker id and claim time)."""
+    return run_tag(turn.worker_id, turn.started_at)
+
+
+async def _take_over_live_parts(turn: Turn) -> None:
+    """A run that takes over a chat whose previous run died starts with
+    ``parts_reset``: clients drop the text that run streamed (this run streams
+    the step again from its start)."""
+    store = live_parts(turn.events.hub if turn.events is not None else None)
+    try:
+        if await store.takeover(turn.chat_id, run_of(turn)):
+            log.info("dropped a dead run's live parts", extra={"chat_id": str(turn.chat_id)})
+    except Exception:
+        log.warning("resetting live parts failed", exc_info=True)
 
 
 def owns(turn: Turn, chat: Chat) -> bool:
@@ -245,14 +263,15 @@ async def _run_steps(turn: Turn, model: ResolvedModel, client: LlmClient) -> Non
             tools=turn.tools.specs(turn.policy.allows),
             max_output_tokens=model.max_output_tokens,
         )
-        step = StepStream(turn.chat_id, turn.events, turn.settings.coalesce_s)
+        step = StepStream(turn.chat_id, turn.events, turn.settings.coalesce_s, run_of(turn))
         started = time.perf_counter()
         try:
             usage = await _stream_step(turn, client, request, step)
         except BaseException:
             await step.close()
             await _persist_partial(turn, step, started)
-            step.end()
+            # Handed back: the next run streams the step again; drop this one's.
+            await asyncio.shield(step.end(discarded=turn.stop_reason == "lost"))
             raise
         await step.close()
         runtime_ms = int((time.perf_counter() - started) * 1000)
@@ -266,7 +285,7 @@ async def _run_steps(turn: Turn, model: ResolvedModel, client: LlmClient) -> Non
             runtime_ms=runtime_ms,
             **tokens,
         )
-        step.end()
+        await step.end()
         if not step.tool_calls:
             load = compaction.pressure(usage, model)
             if load is not None and load.due:
@@ -308,6 +327,7 @@ async def run_turn(turn: Turn) -> bool:
     True when the turn succeeded (the caller may then title the chat)."""
     error: dict[str, Any] | None = None
     await _publish(turn, "status", turn.owner_id, turn.chat_id, "running", str(turn.worker_id))
+    await _take_over_live_parts(turn)
     try:
         if await claims.owner_disabled(turn.owner_id):
             raise ModelUnavailable(ChatErrorKind.AUTH, OWNER_DISABLED_MESSAGE)

@@ -3,9 +3,9 @@
 The daemon appends deltas here as it publishes them; a ``chatEvents`` subscriber
 that opens mid-step replays these parts before the live deltas, so nothing
 streamed so far is missing. Nothing of it is written to the database: the step
-becomes a durable message when it ends. (Across processes, a subscriber on
-another replica sees live deltas from the moment it subscribes, then the
-durable message.)
+becomes a durable message when it ends. This is the in-process store behind
+``db.live_part_store`` for the memory and Postgres broadcast backends; with
+Redis the store lives in Redis, where every replica reads it.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class LiveStep:
     role: str = "assistant"
     parts: list[dict[str, Any]] = field(default_factory=list)
     seq: int = 0  # the last delta applied
+    run: str = ""  # the run streaming it (see ``db.live_part_store.run_tag``)
 
     def append(self, index: int, delta: dict[str, Any], seq: int = 0) -> None:
         """Apply an append-only delta: text is concatenated, anything else replaces."""
@@ -45,8 +46,8 @@ class LiveStep:
 _steps: dict[uuid.UUID, LiveStep] = {}
 
 
-def begin(chat_id: uuid.UUID) -> LiveStep:
-    step = _steps[chat_id] = LiveStep()
+def begin(chat_id: uuid.UUID, run: str = "") -> LiveStep:
+    step = _steps[chat_id] = LiveStep(run=run)
     return step
 
 

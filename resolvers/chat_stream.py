@@ -42,6 +42,7 @@ from db import live_steps
 from db.chat_events import chat_channel
 from db.hub_event import share, shared_read, shared_row
 from db.keyset import InvalidCursor
+from db.live_part_store import live_parts
 from db.message_rows import MessageRow, cursor_id, message_cursor, messages_after
 from db.models import Chat, ChatQueuedMessage
 from db.vocabulary import ChatStatus, MessageRole
@@ -90,6 +91,14 @@ class RetryScheduledEvent:
 class QueueUpdatedEvent:
     chat_id: uuid.UUID
     queued_messages: list[ChatQueuedMessage]
+
+
+@dataclass
+class PartsResetEvent:
+    """The running step's parts so far are void (their run died): drop them."""
+
+    chat_id: uuid.UUID
+    reason: str
 
 
 @dataclass
@@ -211,7 +220,7 @@ async def chat_events(
         async with hub.subscribe(chat_channel(chat.id)) as subscription:
             # Everything else replayed is read after subscribing, so nothing
             # falls between; messages committed meanwhile are read ahead.
-            step = live_steps.current(chat.id)
+            step = await live_parts(hub).snapshot(chat.id)  # any replica's step
             snapshot = [] if step is None else [dict(p) for p in step.parts]
             replay.listening(step)
             current = await Chat.filter(id=chat.id).first()
@@ -253,7 +262,7 @@ async def chat_events(
         yield resync  # then start over, as a new subscriber from the last message
 
 
-_PLAIN = frozenset({"part", "status", "history_reset", "retry", "error"})
+_PLAIN = frozenset({"part", "parts_reset", "status", "history_reset", "retry", "error"})
 
 
 def _plain_row(chat_id: uuid.UUID, raw: dict[str, Any], replay: _Replay) -> object | None:
@@ -274,6 +283,11 @@ def _plain_row(chat_id: uuid.UUID, raw: dict[str, Any], replay: _Replay) -> obje
         return shared_row(
             raw, ("status", chat_id), lambda: StatusChangedEvent(chat_id, ChatStatus(raw["status"]))
         )
+    if kind == "parts_reset":
+        if int(raw.get("seq") or 0) <= replay.part_seq:
+            return None  # before the replayed step
+        reason = str(raw.get("reason") or "")
+        return shared_row(raw, ("parts_reset", chat_id), lambda: PartsResetEvent(chat_id, reason))
     if kind == "history_reset":
         return shared_row(raw, ("history_reset", chat_id), lambda: HistoryResetEvent(chat_id))
     if kind == "retry":

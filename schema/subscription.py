@@ -90,6 +90,16 @@ class QueueUpdated:
     is_type_of = row_is(chat_stream.QueueUpdatedEvent)
 
 
+@strawberry.type(
+    description="The running step's parts received so far are void (the run that "
+    "streamed them stopped and another streams the step again): drop them."
+)
+class PartsReset:
+    chat_id: strawberry.ID = strawberry.field(resolver=_chat_id)
+    reason: str
+    is_type_of = row_is(chat_stream.PartsResetEvent)
+
+
 @strawberry.type(description="History changed (an edit): refetch messages.")
 class HistoryReset:
     chat_id: strawberry.ID = strawberry.field(resolver=_chat_id)
@@ -109,6 +119,7 @@ class Resync:
 
 ChatEvent = Annotated[
     PartDelta
+    | PartsReset
     | MessageCreated
     | StatusChanged
     | ChatFailed

@@ -1,0 +1,324 @@
+"""Where the running step's parts live, so a subscriber on any replica replays them.
+
+The daemon streams a model step as coalesced part deltas. Each delta is applied
+to the chat's live step here AND published on the chat's channel in the same
+beat, with a sequence number that only grows per chat. A ``chatEvents`` stream
+subscribes first, then reads the snapshot: every delta at or below the
+snapshot's ``seq`` is already in it, every later one arrives live, so nothing
+is missed or doubled.
+
+* Redis (``redis://``): the step is a list per chat (a header naming the run,
+  then every published delta) plus a per-chat counter, both expiring
+  ``ttl_s`` after the last write. A Lua script appends, counts and PUBLISHes in
+  one atomic round trip, so a reader's snapshot (also atomic) is exactly the
+  deltas published before it. Every replica sees it.
+* memory and Postgres: the step is kept in the process that runs it
+  (``db.live_steps``); a subscriber on another replica sees deltas from the
+  moment it subscribes, then the message.
+
+A run is named by ``run_tag`` (claim time, then worker id). When a run starts on
+a chat whose last step was left by an older run (that run died: its worker was
+killed or lost the chat), the store drops it and publishes ``parts_reset``, so
+clients drop text no message will ever replace. A run that stops without
+keeping its output (handed back on shutdown) publishes the same as it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import weakref
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+from redis import asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from db import live_steps
+from db.chat_events import chat_channel
+from db.event_hub import MAX_PAYLOAD_BYTES, EventHub, PayloadTooLarge
+from db.live_steps import LiveStep
+
+log = logging.getLogger(__name__)
+
+# A dead run's step must outlive stale recovery (AGENTGQL_DAEMON_STALE_AFTER_S,
+# 300 s by default) so the run taking the chat over can tell clients to drop it.
+DEFAULT_TTL_S = 600.0
+RESET_REASON = "the run streaming this step stopped; its partial output is dropped"
+_SEQ_ROOM = 24  # bytes the Lua script appends: ,"seq":N}
+
+
+def run_tag(worker_id: uuid.UUID, started_at: datetime | None) -> str:
+    """Names a run; tags of later claims sort after earlier ones (fixed-width UTC)."""
+    at = (started_at or datetime(1970, 1, 1, tzinfo=UTC)).astimezone(UTC)
+    return f"{at:%Y%m%dT%H%M%S.%f}/{worker_id}"
+
+
+class LivePartStore(Protocol):
+    async def takeover(self, chat_id: uuid.UUID, run: str) -> bool:
+        """As ``run`` starts: drop a step left by an older run and publish
+        ``parts_reset`` (True when there was one); the chat's step is this run's."""
+        ...
+
+    async def begin(self, chat_id: uuid.UUID, run: str, *, reset: bool = False) -> None:
+        """A step (or a retry of it) starts with no parts; ``reset`` also tells
+        clients to drop what they have of it (it is about to be sent again)."""
+        ...
+
+    async def append(
+        self, chat_id: uuid.UUID, run: str, deltas: list[tuple[int, dict[str, Any]]]
+    ) -> None:
+        """Apply and publish deltas (part index, delta); nothing once another run
+        holds the chat's step."""
+        ...
+
+    async def end(self, chat_id: uuid.UUID, run: str, *, discarded: bool) -> None:
+        """The step is over: its message carries it, or (``discarded``) nothing does
+        and clients are told to drop it."""
+        ...
+
+    async def snapshot(self, chat_id: uuid.UUID) -> LiveStep | None:
+        """The running step so far; its ``seq`` covers every delta and reset it holds."""
+        ...
+
+
+def _part_event(chat_id: uuid.UUID, index: int, part: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "part",
+        "chatId": str(chat_id),
+        "role": "assistant",
+        "partIndex": index,
+        "part": part,
+    }
+
+
+def _reset_event(chat_id: uuid.UUID) -> dict[str, Any]:
+    return {"kind": "parts_reset", "chatId": str(chat_id), "reason": RESET_REASON}
+
+
+class MemoryLiveParts:
+    """The step in this process (``db.live_steps``), published through the hub."""
+
+    def __init__(self, hub: EventHub | None) -> None:
+        self.hub = hub
+
+    async def takeover(self, chat_id: uuid.UUID, run: str) -> bool:
+        step = live_steps.current(chat_id)
+        if step is not None and step.run > run:
+            return False
+        live_steps.begin(chat_id, run)
+        if step is None or step.run == run:
+            return False
+        await self._publish(chat_id, {**_reset_event(chat_id), "seq": live_steps.next_seq()})
+        return True
+
+    async def begin(self, chat_id: uuid.UUID, run: str, *, reset: bool = False) -> None:
+        step = live_steps.current(chat_id)
+        if step is not None and step.run > run:
+            return
+        live_steps.begin(chat_id, run)
+        if reset:
+            await self._publish(chat_id, {**_reset_event(chat_id), "seq": live_steps.next_seq()})
+
+    async def append(
+        self, chat_id: uuid.UUID, run: str, deltas: list[tuple[int, dict[str, Any]]]
+    ) -> None:
+        step = live_steps.current(chat_id)
+        if step is None:
+            step = live_steps.begin(chat_id, run)
+        elif step.run != run:
+            return  # the chat was taken over
+        for index, part in deltas:
+            seq = live_steps.next_seq()
+            step.append(index, part, seq)
+            await self._publish(chat_id, {**_part_event(chat_id, index, part), "seq": seq})
+
+    async def end(self, chat_id: uuid.UUID, run: str, *, discarded: bool) -> None:
+        step = live_steps.current(chat_id)
+        if step is None or step.run != run:
+            return
+        live_steps.end(chat_id)
+        if discarded:
+            await self._publish(chat_id, {**_reset_event(chat_id), "seq": live_steps.next_seq()})
+
+    async def snapshot(self, chat_id: uuid.UUID) -> LiveStep | None:
+        return live_steps.current(chat_id)
+
+    async def _publish(self, chat_id: uuid.UUID, event: dict[str, Any]) -> None:
+        if self.hub is not None:
+            await self.hub.publish(chat_channel(chat_id), event)
+
+
+# KEYS: the step list, the counter. ARGV: run, ttl ms, channel, then JSON events
+# without their closing brace. A list headed by another run belongs to a newer
+# claim (an older one was reset by it): nothing is written or published.
+_APPEND = """
+local head = redis.call('LINDEX', KEYS[1], 0)
+if head and head ~= ARGV[1] then return -1 end
+if not head then redis.call('RPUSH', KEYS[1], ARGV[1]) end
+local seq = 0
+for i = 4, #ARGV do
+  seq = redis.call('INCR', KEYS[2])
+  local payload = ARGV[i] .. ',"seq":' .. seq .. '}'
+  redis.call('RPUSH', KEYS[1], payload)
+  redis.call('PUBLISH', ARGV[3], payload)
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return seq
+"""
+
+# ARGV: run, ttl ms, channel, reset event without its closing brace or "" for
+# none. A newer run's step stays.
+_BEGIN = """
+local head = redis.call('LINDEX', KEYS[1], 0)
+if head and head > ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if ARGV[4] ~= '' then
+  local seq = redis.call('INCR', KEYS[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  redis.call('PUBLISH', ARGV[3], ARGV[4] .. ',"seq":' .. seq .. '}')
+end
+return 1
+"""
+
+# ARGV: run, ttl ms, channel, reset event without its closing brace. The run
+# takes the chat's step over: an older run's step is dropped (and clients told),
+# then the list is headed by this run, so the older run can no longer write.
+_TAKEOVER = """
+local head = redis.call('LINDEX', KEYS[1], 0)
+if head and head > ARGV[1] then return 0 end
+local reset = 0
+if head and head ~= ARGV[1] then
+  local seq = redis.call('INCR', KEYS[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  redis.call('PUBLISH', ARGV[3], ARGV[4] .. ',"seq":' .. seq .. '}')
+  reset = 1
+end
+redis.call('DEL', KEYS[1])
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return reset
+"""
+
+# ARGV: as for _TAKEOVER, then "discard" (publish the reset) or "end" (quietly).
+# Only this run's own step is dropped.
+_DROP = """
+if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if ARGV[5] == 'end' then return 1 end
+local seq = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4] .. ',"seq":' .. seq .. '}')
+return 1
+"""
+
+
+def _open_json(event: dict[str, Any]) -> str:
+    """The event's JSON without its closing brace: the script appends the seq."""
+    payload = orjson.dumps(event)
+    if len(payload) + _SEQ_ROOM >= MAX_PAYLOAD_BYTES:
+        raise PayloadTooLarge(f"{event.get('kind')}: {len(payload)} bytes")
+    return payload[:-1].decode()
+
+
+class RedisLiveParts:
+    """The step in Redis, written and published by one script per flush."""
+
+    def __init__(self, url: str, *, ttl_s: float = DEFAULT_TTL_S, timeout: float = 5.0) -> None:
+        self.client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self.ttl_ms = int(ttl_s * 1000)
+        self._append = self.client.register_script(_APPEND)
+        self._begin = self.client.register_script(_BEGIN)
+        self._takeover = self.client.register_script(_TAKEOVER)
+        self._drop = self.client.register_script(_DROP)
+
+    @staticmethod
+    def _keys(chat_id: uuid.UUID) -> list[str]:
+        return [f"agentgql:live:{chat_id}", f"agentgql:live:{chat_id}:seq"]
+
+    async def takeover(self, chat_id: uuid.UUID, run: str) -> bool:
+        reset = _open_json(_reset_event(chat_id))
+        args: list[str | int] = [run, self.ttl_ms, chat_channel(chat_id), reset]
+        return bool(await self._takeover(keys=self._keys(chat_id), args=args))
+
+    async def begin(self, chat_id: uuid.UUID, run: str, *, reset: bool = False) -> None:
+        event = _open_json(_reset_event(chat_id)) if reset else ""
+        args: list[str | int] = [run, self.ttl_ms, chat_channel(chat_id), event]
+        await self._begin(keys=self._keys(chat_id), args=args)
+
+    async def append(
+        self, chat_id: uuid.UUID, run: str, deltas: list[tuple[int, dict[str, Any]]]
+    ) -> None:
+        if not deltas:
+            return
+        events = [_open_json(_part_event(chat_id, index, part)) for index, part in deltas]
+        args: list[str | int] = [run, self.ttl_ms, chat_channel(chat_id), *events]
+        await self._append(keys=self._keys(chat_id), args=args)
+
+    async def end(self, chat_id: uuid.UUID, run: str, *, discarded: bool) -> None:
+        reset = _open_json(_reset_event(chat_id))
+        mode = "discard" if discarded else "end"
+        args: list[str | int] = [run, self.ttl_ms, chat_channel(chat_id), reset, mode]
+        await self._drop(keys=self._keys(chat_id), args=args)
+
+    async def snapshot(self, chat_id: uuid.UUID) -> LiveStep | None:
+        try:
+            entries, seq = await self._read(chat_id)
+        except (redis.ConnectionError, redis.TimeoutError):
+            # A pooled connection may have died with a Redis restart; reads are
+            # safe to repeat on a fresh one (writes are not: see StepStream).
+            entries, seq = await self._read(chat_id)
+        if not entries and seq is None:
+            return None
+        step = LiveStep(seq=int(seq or 0), run=entries[0].decode() if entries else "")
+        for entry in entries[1:]:
+            event = orjson.loads(entry)
+            step.append(int(event["partIndex"]), event["part"], int(event["seq"]))
+        step.seq = int(seq or 0)  # resets and earlier steps count too
+        return step
+
+    async def _read(self, chat_id: uuid.UUID) -> tuple[list[bytes], bytes | None]:
+        steps, counter = self._keys(chat_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.lrange(steps, 0, -1)
+            pipe.get(counter)
+            entries, seq = await pipe.execute()
+        return entries, seq
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+# One store per hub and event loop (a Redis client belongs to the loop it ran on).
+_stores: weakref.WeakKeyDictionary[EventHub, tuple[asyncio.AbstractEventLoop, LivePartStore]] = (
+    weakref.WeakKeyDictionary()
+)
+_memory = MemoryLiveParts(None)
+
+
+def live_parts(hub: EventHub | None) -> LivePartStore:
+    """The store that goes with ``hub``'s broadcast backend."""
+    if hub is None:
+        return _memory
+    loop = asyncio.get_running_loop()
+    cached = _stores.get(hub)
+    if cached is not None and cached[0] is loop:
+        return cached[1]
+    store: LivePartStore
+    if hub.url.split(":", 1)[0] in {"redis", "rediss"}:
+        store = RedisLiveParts(hub.url)
+    else:
+        store = MemoryLiveParts(hub)
+    _stores[hub] = (loop, store)
+    return store
