@@ -1,7 +1,8 @@
 """P4: how long a published chat event takes to reach 500 live subscribers.
 
 ``python -m bench.stream_latency [--subscribers 500] [--broadcast memory|redis]
-[--source mutation|daemon]``
+[--source mutation|daemon]``; ``--memory`` runs ``bench.stream_memory`` instead
+(the server's RSS growth over an open subscription, not latency).
 
 One ``agentgql serve`` (daemon off, so only our events flow), N real WebSocket
 clients on graphql-transport-ws, all subscribed to one chat's ``chatEvents``.
@@ -53,7 +54,8 @@ INTERRUPT = "mutation($id: ID!) { interruptChat(id: $id) { status } }"
 CREATE = 'mutation { createChat(input: {content: [{text: "latency"}]}) { chat { id } } }'
 
 
-async def _prepare(url: str) -> tuple[str, uuid.UUID]:
+async def prepare_viewer(url: str) -> tuple[str, uuid.UUID]:
+    """Migrate the bench database; one user's API token and id."""
     await open_database(url)
     try:
         await apply_migrations(tortoise_config(url))
@@ -101,16 +103,29 @@ class Subscriber:
                     await self.arrivals.put((event["status"], time.perf_counter()))
 
 
-async def _open(base: str, token: str, chat_id: str) -> Subscriber:
+async def idle_chat(http: httpx.AsyncClient) -> str:
+    """A new chat, interrupted to WAITING (no daemon runs it): only our events flow."""
+    created = (await http.post("/graphql", json={"query": CREATE})).json()
+    chat_id: str = created["data"]["createChat"]["chat"]["id"]
+    await http.post("/graphql", json={"query": INTERRUPT, "variables": {"id": chat_id}})
+    return chat_id
+
+
+async def open_subscription(base: str, token: str, chat_id: str, query: str = SUBSCRIBE) -> Any:
+    """A graphql-transport-ws socket, acknowledged and subscribed to ``query``."""
     url = base.replace("http://", "ws://") + "/graphql"
     ws = await websockets.connect(url, subprotocols=["graphql-transport-ws"])  # type: ignore[list-item]
     await ws.send(
         orjson.dumps({"type": "connection_init", "payload": {"authToken": token}}).decode()
     )
     assert orjson.loads(await ws.recv())["type"] == "connection_ack"
-    payload = {"query": SUBSCRIBE, "variables": {"id": chat_id}}
+    payload = {"query": query, "variables": {"id": chat_id}}
     await ws.send(orjson.dumps({"id": "1", "type": "subscribe", "payload": payload}).decode())
-    return Subscriber(ws)
+    return ws
+
+
+async def _open(base: str, token: str, chat_id: str) -> Subscriber:
+    return Subscriber(await open_subscription(base, token, chat_id))
 
 
 async def _measure(
@@ -122,9 +137,7 @@ async def _measure(
         await hub.connect()
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
         source = Source(http, ChatEvents(hub) if hub is not None else None, owner)
-        created = (await http.post("/graphql", json={"query": CREATE})).json()
-        chat_id = created["data"]["createChat"]["chat"]["id"]
-        await http.post("/graphql", json={"query": INTERRUPT, "variables": {"id": chat_id}})
+        chat_id = await idle_chat(http)
         subs = []
         for start in range(0, subscribers, 50):  # open in batches: handshakes are CPU
             batch = [_open(base, token, chat_id) for _ in range(min(50, subscribers - start))]
@@ -158,19 +171,29 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    raw = sys.argv[1:] if argv is None else argv
+    if "--memory" in raw:  # a different figure with its own options
+        from bench import stream_memory
+
+        return stream_memory.main([arg for arg in raw if arg != "--memory"])
     parser = argparse.ArgumentParser(prog="python -m bench.stream_latency")
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="measure RSS growth per 10 000 events instead (see python -m bench.stream_memory -h)",
+    )
     parser.add_argument("--subscribers", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--broadcast", choices=["memory", "redis"], default="memory")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379")
     parser.add_argument("--source", choices=["mutation", "daemon"], default="mutation")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(raw)
     if args.source == "daemon" and args.broadcast != "redis":
         parser.error("--source daemon publishes from this process: it needs --broadcast redis")
     broadcast = "memory://" if args.broadcast == "memory" else args.redis_url
     publish_to = broadcast if args.source == "daemon" else None
     with tempfile.TemporaryDirectory() as tmp, bench_database() as database:
-        token, owner = asyncio.run(_prepare(database.url))
+        token, owner = asyncio.run(prepare_viewer(database.url))
         env = {"BROADCAST_URL": broadcast}
         with agentgql_server(database.url, Path(tmp), env, ["--no-daemon"]) as server:
             base = f"http://{server.host}:{server.port}"
