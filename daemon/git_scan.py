@@ -78,25 +78,26 @@ _LISTINGS = ("loc", "branch", "origin", "numstat", "others")
 # scratch directory. Prints `wc -c` of the listings (one line each, then a
 # total), the listings, then the diff: the only unbounded output, so streamed
 # last. Exit status 121-126: a step before the diff failed (stderr says why).
-# Independent git commands run side by side: a scan is four git steps deep.
+# Independent git commands run side by side: a scan is three git steps deep.
 _SCRIPT = f"""
 set -u
 dir=$1 prefix=$2 T=$3
 g() {{ git {" ".join(f"-c {c}" for c in _GIT_CONFIG)} "$@"; }}
 cd -- "$dir" || exit 121
 g rev-parse --path-format=absolute --show-toplevel --absolute-git-dir --git-common-dir \\
-  >"$T/loc" || exit 122
+  >"$T/loc" & loc=$!
+g rev-parse --verify --quiet 'HEAD^{{commit}}' >/dev/null & head=$!
+g symbolic-ref --quiet --short HEAD >"$T/branch" &
+g config --get remote.origin.url >"$T/origin" &
+wait $loc || exit 122
 while IFS= read -r p; do
   case $p in "$prefix" | "$prefix"/*) ;; *) echo "$p lies outside the workspace" >&2; exit 123;;
   esac
 done <"$T/loc"
 IFS= read -r top <"$T/loc"
-cd -- "$top" || exit 121
-g rev-parse --verify --quiet 'HEAD^{{commit}}' >/dev/null & head=$!
-g symbolic-ref --quiet --short HEAD >"$T/branch" &
-g config --get remote.origin.url >"$T/origin" &
 base={EMPTY_TREE}
 wait $head && base=HEAD
+cd -- "$top" || exit 121
 g {_DIFF} --numstat -z "$base" -- >"$T/numstat" & numstat=$!
 g ls-files -z --others --exclude-standard >"$T/others" & others=$!
 wait $numstat || exit 124
@@ -231,7 +232,9 @@ class GitScanner:
                 env = {**launch.env, **_git_env(posixpath.dirname(inside), home="/tmp")}
                 process = await _start(launch.argv, launch.cwd, env, launch.pass_fds)
             return await self._finish(process)
-        with tempfile.TemporaryDirectory(prefix="agentgql-git-scan-") as scratch:
+        with tempfile.TemporaryDirectory(
+            prefix="agentgql-git-scan-", ignore_cleanup_errors=True
+        ) as scratch:
             argv, git_env = _on_host(root, workspace, scratch)
             with self.sandbox.launch_argv(argv, workspace) as launch:
                 kept = {k: v for k, v in launch.env.items() if not k.startswith("GIT_")}
