@@ -113,7 +113,12 @@ async def send_message(
             )
             result = SendResult(chat=chat, queued_message=queued)
             touched_queue = True
-            if busy_behavior is BusyBehavior.INTERRUPT and chat.status in BUSY_STATUSES:
+            if busy_behavior is BusyBehavior.INTERRUPT and chat.status is ChatStatus.RUNNING:
+                # As interruptChat: its worker stops the run, then the queue head runs.
+                interrupted = True
+                chat.status = ChatStatus.INTERRUPTING
+                await chat.save(update_fields=["status"], using_db=conn)
+            elif busy_behavior is BusyBehavior.INTERRUPT and chat.status is ChatStatus.PENDING:
                 interrupted = True
                 claimed = chat.worker_id is not None
                 chat.status, chat.worker_id = ChatStatus.WAITING, None
@@ -143,7 +148,7 @@ async def send_message(
     async def announce(events: ChatEvents) -> None:
         if touched_queue:
             await events.queue(chat.id)
-        if interrupted:
+        if interrupted and chat.status is not ChatStatus.INTERRUPTING:
             await events.status(viewer.id, chat.id, ChatStatus.WAITING.value)
         if result.message is not None:
             await events.message(chat.id, result.message.id)

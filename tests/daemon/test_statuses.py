@@ -200,6 +200,27 @@ async def test_a_message_sent_while_interrupting_runs_after_the_stop(
     assert len(users) == 2
 
 
+async def test_a_message_sent_with_interrupt_runs_once_the_run_has_stopped(
+    live_server: str, client: GraphQLClient, token: str
+) -> None:
+    chat = await create_chat(client, token, f"/slow 200\n/reply {'word ' * 20}{nonce()}")
+    async with GraphQLSocket.open(live_server, token) as socket:
+        sub = await socket.subscribe(CHAT_EVENTS, {"id": chat["id"]}, field="chatEvents")
+        await sub.until(lambda e: typename(e, "PartDelta"))
+        variables = {"id": chat["id"], "text": f"instead {nonce()}", "busy": "INTERRUPT"}
+        sent = await client.ok(SEND, variables, token=token)
+        assert sent["sendMessage"]["queued"] is True
+        waits = 0
+
+        def second_wait(event: dict[str, Any]) -> bool:
+            nonlocal waits
+            waits += is_status(event, "WAITING")
+            return waits == 2
+
+        events = await sub.until(second_wait)
+    assert statuses(events) == ["INTERRUPTING", "WAITING", "PENDING", "RUNNING", "WAITING"]
+
+
 async def test_a_chat_whose_worker_died_while_interrupting_ends_waiting(
     app: Starlette, live_server: str, client: GraphQLClient, token: str
 ) -> None:

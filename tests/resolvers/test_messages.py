@@ -569,13 +569,18 @@ async def test_interrupt_claimed_turn_stops_it_and_queues(
     gql: GraphQLClient, me: Person, status: ChatStatus
 ) -> None:
     chat_gid = await create(gql, me, "first")
-    await Chat.filter(id=key(chat_gid)).update(status=status, worker_id=uuid.uuid4())
+    worker = uuid.uuid4()
+    await Chat.filter(id=key(chat_gid)).update(status=status, worker_id=worker)
     payload = await send(gql, me, chat_gid, "stop", busyBehavior="INTERRUPT")
     assert (payload["queued"], payload["message"]) == (True, None)
     assert texts([payload["queuedMessage"]]) == ["stop"]
-    assert payload["chat"]["status"] == "WAITING"
     row = await Chat.get(id=key(chat_gid))
-    assert (row.status, row.worker_id) == (ChatStatus.WAITING, None)
+    if status is ChatStatus.RUNNING:  # WAITING once its worker has stopped the run
+        assert payload["chat"]["status"] == "INTERRUPTING"
+        assert (row.status, row.worker_id) == (ChatStatus.INTERRUPTING, worker)
+    else:
+        assert payload["chat"]["status"] == "WAITING"
+        assert (row.status, row.worker_id) == (ChatStatus.WAITING, None)
     assert await history(gql, me, chat_gid) == ["first"]
     assert await queue_of(chat_gid) == ["stop"]
 
