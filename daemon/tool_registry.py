@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
 from daemon.providers import ToolSpec
+from db.vocabulary import WORKSPACE_MOUNT
 
 log = logging.getLogger(__name__)
 
@@ -279,4 +282,38 @@ class ToolRegistry:
             return {"error": str(exc)}, True
         except Exception as exc:
             log.info("tool %s failed", name, exc_info=True)
-            return {"error": f"{type(exc).__name__}: {exc}"}, True
+            return {"error": unexpected_error_text(exc, getattr(turn, "workspace_dir", None))}, True
+
+
+def unexpected_error_text(exc: Exception, workspace_dir: Path | None) -> str:
+    """What the model reads of a tool's unexpected failure: never a host path.
+
+    An ``OSError`` names its files; those inside the workspace are shown as the
+    sandbox sees them, any other is left out. Other messages have the workspace's
+    host directory replaced the same way.
+    """
+    kind = type(exc).__name__
+    roots = _host_roots(workspace_dir)
+    if isinstance(exc, OSError) and exc.strerror:
+        shown = [_in_sandbox(str(f), roots) for f in (exc.filename, exc.filename2) if f]
+        names = [f for f in shown if f is not None]
+        return f"{kind}: {exc.strerror}" + "".join(f": {n}" for n in names)
+    text = str(exc)
+    for root in roots:
+        text = text.replace(root, WORKSPACE_MOUNT)
+    return f"{kind}: {text}"
+
+
+def _host_roots(workspace_dir: Path | None) -> list[str]:
+    if workspace_dir is None:
+        return []
+    given = str(workspace_dir)
+    real = os.path.realpath(given)
+    return sorted({given, real}, key=len, reverse=True)
+
+
+def _in_sandbox(path: str, roots: list[str]) -> str | None:
+    for root in roots:
+        if path == root or path.startswith(root + "/"):
+            return WORKSPACE_MOUNT + path[len(root) :]
+    return None if os.path.isabs(path) else path

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from daemon.providers import ToolSpec
 from daemon.tool_registry import Tool, ToolRegistry, args_schema
 from daemon.tools import ProcessTable, agent_tools
 from daemon.tools.write_file import CONTENT_MAX
@@ -314,3 +315,36 @@ async def test_a_question_with_unknown_fields_is_refused(turn: FakeTurn) -> None
     )
     assert is_error is True
     assert "unknown argument 'questions[0].options[0].value'" in result["error"]
+
+
+def _raising(exc: Exception) -> Tool:
+    async def run(args: dict[str, Any], turn: Any) -> Any:
+        raise exc
+
+    spec = ToolSpec("boom", "Fails.", {"type": "object", "properties": {}})
+    return Tool(spec, run)
+
+
+async def test_an_unexpected_failure_names_workspace_files_as_the_sandbox_sees_them(
+    workspace: Path, turn: FakeTurn
+) -> None:
+    inside = workspace / "src" / "gone.txt"
+    registry = ToolRegistry([_raising(FileNotFoundError(2, "No such file", str(inside)))])
+    result, failed = await registry.run("boom", {}, turn)
+    assert failed
+    assert result == {"error": "FileNotFoundError: No such file: /workspace/src/gone.txt"}
+
+
+async def test_an_unexpected_failure_never_names_a_host_path(
+    workspace: Path, turn: FakeTurn
+) -> None:
+    outside = str(workspace.parent / "secret.key")
+    for exc in (
+        PermissionError(13, "Permission denied", outside),
+        RuntimeError(f"could not copy {workspace}/a to {workspace}/b"),
+    ):
+        result, failed = await ToolRegistry([_raising(exc)]).run("boom", {}, turn)
+        assert failed
+        assert str(workspace.parent) not in result["error"]
+    result, _ = await ToolRegistry([_raising(exc)]).run("boom", {}, turn)
+    assert result["error"] == "RuntimeError: could not copy /workspace/a to /workspace/b"
