@@ -221,6 +221,25 @@ async def test_a_message_sent_with_interrupt_runs_once_the_run_has_stopped(
     assert statuses(events) == ["INTERRUPTING", "WAITING", "PENDING", "RUNNING", "WAITING"]
 
 
+async def test_an_interrupt_whose_announcement_was_lost_still_stops_the_run(
+    live_server: str, client: GraphQLClient, token: str
+) -> None:
+    """The row is the truth: a worker that missed the INTERRUPTING announcement
+    (a broadcast blip) finds it at its next heartbeat and stops the run."""
+    chat = await create_chat(client, token, f"/slow 200\n/reply {'word ' * 40}{nonce()}")
+    chat_id = chat_uuid(chat["id"])
+    async with GraphQLSocket.open(live_server, token) as socket:
+        sub = await socket.subscribe(CHAT_EVENTS, {"id": chat["id"]}, field="chatEvents")
+        await sub.until(lambda e: typename(e, "PartDelta"))
+        # What interruptChat writes, without its announcement.
+        await Chat.filter(id=chat_id).update(status=ChatStatus.INTERRUPTING)
+        events = await sub.until(lambda e: is_status(e, "WAITING"))
+    assert statuses(events) == ["WAITING"], events
+    assert [e for e in events if is_message(e, "ASSISTANT")]  # what it had streamed
+    row = await Chat.get(id=chat_id)
+    assert (row.status, row.worker_id) == (ChatStatus.WAITING, None)
+
+
 async def test_a_chat_whose_worker_died_while_interrupting_ends_waiting(
     app: Starlette, live_server: str, client: GraphQLClient, token: str
 ) -> None:
