@@ -178,10 +178,11 @@ def reply_text() -> str:
 
 
 def built_text(events: list[dict[str, Any]]) -> str:
-    """What a client shows: deltas appended per part, dropped at each PartsReset."""
+    """What a client shows: deltas appended per part, dropped at each PartsReset
+    (and Resync: the stream starts over with the step so far)."""
     parts: dict[int, str] = {}
     for event in events:
-        if typename(event, "PartsReset"):
+        if typename(event, "PartsReset") or typename(event, "Resync"):
             parts.clear()
         elif typename(event, "PartDelta"):
             index = event["partIndex"]

@@ -1,0 +1,96 @@
+"""A Redis restart in the middle of a step still leaves clients with the daemon's text.
+
+The app and its daemon broadcast over a private redis-server that the test
+restarts mid-step: the running step kept in Redis is gone, and the daemon's next
+write fails on its dead connection. The daemon then starts the step over for
+clients (``PartsReset``, then the step so far in full), so what a client builds
+from the stream is what the daemon produced, character for character.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+
+import pytest
+from starlette.applications import Starlette
+
+from db.vocabulary import MessageRole
+from tests.conftest import make_settings
+from tests.daemon.live import (
+    FAST_DAEMON,
+    GraphQLSocket,
+    chat_settled,
+    chat_uuid,
+    create_chat,
+    http_client,
+    is_message,
+    messages_of,
+    new_user,
+    running_app,
+    stored_text,
+    typename,
+)
+from tests.daemon.test_live_parts_replicas import (
+    EVENTS,
+    built_text,
+    reply_text,
+    step_events,
+    until_text,
+)
+from tests.db.test_event_hub_recovery import RedisServer, free_port
+from tests.harness import IN_CI, PASSWORD, SIGN_UP, GraphQLClient
+
+
+@pytest.fixture(scope="module")
+async def redis_server() -> AsyncIterator[RedisServer]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if IN_CI:
+            pytest.fail("CI=true but redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(binary, free_port())
+    await server.start()
+    try:
+        yield server
+    finally:
+        if server.running:
+            await server.kill()
+
+
+@pytest.fixture(scope="module")
+async def app(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer
+) -> AsyncIterator[Starlette]:
+    settings = make_settings(
+        database_url, tmp_path_factory, broadcast_url=redis_server.url, **FAST_DAEMON
+    )
+    async with running_app(settings) as application:
+        yield application
+
+
+@pytest.fixture(scope="module")
+async def client(live_server: str) -> AsyncIterator[GraphQLClient]:
+    async with http_client(live_server) as gql:
+        await gql.ok(SIGN_UP, {"u": "admin", "p": PASSWORD})
+        yield gql
+
+
+async def test_a_redis_restart_mid_step_leaves_clients_with_the_daemons_text(
+    live_server: str, client: GraphQLClient, redis_server: RedisServer
+) -> None:
+    token = await new_user(client)
+    reply = reply_text()
+    chat = await create_chat(client, token, f"/slow 50\n/reply {reply}")
+    async with GraphQLSocket.open(live_server, token) as socket:
+        sub = await socket.subscribe(EVENTS, {"id": chat["id"]}, field="chatEvents")
+        await until_text(sub, 8)
+        await redis_server.kill()
+        await redis_server.start()
+        await sub.until(lambda e: is_message(e, "ASSISTANT"), timeout=30)
+    await chat_settled(chat_uuid(chat["id"]), timeout=30)
+    [message] = await messages_of(chat_uuid(chat["id"]), MessageRole.ASSISTANT)
+    assert stored_text(message.parts) == reply
+    events = step_events(sub.received)
+    assert any(typename(e, "Resync") for e in events)
+    assert built_text(events) == reply
