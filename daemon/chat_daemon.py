@@ -275,10 +275,13 @@ class ChatDaemon:
             if rows[0]["status"] == ChatStatus.INTERRUPTING:
                 self._stop_run(running, "interrupted")
             return  # otherwise still this run's chat
-        # Not ours any more; the status says why (an interrupt keeps what was
+        if announced is None or announced == ChatStatus.INTERRUPTING:
+            # The run released the chat itself (an interrupt came too late), or it
+            # changed hands before we listened: the heartbeat judges a takeover.
+            return
+        # Not ours any more; the announcement says why (an interrupt keeps what was
         # streamed). Stop this run, not a newer one of the chat.
-        status = announced if announced is not None else rows[0]["status"] if rows else None
-        self._stop_run(running, "interrupted" if status == ChatStatus.WAITING else "lost")
+        self._stop_run(running, "interrupted" if announced == ChatStatus.WAITING else "lost")
 
     async def _released(self, row: Any) -> None:
         """Announce a chat this worker no longer runs (PENDING, or WAITING when it was

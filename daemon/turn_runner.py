@@ -424,6 +424,9 @@ async def finish(turn: Turn, error: dict[str, Any] | None) -> None:
         await chat.save(update_fields=["status", "last_error", "worker_id"], using_db=conn)
         if error is None:
             promoted = await promote_queue_head(conn, chat)
+    # Released: what follows announces it, and an announcement racing in (an
+    # interrupt that came too late) must not cancel that half-way.
+    turn.finished = True
     if error is not None:
         await _publish(turn, "failed", turn.chat_id, error)
     if promoted is not None:

@@ -240,6 +240,47 @@ async def test_an_interrupt_whose_announcement_was_lost_still_stops_the_run(
     assert (row.status, row.worker_id) == (ChatStatus.WAITING, None)
 
 
+async def test_an_interrupt_announced_as_the_turn_ends_does_not_cut_its_end(
+    app: Starlette,
+    live_server: str,
+    client: GraphQLClient,
+    token: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """interruptChat commits INTERRUPTING, the turn ends (WAITING) before the worker
+    hears of it, then the announcement arrives: the worker must not cancel the
+    ended turn half-way through announcing its end."""
+    daemon = app.state.daemon
+    checked = asyncio.Event()
+    check_run = type(daemon)._check_run
+
+    async def noting(self: Any, running: Any, announced: str | None) -> None:
+        await check_run(self, running, announced)
+        if announced == ChatStatus.INTERRUPTING:
+            checked.set()
+
+    original = turn_runner._publish
+
+    async def late_interrupt(turn: Any, what: str, *args: Any) -> None:
+        if what == "status" and args[2] == ChatStatus.WAITING.value and not checked.is_set():
+            await app.state.event_hub.publish(
+                f"chat:{turn.chat_id}",
+                {"kind": "status", "chatId": str(turn.chat_id), "status": "interrupting"},
+            )
+            await asyncio.wait_for(checked.wait(), 10)
+            await asyncio.sleep(0)  # a cancellation, if any, lands here
+        await original(turn, what, *args)
+
+    monkeypatch.setattr(type(daemon), "_check_run", noting)
+    monkeypatch.setattr(turn_runner, "_publish", late_interrupt)
+    async with GraphQLSocket.open(live_server, token) as socket:
+        chat = await create_chat(client, token, f"/slow 50\nshort {nonce()}")
+        sub = await socket.subscribe(CHAT_EVENTS, {"id": chat["id"]}, field="chatEvents")
+        await sub.until(lambda e: is_status(e, "WAITING"))
+    assert checked.is_set()
+    assert (await Chat.get(id=chat_uuid(chat["id"]))).status is ChatStatus.WAITING
+
+
 async def test_a_chat_whose_worker_died_while_interrupting_ends_waiting(
     app: Starlette, live_server: str, client: GraphQLClient, token: str
 ) -> None:
