@@ -210,6 +210,8 @@ class ChatListEventKind(StrEnum):
     ARCHIVED = "archived"
     UNARCHIVED = "unarchived"
     DELETED = "deleted"
+    # Events were lost (never published under this kind): refetch the list.
+    RESYNC = "resync"
 
 
 # The reserved worker id that marks "a title is being generated" (as in Part B).

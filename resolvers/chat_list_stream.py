@@ -4,6 +4,12 @@ Both follow the owner's channel; each event carries a chat id and the chat is
 read from the database per event (with the owner check), so a client always
 gets current rows and never another user's chat. Subscribers of one owner
 channel share that read and the rows made from an event (``db.hub_event``).
+
+When the hub says events were lost (this subscriber's queue overflowed, or the
+broadcast backend reconnected), neither stream carries on as if nothing
+happened: the list sends RESYNC (the client refetches its list), titles send a
+``Resync`` and, for one chat, its current title, so a chat that changed meanwhile
+is never shown as it was.
 """
 
 from __future__ import annotations
@@ -16,19 +22,22 @@ from typing import Any
 
 from db.chat_events import owner_channel
 from db.hub_event import shared_read, shared_row
+from db.hub_subscription import RESYNC
 from db.models import Chat
 from db.vocabulary import ChatListEventKind
+from resolvers.chat_stream import ResyncEvent
 from resolvers.chats import own_chat
 from resolvers.context import RequestContext
 from resolvers.permissions import require_viewer
 
-_KINDS = {kind.value: kind for kind in ChatListEventKind}
+# What the owner's channel carries; RESYNC is the hub's, never published.
+_KINDS = {kind.value: kind for kind in ChatListEventKind if kind is not ChatListEventKind.RESYNC}
 
 
 @dataclass
 class ChatListEventRow:
     kind: ChatListEventKind
-    chat: Chat
+    chat: Chat | None  # None only for RESYNC
 
 
 @dataclass
@@ -37,39 +46,64 @@ class TitleChangeRow:
     title: str
 
 
+@dataclass(frozen=True)
+class _Lost:
+    """The hub's resync: events of this subscriber were dropped."""
+
+    reason: str
+
+
 async def _owned_chat(chat_id: Any, owner_id: uuid.UUID) -> Chat | None:
     return await Chat.filter(id=chat_id, owner_id=owner_id).first()
 
 
 async def _owner_events(
     ctx: RequestContext,
-) -> AsyncIterator[tuple[Mapping[str, Any], str, Chat]]:
+) -> AsyncIterator[tuple[Mapping[str, Any], str, Chat] | _Lost]:
     viewer = require_viewer(ctx)
     if ctx.events is None:
         raise RuntimeError("no event hub")
     async with ctx.events.hub.subscribe(owner_channel(viewer.id)) as subscription:
         async for raw in subscription:
             ctx.reset_loaders()
+            kind = str(raw.get("kind"))
+            if kind == RESYNC:
+                yield _Lost(str(raw.get("reason") or "events were dropped"))
+                continue
             chat_id = raw.get("chatId")
             if not chat_id:
                 continue
             read = partial(_owned_chat, chat_id, viewer.id)
             chat = await shared_read(raw, ("owned_chat", viewer.id), read)
             if chat is not None:
-                yield raw, str(raw.get("kind")), chat
+                yield raw, kind, chat
 
 
 async def chat_list_events(ctx: RequestContext) -> AsyncIterator[ChatListEventRow]:
-    async for raw, kind, chat in _owner_events(ctx):
+    async for event in _owner_events(ctx):
+        if isinstance(event, _Lost):
+            yield ChatListEventRow(ChatListEventKind.RESYNC, None)  # this subscriber's own
+            continue
+        raw, kind, chat = event
         if kind in _KINDS:
             key = ("chat_list_event", chat.id)
             yield shared_row(raw, key, partial(ChatListEventRow, _KINDS[kind], chat))
 
 
-async def title_changes(ctx: RequestContext, chat_gid: str | None) -> AsyncIterator[TitleChangeRow]:
+async def title_changes(
+    ctx: RequestContext, chat_gid: str | None
+) -> AsyncIterator[TitleChangeRow | ResyncEvent]:
     # Like chatEvents: someone else's chat (or none) is NOT_FOUND, not a silent stream.
     only = (await own_chat(ctx, chat_gid, "chatId")).id if chat_gid else None
-    async for raw, kind, chat in _owner_events(ctx):
+    async for event in _owner_events(ctx):
+        if isinstance(event, _Lost):
+            yield ResyncEvent(only, event.reason)
+            if only is not None:  # one chat: send its title as it is now
+                current = await _owned_chat(only, require_viewer(ctx).id)
+                if current is not None:
+                    yield TitleChangeRow(current.id, current.title)
+            continue
+        raw, kind, chat = event
         if kind == ChatListEventKind.TITLE_CHANGED.value and only in (None, chat.id):
             key = ("title_change", chat.id)
             yield shared_row(raw, key, partial(TitleChangeRow, chat.id, chat.title))

@@ -106,7 +106,10 @@ class HistoryReset:
     is_type_of = row_is(chat_stream.HistoryResetEvent)
 
 
-@strawberry.type(description="Events were dropped: refetch from your cursor.")
+@strawberry.type(
+    description="Events were dropped: in chatEvents refetch from your cursor; in "
+    "titleChanges refetch titles (for one chat, its current title follows)."
+)
 class Resync:
     reason: str
 
@@ -134,7 +137,7 @@ ChatEvent = Annotated[
 @strawberry.type
 class ChatListEvent:
     kind: ChatListEventKind
-    chat: Chat
+    chat: Chat | None = strawberry.field(description="Null only for RESYNC.")
     is_type_of = row_is(chat_list_stream.ChatListEventRow)
 
 
@@ -143,6 +146,9 @@ class TitleChange:
     chat_id: strawberry.ID = strawberry.field(resolver=_chat_id)
     title: str
     is_type_of = row_is(chat_list_stream.TitleChangeRow)
+
+
+TitleEvent = Annotated[TitleChange | Resync, strawberry.union("TitleEvent")]
 
 
 @strawberry.type
@@ -158,18 +164,26 @@ class Subscription:
             AsyncGenerator[ChatEvent, None], chat_stream.chat_events(info.context, chat_id, after)
         )
 
-    @strawberry.subscription(description="Changes to any of your chats, for chat lists.")
+    @strawberry.subscription(
+        description="Changes to any of your chats, for chat lists. RESYNC (chat null) "
+        "means events were lost (this stream fell behind, or the server's broadcast "
+        "backend reconnected): refetch your chat list; the stream goes on."
+    )
     def chat_list_events(self, info: Info) -> AsyncGenerator[ChatListEvent, None]:
         return cast(
             AsyncGenerator[ChatListEvent, None], chat_list_stream.chat_list_events(info.context)
         )
 
-    @strawberry.subscription(description="New titles of one of your chats, or of all of them.")
+    @strawberry.subscription(
+        description="New titles of one of your chats, or of all of them. A Resync means "
+        "titles may have been missed: for one chat its current title follows as a "
+        "TitleChange; for all of them, refetch the titles you show."
+    )
     def title_changes(
         self, info: Info, chat_id: strawberry.ID | None = None
-    ) -> AsyncGenerator[TitleChange, None]:
+    ) -> AsyncGenerator[TitleEvent, None]:
         return cast(
-            AsyncGenerator[TitleChange, None], chat_list_stream.title_changes(info.context, chat_id)
+            AsyncGenerator[TitleEvent, None], chat_list_stream.title_changes(info.context, chat_id)
         )
 
     @strawberry.subscription(

@@ -80,7 +80,14 @@ subscription($id: ID!, $after: String) {{
     + PART_FIELDS
 )
 CHAT_LIST_EVENTS = "subscription { chatListEvents { kind chat { id title status } } }"
-TITLE_CHANGES = "subscription($id: ID) { titleChanges(chatId: $id) { chatId title } }"
+TITLE_CHANGES = """
+subscription($id: ID) {
+  titleChanges(chatId: $id) {
+    __typename
+    ... on TitleChange { chatId title }
+    ... on Resync { resyncChatId: chatId reason }
+  }
+}"""
 CREATE_CHAT = """
 mutation($text: String!, $model: ID) {
   createChat(input: {content: [{text: $text}], modelConfigId: $model}) {

@@ -94,7 +94,7 @@ CASES = [
         400,
         "BAD_USER_INPUT",
         JSON,
-        b'{"query": "subscription { titleChanges { chatId title } }"}',
+        b'{"query": "subscription { titleChanges { ... on TitleChange { chatId title } } }"}',
         auth=True,
     ),
     Case(

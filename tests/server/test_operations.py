@@ -52,7 +52,7 @@ async def test_active_subscriptions_gauge_follows_open_subscriptions(
 
     before = active((await http.get("/metrics")).text)
     async with graphql_ws(app, init={"authToken": admin_token}) as ws:
-        query = "subscription { titleChanges { chatId title } }"
+        query = "subscription { titleChanges { ... on TitleChange { chatId title } } }"
         await ws.send_json({"id": "s1", "type": "subscribe", "payload": {"query": query}})
         for _ in range(200):  # the subscription starts asynchronously; wait for it to count
             if active((await http.get("/metrics")).text) == before + 1:
