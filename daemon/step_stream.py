@@ -17,6 +17,7 @@ from typing import Any
 from daemon.providers import ReasoningDelta, StreamEvent, TextDelta, ToolCall
 from db.chat_events import ChatEvents
 from db.live_part_store import live_parts
+from db.text_rules import storable, storable_text
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class StepStream:
         self._broken = False  # a write failed: clients may lack a delta
 
     def _text(self, kind: str, text: str) -> None:
+        text = storable_text(text)  # deltas as the message will store it (no NUL)
         if not self.parts or self.parts[-1]["type"] != kind:
             self.parts.append({"type": kind, "text": ""})
         index = len(self.parts) - 1
@@ -55,12 +57,14 @@ class StepStream:
             self._text("reasoning", event.text)
         elif isinstance(event, ToolCall):
             self.tool_calls.append(event)
-            part = {
-                "type": "tool-call",
-                "toolCallId": event.tool_call_id,
-                "toolName": event.tool_name,
-                "args": event.args,
-            }
+            part = storable(
+                {
+                    "type": "tool-call",
+                    "toolCallId": event.tool_call_id,
+                    "toolName": event.tool_name,
+                    "args": event.args,
+                }
+            )
             self.parts.append(part)
             self._unsent[len(self.parts) - 1] = part
         else:

@@ -42,6 +42,7 @@ from db.live_part_store import live_parts, run_tag
 from db.model_resolution import ModelUnavailable, ResolvedModel, cost_micros, resolve_model
 from db.models import Chat, ChatMessage
 from db.secret_box import SecretBox
+from db.text_rules import storable
 from db.vocabulary import ChatErrorKind, ChatStatus, MessageRole
 
 log = logging.getLogger(__name__)
@@ -133,10 +134,10 @@ def error_payload(error: ProviderError | ModelUnavailable, provider: str | None)
             "retryable": False,
             "statusCode": None,
         }
-    return {
+    return {  # a provider's words: as ``last_error`` will store them (no NUL)
         "kind": error.kind.value,
-        "message": error.message,
-        "detail": error.detail,
+        "message": storable(error.message),
+        "detail": storable(error.detail),
         "provider": error.provider or provider,
         "retryable": error.retryable,
         "statusCode": error.status_code,

@@ -6,11 +6,14 @@ surrogate, so such input must be refused before it reaches a query (a refusal
 is the client's mistake, not a server error). Titles and labels are shown in
 lists next to other people's text: bidirectional overrides there can make one
 string display as another, so they lose those along with control characters.
+What a model or a command produces is not input: it is stored with those
+characters replaced (``storable``), never refused.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 # Refused in every string input: C0 controls but tab, newline and carriage return,
 # DEL, C1 controls and lone surrogates. Nothing is stripped from input text.
@@ -39,3 +42,30 @@ def clean_display_text(text: str) -> str:
     """``text`` without control characters or bidirectional formatting, for
     titles and labels; line breaks and tabs become spaces (titles are one line)."""
     return _INVISIBLE.sub("", _WHITESPACE_CONTROLS.sub(" ", text))
+
+
+# What PostgreSQL cannot store: NUL (in ``text`` and as ``\u0000`` in ``jsonb``) and
+# lone surrogates (no UTF-8 encoding). One character for one, so cleaning pieces
+# and joining them equals cleaning the whole: streamed deltas match the message.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """``text`` with NUL and lone surrogates replaced by U+FFFD: what a model or
+    a command produced, kept as shown rather than refused (it is not input)."""
+    if "\x00" not in text and text.isascii():
+        return text
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def storable(value: Any) -> Any:
+    """A JSON value with ``storable_text`` applied to every string, keys included."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {
+            storable_text(k) if isinstance(k, str) else k: storable(v) for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [storable(item) for item in value]
+    return value

@@ -1,5 +1,7 @@
 """All Tortoise models; Tortoise loads this module as the ``models`` app."""
 
+# Imported for its effect: output columns are cleaned on every save (NUL, lone surrogates).
+from db.models import stored_output  # noqa: F401
 from db.models.api_token import ApiToken
 from db.models.chat import Chat, ChatMessage, ChatQueuedMessage
 from db.models.config import SiteConfig, UserConfig
