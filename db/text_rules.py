@@ -41,7 +41,13 @@ def forbidden_character(text: str) -> str | None:
 def clean_display_text(text: str) -> str:
     """``text`` without control characters or bidirectional formatting, for
     titles and labels; line breaks and tabs become spaces (titles are one line)."""
-    return _INVISIBLE.sub("", _WHITESPACE_CONTROLS.sub(" ", text))
+    return strip_invisible(_WHITESPACE_CONTROLS.sub(" ", text))
+
+
+def strip_invisible(text: str) -> str:
+    """``text`` without control characters (line breaks and tabs included), lone
+    surrogates or bidirectional formatting: for names, where a space is no better."""
+    return _INVISIBLE.sub("", text)
 
 
 # What PostgreSQL cannot store: NUL (in ``text`` and as ``\u0000`` in ``jsonb``) and

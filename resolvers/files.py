@@ -7,13 +7,13 @@ stored, so a refused upload never leaves a row behind.
 
 from __future__ import annotations
 
-import unicodedata
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 from db.chat_files import FileBlob, FileMeta, missing_files, owned_file, store_file
+from db.text_rules import strip_invisible
 from db.vocabulary import CHAT_FILE_MAX_BYTES, CHAT_FILE_TYPES, FILE_NAME_MAX_BYTES, ErrorCode
 from resolvers import global_id
 from resolvers.context import RequestContext
@@ -21,9 +21,6 @@ from resolvers.errors import ApiError, bad_input, not_found
 from resolvers.image_format import ImageRejected, image_type
 from resolvers.permissions import require_viewer
 
-# Bidirectional overrides can make "gnp.exe" display as "exe.png"; zero-width
-# joiners stay (emoji sequences need them).
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
 
 
@@ -48,11 +45,10 @@ async def read_capped(chunks: AsyncIterator[bytes]) -> bytes:
 
 
 def normalize_name(name: str | None, mime_type: str) -> str:
-    """Control characters out, at most 255 UTF-8 bytes cut at a character
+    """Control characters and bidirectional formatting out (an override can make
+    "gnp.exe" display as "exe.png"), at most 255 UTF-8 bytes cut at a character
     boundary; an empty result gets a name from the type."""
-    cleaned = "".join(
-        ch for ch in (name or "") if unicodedata.category(ch) != "Cc" and ch not in _BIDI_CONTROLS
-    ).strip()
+    cleaned = strip_invisible(name or "").strip()
     cleaned = cleaned.replace("/", "_").replace("\\", "_")
     encoded = cleaned.encode("utf-8")
     if len(encoded) > FILE_NAME_MAX_BYTES:

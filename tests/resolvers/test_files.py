@@ -295,6 +295,7 @@ async def test_ten_mib_is_accepted_and_one_byte_more_is_payload_too_large(
     [
         ("re\x01port\x07\t\x1b\x7f.png", "report.png"),
         ("\u202egnp.exe", "gnp.exe"),  # a right-to-left override would show "exe.png"
+        ("\u200fgnp\u061c.exe\u200e", "gnp.exe"),  # bidirectional marks, as in titles
         ("../../etc/passwd.png", ".._.._etc_passwd.png"),
         ("\x01\x02", "upload.png"),  # nothing left: a name from the type
     ],
