@@ -39,7 +39,7 @@ from redis.backoff import NoBackoff
 
 from db import live_steps
 from db.chat_events import chat_channel
-from db.event_hub import MAX_PAYLOAD_BYTES, EventHub, PayloadTooLarge
+from db.event_hub import MAX_PAYLOAD_BYTES, BackendUnavailable, EventHub, PayloadTooLarge
 from db.live_steps import LiveStep
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,8 @@ _SEQ_ROOM = 24  # bytes the Lua script appends: ,"seq":N}
 
 
 def run_tag(worker_id: uuid.UUID, started_at: datetime | None) -> str:
-    """Names a run; tags of later claims sort after earlier ones (fixed-width UTC)."""
+    """Names a run; tags of later claims sort after earlier ones (fixed-width UTC).
+    A run without a claim time (tests drive turns directly) sorts first."""
     at = (started_at or datetime(1970, 1, 1, tzinfo=UTC)).astimezone(UTC)
     return f"{at:%Y%m%dT%H%M%S.%f}/{worker_id}"
 
@@ -107,10 +108,10 @@ class MemoryLiveParts:
 
     async def takeover(self, chat_id: uuid.UUID, run: str) -> bool:
         step = live_steps.current(chat_id)
-        if step is not None and step.run > run:
+        if step is None or step.run >= run:
             return False
-        live_steps.begin(chat_id, run)
-        if step is None or step.run == run:
+        live_steps.end(chat_id)  # this run's first flush begins its own
+        if not step.parts:
             return False
         await self._publish(chat_id, {**_reset_event(chat_id), "seq": live_steps.next_seq()})
         return True
@@ -188,13 +189,14 @@ return 1
 """
 
 # ARGV: run, ttl ms, channel, reset event without its closing brace. The run
-# takes the chat's step over: an older run's step is dropped (and clients told),
-# then the list is headed by this run, so the older run can no longer write.
+# takes the chat's step over: an older run's step is dropped (and clients told,
+# if it had parts), then the list is headed by this run, so the older run can no
+# longer write.
 _TAKEOVER = """
 local head = redis.call('LINDEX', KEYS[1], 0)
 if head and head > ARGV[1] then return 0 end
 local reset = 0
-if head and head ~= ARGV[1] then
+if head and head ~= ARGV[1] and redis.call('LLEN', KEYS[1]) > 1 then
   local seq = redis.call('INCR', KEYS[2])
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
   redis.call('PUBLISH', ARGV[3], ARGV[4] .. ',"seq":' .. seq .. '}')
@@ -278,7 +280,10 @@ class RedisLiveParts:
         except (redis.ConnectionError, redis.TimeoutError):
             # A pooled connection may have died with a Redis restart; reads are
             # safe to repeat on a fresh one (writes are not: see StepStream).
-            entries, seq = await self._read(chat_id)
+            try:
+                entries, seq = await self._read(chat_id)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                raise BackendUnavailable(f"reading the live step: {exc}") from exc
         if not entries and seq is None:
             return None
         step = LiveStep(seq=int(seq or 0), run=entries[0].decode() if entries else "")
