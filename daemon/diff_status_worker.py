@@ -22,6 +22,7 @@ from typing import Any
 from daemon.git_providers.base import GitProvider, GitProviderError, PullRequest
 from db.models.workspace import PULL_REQUEST_FIELDS
 from db.raw_sql import fetch
+from db.text_rules import storable
 from db.vocabulary import DIFF_STATUS_LEASE_S
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,8 @@ class DiffStatusWorker:
             )
             await fetch(_RELEASE, *claim, self.retry)
             return
-        new = visible_values(pr)
+        # The provider's text as PostgreSQL can store it (a PR title or diff may hold NUL).
+        new, diff = tuple(storable(list(visible_values(pr)))), storable(diff)
         if not await fetch(_STORE, *claim, *new, diff):
             return  # the lease ran out and someone else has the row now
         if new != tuple(row[name] for name in PULL_REQUEST_FIELDS):

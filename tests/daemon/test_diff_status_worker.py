@@ -240,3 +240,27 @@ async def test_the_loop_wakes_on_mark_stale(owner: User) -> None:
     finally:
         await worker.stop()
     assert published.events == [(owner.id, chat_id)]
+
+
+async def test_a_pull_request_with_nul_in_its_title_or_diff_is_stored_with_the_replacement(
+    owner: User,
+) -> None:
+    class BinaryDiffs(FakeProvider):
+        async def pull_request_diff(self, remote_origin: str, number: int) -> str:
+            return "+late\x00nul\n"  # past git's binary sniff: a text diff holding NUL
+
+    provider, published = BinaryDiffs(), Published()
+    worker = DiffStatusWorker(provider, published)
+    chat_id = await new_chat(owner)
+    provider.pulls["spin"] = replace(PR, title="Spin\x00\ud800")
+
+    await worker.mark_stale(chat_id, "spin", ORIGIN)
+    assert await worker.run_once() == 1
+    row = await ChatDiffStatus.get(chat_id=chat_id)
+    assert (row.pull_request_title, row.remote_diff) == ("Spin\ufffd\ufffd", "+late\ufffdnul\n")
+    assert row.stale_at is None
+    assert len(published.events) == 1
+
+    await worker.mark_stale(chat_id, "spin", ORIGIN)  # the same again: nothing to announce
+    assert await worker.run_once() == 1
+    assert len(published.events) == 1
