@@ -96,6 +96,29 @@ def _part_event(chat_id: uuid.UUID, index: int, part: dict[str, Any]) -> dict[st
     }
 
 
+def _fitted(
+    chat_id: uuid.UUID, deltas: list[tuple[int, dict[str, Any]]]
+) -> list[tuple[int, dict[str, Any], str]]:
+    """Each delta as events under the payload cap (text split as needed) with its
+    JSON sans closing brace; a non-text part too large to publish is left to the
+    step's message."""
+    out: list[tuple[int, dict[str, Any], str]] = []
+    pending = list(reversed(deltas))
+    while pending:
+        index, part = pending.pop()
+        try:
+            out.append((index, part, _open_json(_part_event(chat_id, index, part))))
+            continue
+        except PayloadTooLarge:
+            text = part.get("text")
+            if not isinstance(text, str) or len(text) < 2:
+                log.warning("a live part is too large to publish", extra={"chat_id": str(chat_id)})
+                continue
+        half = len(text) // 2
+        pending += [(index, {**part, "text": text[half:]}), (index, {**part, "text": text[:half]})]
+    return out
+
+
 def _reset_event(chat_id: uuid.UUID) -> dict[str, Any]:
     return {"kind": "parts_reset", "chatId": str(chat_id), "reason": RESET_REASON}
 
@@ -132,7 +155,7 @@ class MemoryLiveParts:
             step = live_steps.begin(chat_id, run)
         elif step.run != run:
             return  # the chat was taken over
-        for index, part in deltas:
+        for index, part, _ in _fitted(chat_id, deltas):
             seq = live_steps.next_seq()
             step.append(index, part, seq)
             await self._publish(chat_id, {**_part_event(chat_id, index, part), "seq": seq})
@@ -262,9 +285,9 @@ class RedisLiveParts:
     async def append(
         self, chat_id: uuid.UUID, run: str, deltas: list[tuple[int, dict[str, Any]]]
     ) -> None:
-        if not deltas:
+        events = [payload for _, _, payload in _fitted(chat_id, deltas)]
+        if not events:
             return
-        events = [_open_json(_part_event(chat_id, index, part)) for index, part in deltas]
         args: list[str | int] = [run, self.ttl_ms, chat_channel(chat_id), *events]
         await self._append(keys=self._keys(chat_id), args=args)
 

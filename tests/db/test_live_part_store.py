@@ -1,0 +1,73 @@
+"""The live-part store: what it publishes is what a reader of its snapshot gets.
+
+Both implementations, on a real hub: memory, and Redis (a private redis-server).
+A delta larger than a broadcast payload (long text of 4-byte characters) is
+published in pieces, so subscribers and the snapshot both hold all of it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from db.event_hub import EventHub
+from db.live_part_store import live_parts, run_tag
+from tests.db.test_event_hub_recovery import RedisServer, free_port
+from tests.harness import IN_CI
+
+
+@pytest.fixture(scope="module")
+async def redis_url() -> AsyncIterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if IN_CI:
+            pytest.fail("CI=true but redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(binary, free_port())
+    await server.start()
+    try:
+        yield server.url
+    finally:
+        await server.kill()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def hub(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[EventHub]:
+    url = "memory://" if request.param == "memory" else redis_url
+    events = EventHub(url)
+    await events.connect()
+    try:
+        yield events
+    finally:
+        await events.disconnect()
+
+
+def text_of(deltas: list[dict[str, Any]]) -> str:
+    return "".join(d["part"]["text"] for d in deltas if d["kind"] == "part")
+
+
+async def test_a_delta_over_the_payload_cap_reaches_subscribers_and_the_snapshot_whole(
+    hub: EventHub,
+) -> None:
+    chat_id = uuid.uuid4()
+    run = run_tag(uuid.uuid4(), None)
+    store = live_parts(hub)
+    long = "😀" * 2000 + "end"  # 8000+ bytes of UTF-8 in one delta
+    async with hub.subscribe(f"chat:{chat_id}") as subscription:
+        await store.begin(chat_id, run)
+        await store.append(chat_id, run, [(0, {"type": "text", "text": "start "})])
+        await store.append(chat_id, run, [(0, {"type": "text", "text": long})])
+        received: list[dict[str, Any]] = []
+        while text_of(received) != "start " + long:
+            received.append(dict(await subscription.get(timeout=5)))
+    step = await store.snapshot(chat_id)
+    assert step is not None
+    assert step.parts == [{"type": "text", "text": "start " + long}]
+    seqs = [d["seq"] for d in received]
+    assert seqs == sorted(seqs)
+    assert step.seq == seqs[-1]
+    await store.end(chat_id, run, discarded=False)
