@@ -59,8 +59,15 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 def storable_text(text: str) -> str:
     """``text`` with NUL and lone surrogates replaced by U+FFFD: what a model or
     a command produced, kept as shown rather than refused (it is not input)."""
-    if "\x00" not in text and text.isascii():
-        return text
+    if "\x00" not in text:
+        if text.isascii():
+            return text
+        try:  # a C-speed check for surrogates: ~10x faster than the regex on long text
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+        else:
+            return text
     return _UNSTORABLE.sub("\ufffd", text)
 
 
