@@ -156,6 +156,9 @@ class _Replay:
         # The newest step message delivered before this subscription announced
         # it (0: none): deltas queued until that announcement are its step's.
         self.ahead = 0
+        # The status this subscriber holds: a replay that read the chat after a
+        # change committed sends it, so its announcement, arriving later, is not.
+        self.status: ChatStatus | None = None
 
     def listening(self, step: live_steps.LiveStep | None) -> None:
         """A new subscription: nothing of it is stale yet; ``step`` is replayed."""
@@ -173,6 +176,13 @@ class _Replay:
         """Every delta queued before this announcement has been passed."""
         if message_id >= self.ahead:
             self.ahead = 0
+
+    def status_changed(self, status: ChatStatus) -> bool:
+        """Whether ``status`` is news to this subscriber (then it holds it)."""
+        if status is self.status:
+            return False
+        self.status = status
+        return True
 
     def stale(self, seq: int) -> bool:
         """A delta this subscriber already has, or of a step already delivered."""
@@ -226,7 +236,9 @@ async def chat_events(
             current = await Chat.filter(id=chat.id).first()
             if first:
                 await mark_read(chat.id)
-            yield StatusChangedEvent(chat.id, current.status if current else chat.status)
+            status = current.status if current else chat.status
+            replay.status = status
+            yield StatusChangedEvent(chat.id, status)
             for index, part in enumerate(snapshot):
                 if part and step is not None:
                     yield PartDeltaEvent(chat.id, step.role, index, part)
@@ -280,6 +292,8 @@ def _plain_row(chat_id: uuid.UUID, raw: dict[str, Any], replay: _Replay) -> obje
             ),
         )
     if kind == "status":
+        if not replay.status_changed(ChatStatus(raw["status"])):
+            return None  # already sent by the replay
         return shared_row(
             raw, ("status", chat_id), lambda: StatusChangedEvent(chat_id, ChatStatus(raw["status"]))
         )

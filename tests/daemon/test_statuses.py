@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from daemon import turn_runner
 from daemon.tool_registry import ToolRegistry
 from daemon.tools import ask_user_question
+from db.chat_events import ChatEvents
 from db.models import Chat, ChatQueuedMessage
 from db.vocabulary import ChatStatus, MessageRole
 from tests.conftest import make_settings
@@ -98,12 +99,6 @@ async def test_a_failing_run_announces_running_once(
     assert statuses(events) == ["PENDING", "RUNNING", "ERROR"], events
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="chatEvents replays the status it reads after subscribing and then also "
-    "sends the RUNNING announced after the claim committed: the stream must skip a "
-    "live status equal to the one it last sent (resolvers/chat_stream.py)",
-)
 async def test_a_stream_opened_between_claim_and_announcement_shows_running_once(
     app: Starlette,
     live_server: str,
@@ -292,7 +287,12 @@ async def test_a_chat_whose_worker_died_while_interrupting_ends_waiting(
     async with GraphQLSocket.open(live_server, token) as socket:
         sub = await socket.subscribe(CHAT_EVENTS, {"id": chat["id"]}, field="chatEvents")
         await sub.until(replayed)
-        # As a run being interrupted leaves it when its worker's process dies.
+        # As a run being interrupted leaves it when its worker's process dies:
+        # the interrupt was announced, then the worker stopped beating.
+        owner_id = (await Chat.get(id=chat_id)).owner_id  # type: ignore[attr-defined]
+        await ChatEvents(app.state.event_hub).status(owner_id, chat_id, "interrupting")
+        seen = await sub.until(lambda e: typename(e, "StatusChanged"))
+        assert statuses(seen) == ["INTERRUPTING"], seen
         stale = datetime.now(UTC) - timedelta(hours=1)
         await Chat.filter(id=chat_id).update(
             status=ChatStatus.INTERRUPTING, worker_id=uuid.uuid4(), heartbeat_at=stale
