@@ -55,7 +55,9 @@ class SandboxCgroup:
     def wrap(self, argv: list[str]) -> list[str]:
         """``argv`` behind a host shell that joins this cgroup first, then execs it."""
         joins = " && ".join(f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}" for d in self.dirs)
-        script = f'{joins} && : > {shlex.quote(str(self.marker))} && exec "$@"; exit {JOIN_FAILED}'
+        mark = shlex.quote(str(self.marker))
+        # The shell exports the host's cwd as PWD; the sandbox must not see it.
+        script = f'{joins} && : > {mark} && unset PWD OLDPWD && exec "$@"; exit {JOIN_FAILED}'
         return ["/bin/sh", "-c", script, "agentgql-sandbox", *argv]
 
     def processes(self) -> int:
