@@ -267,7 +267,18 @@ def _find_v1() -> CgroupHierarchy | None:
 def _find_v2() -> CgroupHierarchy | None:
     if not (CGROUP_ROOT / "cgroup.controllers").is_file():
         return None
-    base = _base(CGROUP_ROOT, None)
+    own = _base(CGROUP_ROOT, None)
+    # Our own cgroup holds our process, so only the root (or a namespace's root)
+    # may enable controllers there; a delegated parent may have them on already.
+    for base in (own, own.parent) if own != CGROUP_ROOT else (own,):
+        found = _delegated(base)
+        if found is not None:
+            return found
+    return None
+
+
+def _delegated(base: Path) -> CgroupHierarchy | None:
+    """Our parent under ``base``, if ``base`` lets us enable pids (and memory) below it."""
     try:
         offered = (base / "cgroup.controllers").read_text().split()
         wanted = [c for c in _CONTROLLERS if c in offered]
@@ -275,11 +286,15 @@ def _find_v2() -> CgroupHierarchy | None:
             return None
         enabled = (base / "cgroup.subtree_control").read_text().split()
         missing = [c for c in wanted if c not in enabled]
-        if missing:  # fails (EBUSY) unless the subtree is delegated to us
+        if missing:  # EBUSY unless base is a root or holds no process
             (base / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in missing))
         parent = _make_parent(base)
+    except OSError:
+        return None
+    try:
         (parent / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in wanted))
     except OSError:
+        _remove_parent(parent)
         return None
     return CgroupHierarchy(2, {c: parent for c in wanted})
 
