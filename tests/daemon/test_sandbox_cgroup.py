@@ -154,3 +154,14 @@ async def test_without_a_cgroup_commands_run_and_the_start_log_says_what_holds(
     if os.geteuid() == 0:
         assert "ignores for root" in caplog.text
     assert (await run("echo alive", workspace, sandbox))["output"] == "alive\n"
+
+
+@needs_bwrap
+async def test_the_start_log_says_which_limits_hold(caplog: pytest.LogCaptureFixture) -> None:
+    sandbox = Sandbox(SandboxSettings(limits=SandboxLimits(processes=48, memory_mb=300)))
+    with caplog.at_level(logging.INFO, logger="daemon.sandbox"):
+        await sandbox.announce()
+    if sandbox.cgroups is not None:
+        assert "limited to 48 processes and 300 MiB in all by cgroup" in caplog.text
+    elif os.geteuid() == 0:
+        assert "ignores for root" in caplog.text
