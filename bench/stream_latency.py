@@ -36,12 +36,12 @@ import websockets
 
 from bench.postgres import bench_database
 from bench.servers import agentgql_server
-from db.chat_events import ChatEvents
 from db.connection import close_database, open_database, tortoise_config
-from db.event_hub import EventHub
 from db.migrator import apply_migrations
 from db.model_resolution import ensure_default_scripted_model
 from db.vocabulary import TokenKind
+from events.announcer import ChatEvents
+from events.hub import EventHub
 from resolvers import global_id
 from resolvers.accounts import create_user
 from resolvers.tokens import issue_token

@@ -38,8 +38,8 @@ import uvloop
 from bench.postgres import bench_database
 from bench.servers import Server, agentgql_server
 from bench.stream_latency import idle_chat, open_subscription, prepare_viewer
-from db.chat_events import ChatEvents
-from db.event_hub import EventHub
+from events.announcer import ChatEvents
+from events.hub import EventHub
 from resolvers import global_id
 
 STREAMED = """subscription($id: ID!) { chatEvents(chatId: $id) {

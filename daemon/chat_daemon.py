@@ -27,12 +27,12 @@ from daemon.tool_registry import ToolRegistry
 from daemon.tools import ProcessTable, agent_tools
 from daemon.turn_runner import Turn, TurnSettings, promote_released, run_turn, settle_interrupted
 from daemon.workspace_services import WorkspaceServices
-from db.chat_events import WORK_CHANNEL, ChatEvents, chat_channel
-from db.event_hub import EventHub
 from db.raw_sql import fetch
 from db.retention import purge_expired
 from db.secret_box import SecretBox
 from db.vocabulary import ChatStatus
+from events.announcer import WORK_CHANNEL, ChatEvents, chat_channel
+from events.hub import EventHub
 
 log = logging.getLogger(__name__)
 

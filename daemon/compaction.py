@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 from daemon import prompt
 from daemon.providers import LlmClient, ModelMessage, ModelRequest, Usage, complete_text
-from db.chat_events import ChatEvents
 from db.model_resolution import ResolvedModel, cost_micros
 from db.models import ChatMessage
 from db.parts import TextPart
 from db.vocabulary import MessageRole, Visibility
+from events.announcer import ChatEvents
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from daemon.git_scan import GitScanner
 from daemon.git_watcher import GitWatcher
 from daemon.sandbox import INSTALL_HINT, Sandbox
 from daemon.workspace_backend import WorkspaceBackend, WorkspaceError
-from db.chat_events import ChatEvents
 from db.git_snapshots import RepoSnapshot
 from db.models import Chat, ChatDiffStatus, Workspace, WorkspaceGitSnapshot
 from db.vocabulary import WorkspaceStatus
+from events.announcer import ChatEvents
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,13 @@ import uuid
 from dataclasses import dataclass
 
 from daemon.providers import ModelMessage, ModelRequest, Usage, complete_text, make_client
-from db.chat_events import ChatEvents
 from db.model_resolution import ModelUnavailable, ResolvedModel, cost_micros, resolve_model
 from db.models import Chat, ChatMessage, ModelConfig
 from db.parts import Part, TextPart, parts_from_json
 from db.secret_box import SecretBox
 from db.titles import fallback_title, normalize_title
 from db.vocabulary import MessageRole, Visibility
+from events.announcer import ChatEvents
 
 log = logging.getLogger(__name__)
 

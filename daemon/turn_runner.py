@@ -36,14 +36,14 @@ from daemon.step_stream import StepStream
 from daemon.tool_policy import STOP_AFTER, ToolPolicy
 from daemon.tool_registry import ToolRegistry
 from daemon.workspace_backend import WorkspaceBackend
-from db.chat_events import ChatEvents
 from db.chat_queue import promote_queue_head
-from db.live_part_store import live_parts, run_tag
 from db.model_resolution import ModelUnavailable, ResolvedModel, cost_micros, resolve_model
 from db.models import Chat, ChatMessage
 from db.secret_box import SecretBox
 from db.text_rules import storable
 from db.vocabulary import ChatErrorKind, ChatStatus, MessageRole
+from events.announcer import ChatEvents
+from events.live_parts import live_parts, run_tag
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from daemon.sandbox import Sandbox, SandboxSettings
 from daemon.tools.processes import ProcessTable
 from daemon.workspace_backend import WorkspaceBackend
 from daemon.workspace_reaper import WorkspaceReaper
-from db.chat_events import ChatEvents
 from db.vocabulary import ChatListEventKind
+from events.announcer import ChatEvents
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import logging
 import uuid
 from typing import Any
 
-from db.event_hub import EventHub
+from events.hub import EventHub
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from db.broadcast_link import BroadcastLink, describe
-from db.hub_event import HubEvent
-from db.hub_subscription import RECONNECTED, Subscription, SubscriptionClosed
+from events.broadcast_link import BroadcastLink, describe
+from events.sharing import HubEvent
+from events.subscription import RECONNECTED, Subscription, SubscriptionClosed
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",

@@ -13,7 +13,7 @@ is missed or doubled.
   one atomic round trip, so a reader's snapshot (also atomic) is exactly the
   deltas published before it. Every replica sees it.
 * memory and Postgres: the step is kept in the process that runs it
-  (``db.live_steps``); a subscriber on another replica sees deltas from the
+  (``events.live_steps``); a subscriber on another replica sees deltas from the
   moment it subscribes, then the message.
 
 A run is named by ``run_tag`` (claim time, then worker id). When a run starts on
@@ -37,10 +37,10 @@ from redis import asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from db import live_steps
-from db.chat_events import chat_channel
-from db.event_hub import MAX_PAYLOAD_BYTES, BackendUnavailable, EventHub, PayloadTooLarge
-from db.live_steps import LiveStep
+from events import live_steps
+from events.announcer import chat_channel
+from events.hub import MAX_PAYLOAD_BYTES, BackendUnavailable, EventHub, PayloadTooLarge
+from events.live_steps import LiveStep
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def _reset_event(chat_id: uuid.UUID) -> dict[str, Any]:
 
 
 class MemoryLiveParts:
-    """The step in this process (``db.live_steps``), published through the hub."""
+    """The step in this process (``events.live_steps``), published through the hub."""
 
     def __init__(self, hub: EventHub | None) -> None:
         self.hub = hub

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from db.event_hub import EventHub
+from events.hub import EventHub
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Both follow the owner's channel; each event carries a chat id and the chat is
 read from the database per event (with the owner check), so a client always
 gets current rows and never another user's chat. Subscribers of one owner
-channel share that read and the rows made from an event (``db.hub_event``).
+channel share that read and the rows made from an event (``events.sharing``).
 
 When the hub says events were lost (this subscriber's queue overflowed, or the
 broadcast backend reconnected), neither stream carries on as if nothing
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from db.chat_events import owner_channel
-from db.hub_event import shared_read, shared_row
-from db.hub_subscription import RESYNC
 from db.models import Chat
 from db.vocabulary import ChatListEventKind
+from events.announcer import owner_channel
+from events.sharing import shared_read, shared_row
+from events.subscription import RESYNC
 from resolvers.chat_stream import ResyncEvent
 from resolvers.chats import own_chat
 from resolvers.context import RequestContext

@@ -19,7 +19,7 @@ so no delta of a step follows the step's MessageCreated. Messages read before
 subscribing were announced (if at all) before it, so they hold nothing back.
 
 Everything made from a hub event is the same for all subscribers of the chat,
-so it is made once and shared (``db.hub_event``): the rows of a status, a delta,
+so it is made once and shared (``events.sharing``): the rows of a status, a delta,
 the messages read after a cursor, the queue. The subscription executor then
 runs each distinct selection once per event. What a subscriber replays (status,
 deltas, queue) and its resyncs stay its own; only message reads of the same
@@ -38,14 +38,14 @@ from typing import Any
 
 from tortoise.expressions import F
 
-from db import live_steps
-from db.chat_events import chat_channel
-from db.hub_event import share, shared_read, shared_row
 from db.keyset import InvalidCursor
-from db.live_part_store import live_parts
 from db.message_rows import MessageRow, cursor_id, message_cursor, messages_after
 from db.models import Chat, ChatQueuedMessage
 from db.vocabulary import ChatStatus, MessageRole
+from events import live_steps
+from events.announcer import chat_channel
+from events.live_parts import live_parts
+from events.sharing import share, shared_read, shared_row
 from resolvers.chats import own_chat
 from resolvers.context import RequestContext
 from resolvers.errors import bad_input

@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
-from db.chat_events import WORK_CHANNEL, owner_channel
 from db.models import Chat
 from db.vocabulary import BUSY_STATUSES, TITLE_LOCK_WORKER
+from events.announcer import WORK_CHANNEL, owner_channel
 from resolvers.chats import own_chat
 from resolvers.context import RequestContext
 from resolvers.errors import conflict

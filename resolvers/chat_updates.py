@@ -8,11 +8,11 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from db.chat_events import ChatEvents
 from db.chat_queue import promote_queue_head
 from db.models import Chat, ChatMessage
 from db.titles import clean_title
 from db.vocabulary import BUSY_STATUSES, TITLE_MAX, UNPINNED_RANK, ChatStatus
+from events.announcer import ChatEvents
 from resolvers.chats import check_labels, own_chat, publish
 from resolvers.context import RequestContext
 from resolvers.errors import bad_input

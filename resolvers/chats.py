@@ -13,7 +13,6 @@ from typing import Any
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
-from db.chat_events import ChatEvents
 from db.chat_files import link_files, part_file_ids
 from db.keyset import Page, SortKey
 from db.models import Chat, ChatMessage
@@ -31,6 +30,7 @@ from db.vocabulary import (
     Permission,
     Visibility,
 )
+from events.announcer import ChatEvents
 from resolvers import global_id
 from resolvers.chat_search import parse_chat_query
 from resolvers.context import RequestContext

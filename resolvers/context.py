@@ -10,9 +10,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from db.chat_events import ChatEvents
 from db.models import ApiToken, User, Workspace, WorkspaceTemplate
 from db.secret_box import SecretBox
+from events.announcer import ChatEvents
 from resolvers.errors import ApiError
 from resolvers.loaders import Loaders
 

@@ -13,7 +13,7 @@ merge frames by root. After a resync from the hub (events were dropped) a full
 frame is sent again, with ``removed: true`` entries for roots this stream sent
 earlier that are gone now, so merging by root still converges. A change frame
 is the same for every subscriber of the chat: it is read and built once per
-event (``db.hub_event``); full frames stay per subscriber.
+event (``events.sharing``); full frames stay per subscriber.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from db.chat_events import git_channel
 from db.git_snapshots import RepoSnapshot, is_sandbox_root
-from db.hub_event import share, shared_read
-from db.hub_subscription import RESYNC
 from db.models import Chat, Workspace, WorkspaceGitSnapshot
+from events.announcer import git_channel
+from events.sharing import share, shared_read
+from events.subscription import RESYNC
 from resolvers.chat_diffs import aware, present_repositories, stored_repositories
 from resolvers.chats import own_chat
 from resolvers.context import RequestContext

@@ -8,7 +8,6 @@ from typing import cast
 
 from tortoise.transactions import in_transaction
 
-from db.chat_events import ChatEvents
 from db.chat_files import link_files, part_file_ids
 from db.chat_queue import move_to_history, promote_queue_head
 from db.keyset import Page
@@ -25,6 +24,7 @@ from db.vocabulary import (
     MessageRole,
     Visibility,
 )
+from events.announcer import ChatEvents
 from resolvers import global_id
 from resolvers.chats import own_chat, publish
 from resolvers.context import RequestContext

@@ -15,10 +15,10 @@ from daemon.chat_daemon import ChatDaemon
 from daemon.tool_registry import ToolRegistry
 from daemon.workspace_backend import LocalWorkspaceBackend, WorkspaceBackend, create_workspace
 from daemon.workspace_services import WorkspaceServices
-from db.chat_events import ChatEvents
-from db.event_hub import EventHub
 from db.model_resolution import ensure_default_scripted_model
 from db.secret_box import SecretBox
+from events.announcer import ChatEvents
+from events.hub import EventHub
 from schema.build import build_schema
 from server.body_limit import BodyLimitMiddleware
 from server.database import database

@@ -5,7 +5,7 @@ keep that identity after its token was revoked, its user logged out, was
 disabled or changed role. Two guards close that gap:
 
 - every process keeps its authenticated sockets by user and holds ONE hub
-  subscription to ``sessions`` (``db.session_events``); an announcement closes
+  subscription to ``sessions`` (``events.sessions``); an announcement closes
   the sockets of that token (or of every token of that user) on every replica;
 - each ``subscribe`` message checks the token again (one indexed lookup), so a
   missed announcement cannot let a revoked token or a disabled user start an
@@ -35,9 +35,9 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 
-from db.event_hub import EventHub
-from db.hub_subscription import RESYNC
-from db.session_events import SESSIONS_CHANNEL, SessionEnd
+from events.hub import EventHub
+from events.sessions import SESSIONS_CHANNEL, SessionEnd
+from events.subscription import RESYNC
 from resolvers.context import RequestContext
 from resolvers.errors import ApiError
 from resolvers.tokens import authenticate_hash

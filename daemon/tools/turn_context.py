@@ -14,7 +14,7 @@ from typing import Annotated, Protocol
 from pydantic import Field
 
 from daemon.workspace_backend import WorkspaceBackend
-from db.chat_events import ChatEvents
+from events.announcer import ChatEvents
 
 
 class ToolTurn(Protocol):

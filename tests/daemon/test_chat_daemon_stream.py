@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from db import live_steps
 from db.models import Chat, ChatMessage
 from db.vocabulary import ChatStatus, MessageRole, Visibility
+from events import live_steps
 from resolvers import chat_stream, chats
 from tests.daemon.live import (
     CHAT_EVENTS,

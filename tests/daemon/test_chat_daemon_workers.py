@@ -19,14 +19,14 @@ from starlette.applications import Starlette
 
 from daemon.chat_daemon import ChatDaemon, DaemonSettings
 from daemon.turn_runner import TurnSettings
-from db import live_steps
-from db.event_hub import EventHub
 from db.model_resolution import default_model_config
 from db.models import Chat, ChatMessage, User
 from db.parts import TextPart
 from db.secret_box import SecretBox
 from db.titles import fallback_title
 from db.vocabulary import ChatStatus, MessageRole
+from events import live_steps
+from events.hub import EventHub
 from resolvers.accounts import create_user
 from tests.conftest import make_settings
 from tests.daemon.live import chat_settled, eventually, messages_of, running_app, stored_text
@@ -325,7 +325,7 @@ async def test_a_chat_reclaimed_while_the_interrupted_turn_cleans_up_stays_track
     """The interrupted turn's cleanup must not drop the newer turn's ``running`` entry
     (and with it its watcher, its heartbeat and the daemon's capacity count)."""
     from daemon import turn_runner
-    from db.chat_events import ChatEvents
+    from events.announcer import ChatEvents
 
     events = ChatEvents(app.state.event_hub)
     original = turn_runner._persist
@@ -435,7 +435,7 @@ async def test_a_late_pending_announcement_does_not_cancel_the_claimed_turn(
 ) -> None:
     """createChat/sendMessage announce PENDING after their commit; a claim can
     overtake that announcement, which must not then cancel the claimed turn."""
-    from db.chat_events import ChatEvents
+    from events.announcer import ChatEvents
 
     events = ChatEvents(app.state.event_hub)
     reply = f"claimed before the announcement {uuid.uuid4().hex[:6]}"
@@ -513,7 +513,7 @@ async def test_a_watcher_cancelled_while_subscribing_leaves_nothing_behind(
 async def test_an_interrupt_announced_after_a_reclaim_still_stops_the_old_run(
     app: Starlette, owner: User
 ) -> None:
-    from db.chat_events import ChatEvents
+    from events.announcer import ChatEvents
 
     events = ChatEvents(app.state.event_hub)
     # The new run outlasts what is left of the old one.

@@ -24,11 +24,11 @@ from daemon.tools import ProcessTable, agent_tools
 from daemon.turn_runner import Turn, run_turn
 from daemon.workspace_backend import LocalWorkspaceBackend
 from daemon.workspace_services import WorkspaceServices, WorkspaceSettings
-from db.chat_events import ChatEvents, git_channel
-from db.event_hub import EventHub, Subscription
 from db.model_resolution import default_model_config
 from db.models import Chat, ChatDiffStatus, ChatMessage, User, Workspace, WorkspaceGitSnapshot
 from db.vocabulary import WORKSPACE_MOUNT, ChatStatus, MessageRole, WorkspaceStatus
+from events.announcer import ChatEvents, git_channel
+from events.hub import EventHub, Subscription
 from tests.daemon.test_git_scan import git, make_repo
 from tests.daemon.tools.sandboxed import needs_bwrap
 

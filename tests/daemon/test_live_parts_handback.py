@@ -14,10 +14,10 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from db import live_steps
-from db.event_hub import EventHub
 from db.models import User
 from db.vocabulary import MessageRole
+from events import live_steps
+from events.hub import EventHub
 from tests.daemon import test_chat_daemon_workers as workers
 from tests.daemon.live import chat_settled, eventually, messages_of, stored_text
 from tests.daemon.test_chat_daemon_workers import daemons, pending_chats, settings, stop

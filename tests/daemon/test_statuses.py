@@ -20,9 +20,9 @@ from starlette.applications import Starlette
 from daemon import turn_runner
 from daemon.tool_registry import ToolRegistry
 from daemon.tools import ask_user_question
-from db.chat_events import ChatEvents
 from db.models import Chat, ChatQueuedMessage
 from db.vocabulary import ChatStatus, MessageRole
+from events.announcer import ChatEvents
 from tests.conftest import make_settings
 from tests.daemon import live_app
 from tests.daemon.live import (

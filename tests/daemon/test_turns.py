@@ -21,12 +21,12 @@ from starlette.applications import Starlette
 from daemon.providers import ToolSpec
 from daemon.tool_registry import Tool, ToolRegistry
 from daemon.turn_runner import Turn, TurnSettings, run_turn
-from db import live_steps
-from db.chat_events import ChatEvents, chat_channel
-from db.event_hub import EventHub
 from db.model_resolution import default_model_config
 from db.models import Chat, ChatMessage, ModelConfig, User
 from db.vocabulary import ChatStatus, MessageRole
+from events import live_steps
+from events.announcer import ChatEvents, chat_channel
+from events.hub import EventHub
 from resolvers.accounts import create_user
 from tests.conftest import make_settings
 from tests.daemon.live import messages_of, running_app, stored_text

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from redis.exceptions import ConnectionError
 
-from db.event_hub import BackendUnavailable, EventHub, PayloadTooLarge, SubscriptionClosed
+from events.hub import BackendUnavailable, EventHub, PayloadTooLarge, SubscriptionClosed
 from tests.harness import IN_CI, REDIS_URL, PostgresServer, reachable
 
 BACKENDS = ["memory", "redis", "postgres"]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from redis import asyncio as redis
 
-from db.event_hub import EventHub, Subscription
+from events.hub import EventHub, Subscription
 from tests.harness import IN_CI, REDIS_URL, PostgresServer, reachable
 
 BACKENDS = ["memory", "redis", "postgres"]

@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 from redis import asyncio as redis
 
-from db.event_hub import BackendUnavailable, EventHub, SubscriptionClosed
+from events.hub import BackendUnavailable, EventHub, SubscriptionClosed
 from tests.harness import IN_CI, PostgresServer
 
 RECONNECTED = {"kind": "resync", "reason": "backend reconnected"}

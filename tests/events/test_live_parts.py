@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from db.event_hub import EventHub
-from db.live_part_store import live_parts, run_tag
-from tests.db.test_event_hub_recovery import RedisServer, free_port
+from events.hub import EventHub
+from events.live_parts import live_parts, run_tag
+from tests.events.test_hub_recovery import RedisServer, free_port
 from tests.harness import IN_CI
 
 

@@ -25,11 +25,11 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from db import live_steps
-from db.chat_events import ChatEvents, chat_channel
-from db.event_hub import EventHub, Subscription
 from db.models import Chat, ChatMessage, User
 from db.vocabulary import ChatStatus, MessageRole
+from events import live_steps
+from events.announcer import ChatEvents, chat_channel
+from events.hub import EventHub, Subscription
 from resolvers.context import RequestContext
 from schema.build import build_schema
 from tests.daemon.live import chat_uuid, create_chat, message_gid

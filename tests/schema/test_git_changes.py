@@ -18,8 +18,8 @@ from starlette.applications import Starlette
 
 from daemon.git_watchers import GitWatchers
 from daemon.workspace_backend import LocalWorkspaceBackend
-from db.chat_events import WORK_CHANNEL, ChatEvents, git_channel
 from db.models import User, WorkspaceGitSnapshot
+from events.announcer import WORK_CHANNEL, ChatEvents, git_channel
 from tests.daemon.live import WAIT_S, GraphQLSocket, Subscription
 from tests.daemon.test_git_scan import make_repo
 from tests.harness import GraphQLClient, listening

@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from db.chat_events import ChatEvents, owner_channel
-from db.event_hub import EventHub, Subscription
 from db.models import Chat, User
 from db.vocabulary import ChatListEventKind, ChatStatus
+from events.announcer import ChatEvents, owner_channel
+from events.hub import EventHub, Subscription
 from resolvers.context import RequestContext
 from schema.build import build_schema
 from tests.conftest import make_settings
@@ -46,7 +46,7 @@ from tests.daemon.live import (
     nonce,
     running_app,
 )
-from tests.db.test_event_hub_recovery import RedisServer, free_port
+from tests.events.test_hub_recovery import RedisServer, free_port
 from tests.harness import IN_CI, PASSWORD, SIGN_UP, GraphQLClient
 
 CHATS = "query { chats(first: 50) { nodes { id status } } }"

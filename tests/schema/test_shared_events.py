@@ -19,9 +19,9 @@ import pytest
 from graphql.execution.executor import Executor
 from starlette.applications import Starlette
 
-from db.chat_events import ChatEvents
 from db.models import Chat, ChatMessage, User
 from db.vocabulary import MessageRole
+from events.announcer import ChatEvents
 from resolvers import chat_stream
 from resolvers.context import RequestContext
 from schema.build import build_schema

@@ -21,10 +21,10 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from db.chat_events import ChatEvents
-from db.event_hub import EventHub
 from db.models import ApiToken, Chat, User
 from db.secret_box import SecretBox
+from events.announcer import ChatEvents
+from events.hub import EventHub
 from resolvers.tokens import hash_token
 from server.app import create_app
 from server.settings import Settings

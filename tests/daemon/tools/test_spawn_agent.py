@@ -19,11 +19,11 @@ from daemon.tool_registry import ToolError, ToolRegistry
 from daemon.tools import ProcessTable, agent_tools
 from daemon.tools.spawn_agent import EXPLORE_TOOL, SPAWN_TOOL, explore_model
 from db.chat_config import EXPLORE_MODEL_OVERRIDE_KEY, delete_raw, write_raw
-from db.chat_events import WORK_CHANNEL, ChatEvents, owner_channel
-from db.event_hub import EventHub
 from db.model_resolution import default_model_config
 from db.models import Chat, ChatMessage, ModelConfig, User
 from db.vocabulary import TEXT_PART_MAX, ChatMode, ChatStatus, MessageRole
+from events.announcer import WORK_CHANNEL, ChatEvents, owner_channel
+from events.hub import EventHub
 from tests.daemon.tools.workspace_turn import FakeTurn
 
 

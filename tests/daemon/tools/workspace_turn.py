@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.workspace_backend import WorkspaceBackend
-from db.chat_events import ChatEvents
+from events.announcer import ChatEvents
 
 
 @dataclass
