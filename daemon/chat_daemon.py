@@ -31,7 +31,7 @@ from db.raw_sql import fetch
 from db.retention import purge_expired
 from db.secret_box import SecretBox
 from db.vocabulary import ChatStatus
-from events.announcer import WORK_CHANNEL, ChatEvents, chat_channel
+from events.announcer import WORK_CHANNEL, ChatAnnouncer, chat_channel
 from events.hub import EventHub
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class ChatDaemon:
         workspaces: WorkspaceServices | None = None,
     ) -> None:
         self.hub = hub
-        self.events = ChatEvents(hub)
+        self.events = ChatAnnouncer(hub)
         self.secrets = secrets
         self.settings = settings or DaemonSettings()
         self.workspaces = workspaces

@@ -27,7 +27,7 @@ from daemon.workspace_backend import WorkspaceBackend, WorkspaceError
 from db.git_snapshots import RepoSnapshot
 from db.models import Chat, ChatDiffStatus, Workspace, WorkspaceGitSnapshot
 from db.vocabulary import WorkspaceStatus
-from events.announcer import ChatEvents
+from events.announcer import ChatAnnouncer
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class GitWatchers:
     def __init__(
         self,
         backend: WorkspaceBackend,
-        events: ChatEvents | None,
+        events: ChatAnnouncer | None,
         mark_stale: MarkStale | None = None,
         *,
         cooldown_s: float = 1.0,

@@ -16,7 +16,7 @@ from typing import Any
 
 from daemon.providers import ReasoningDelta, StreamEvent, TextDelta, ToolCall
 from db.text_rules import storable, storable_text
-from events.announcer import ChatEvents
+from events.announcer import ChatAnnouncer
 from events.live_parts import live_parts
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ MAX_DELTA_CHARS = 2000
 
 class StepStream:
     def __init__(
-        self, chat_id: uuid.UUID, events: ChatEvents | None, coalesce_s: float, run: str = ""
+        self, chat_id: uuid.UUID, events: ChatAnnouncer | None, coalesce_s: float, run: str = ""
     ) -> None:
         self.chat_id = chat_id
         self.events = events

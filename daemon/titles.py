@@ -22,7 +22,7 @@ from db.parts import Part, TextPart, parts_from_json
 from db.secret_box import SecretBox
 from db.titles import fallback_title, normalize_title
 from db.vocabulary import MessageRole, Visibility
-from events.announcer import ChatEvents
+from events.announcer import ChatAnnouncer
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ async def _visible_turns(chat_id: uuid.UUID) -> list[tuple[str, str]]:
     return [(role, text) for role, text in turns if text]
 
 
-async def set_title(chat: Chat, title: str, events: ChatEvents | None) -> None:
+async def set_title(chat: Chat, title: str, events: ChatAnnouncer | None) -> None:
     """Titles do not move the chat in the list: ``updated_at`` stays."""
     await Chat.filter(id=chat.id).update(title=title)
     if events is not None:
@@ -115,7 +115,7 @@ async def set_title(chat: Chat, title: str, events: ChatEvents | None) -> None:
             log.warning("publishing a title change failed", exc_info=True)
 
 
-async def auto_title(chat_id: uuid.UUID, secrets: SecretBox, events: ChatEvents | None) -> None:
+async def auto_title(chat_id: uuid.UUID, secrets: SecretBox, events: ChatAnnouncer | None) -> None:
     """After the first exchange, while the title is still the fallback."""
     chat = await Chat.filter(id=chat_id).first()
     if chat is None:
@@ -156,7 +156,7 @@ def regeneration_prompt(turns: list[tuple[str, str]]) -> str:
 
 
 async def regenerate_title(
-    chat_id: uuid.UUID, secrets: SecretBox, events: ChatEvents | None
+    chat_id: uuid.UUID, secrets: SecretBox, events: ChatAnnouncer | None
 ) -> str | None:
     chat = await Chat.filter(id=chat_id).first()
     if chat is None:

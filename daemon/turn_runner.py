@@ -42,7 +42,7 @@ from db.models import Chat, ChatMessage
 from db.secret_box import SecretBox
 from db.text_rules import storable
 from db.vocabulary import ChatErrorKind, ChatStatus, MessageRole
-from events.announcer import ChatEvents
+from events.announcer import ChatAnnouncer
 from events.live_parts import live_parts, run_tag
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class Turn:
     owner_id: uuid.UUID
     model_config_id: uuid.UUID | None
     worker_id: uuid.UUID
-    events: ChatEvents | None
+    events: ChatAnnouncer | None
     secrets: SecretBox
     tools: ToolRegistry
     settings: TurnSettings = field(default_factory=TurnSettings)
@@ -386,7 +386,7 @@ async def settle_interrupted(turn: Turn) -> None:
         await _publish(turn, "status", turn.owner_id, turn.chat_id, ChatStatus.PENDING.value)
 
 
-async def promote_released(events: ChatEvents, owner_id: uuid.UUID, chat_id: uuid.UUID) -> None:
+async def promote_released(events: ChatAnnouncer, owner_id: uuid.UUID, chat_id: uuid.UUID) -> None:
     """A chat released to WAITING without its run (its worker is gone): the queue
     head runs next, as after any interrupt."""
     async with in_transaction() as conn:

@@ -22,7 +22,7 @@ from daemon.tools.processes import ProcessTable
 from daemon.workspace_backend import WorkspaceBackend
 from daemon.workspace_reaper import WorkspaceReaper
 from db.vocabulary import ChatListEventKind
-from events.announcer import ChatEvents
+from events.announcer import ChatAnnouncer
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class WorkspaceServices:
     def __init__(
         self,
         backend: WorkspaceBackend,
-        events: ChatEvents,
+        events: ChatAnnouncer,
         settings: WorkspaceSettings | None = None,
         processes: ProcessTable | None = None,
     ) -> None:

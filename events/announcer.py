@@ -34,7 +34,7 @@ def git_channel(workspace_id: uuid.UUID | str) -> str:
 WORK_CHANNEL = "work"
 
 
-class ChatEvents:
+class ChatAnnouncer:
     """Typed publishing helpers; one instance per process, around its hub."""
 
     def __init__(self, hub: EventHub) -> None:

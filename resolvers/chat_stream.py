@@ -211,7 +211,7 @@ class _Replay:
         return await shared_read(event, ("queue", self.chat_id), read)
 
 
-async def chat_events(
+async def stream_chat_events(
     ctx: RequestContext, chat_gid: str, after: str | None
 ) -> AsyncIterator[object]:
     chat = await own_chat(ctx, chat_gid, "chatId")

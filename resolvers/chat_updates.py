@@ -12,7 +12,7 @@ from db.chat_queue import promote_queue_head
 from db.models import Chat, ChatMessage
 from db.titles import clean_title
 from db.vocabulary import BUSY_STATUSES, TITLE_MAX, UNPINNED_RANK, ChatStatus
-from events.announcer import ChatEvents
+from events.announcer import ChatAnnouncer
 from resolvers.chats import check_labels, own_chat, publish
 from resolvers.context import RequestContext
 from resolvers.errors import bad_input
@@ -149,7 +149,7 @@ async def update_chat(ctx: RequestContext, gid: str, changes: ChatChanges) -> Ch
             await _pin(conn, chat, wanted)
     owner = chat.owner_id  # type: ignore[attr-defined]
 
-    async def announce(events: ChatEvents) -> None:
+    async def announce(events: ChatAnnouncer) -> None:
         for chat_id, kind in list_events:
             await events.list_change(owner, chat_id, kind)
         for row in status_changed:
@@ -182,7 +182,7 @@ async def interrupt_chat(ctx: RequestContext, gid: str) -> Chat:
     owner = chat.owner_id  # type: ignore[attr-defined]
     announced = ChatStatus.WAITING if promoted is not None else chat.status
 
-    async def announce(events: ChatEvents) -> None:
+    async def announce(events: ChatAnnouncer) -> None:
         await events.status(owner, chat.id, announced.value)
         if promoted is not None:
             await events.message(chat.id, promoted.id)

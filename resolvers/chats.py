@@ -30,7 +30,7 @@ from db.vocabulary import (
     Permission,
     Visibility,
 )
-from events.announcer import ChatEvents
+from events.announcer import ChatAnnouncer
 from resolvers import global_id
 from resolvers.chat_search import parse_chat_query
 from resolvers.context import RequestContext
@@ -53,7 +53,7 @@ _CHAT_SQL = "SELECT * FROM chats WHERE id = $1 AND owner_id = $2"
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-/]*")
 
 
-async def publish(ctx: RequestContext, send: Callable[[ChatEvents], Awaitable[None]]) -> None:
+async def publish(ctx: RequestContext, send: Callable[[ChatAnnouncer], Awaitable[None]]) -> None:
     """Publish after commit; a broadcast failure is logged, never undoes a write."""
     if ctx.events is None:
         return
@@ -197,7 +197,7 @@ async def create_chat(
 
     await row.refresh_from_db(fields=["updated_at"])  # the message trigger moved it
 
-    async def announce(events: ChatEvents) -> None:
+    async def announce(events: ChatAnnouncer) -> None:
         await events.list_change(viewer.id, chat_id, "created")
         await events.message(chat_id, message.id)
         await events.status(viewer.id, chat_id, ChatStatus.PENDING.value)

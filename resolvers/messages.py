@@ -24,7 +24,7 @@ from db.vocabulary import (
     MessageRole,
     Visibility,
 )
-from events.announcer import ChatEvents
+from events.announcer import ChatAnnouncer
 from resolvers import global_id
 from resolvers.chats import own_chat, publish
 from resolvers.context import RequestContext
@@ -145,7 +145,7 @@ async def send_message(
             result = SendResult(chat=chat, message=message, warnings=warnings)
     await chat.refresh_from_db(fields=["updated_at"])
 
-    async def announce(events: ChatEvents) -> None:
+    async def announce(events: ChatAnnouncer) -> None:
         if touched_queue:
             await events.queue(chat.id)
         if interrupted and chat.status is not ChatStatus.INTERRUPTING:
@@ -201,7 +201,7 @@ async def edit_message(
 
     await chat.refresh_from_db(fields=["updated_at"])
 
-    async def announce(events: ChatEvents) -> None:
+    async def announce(events: ChatAnnouncer) -> None:
         await events.history_reset(chat.id)
         await events.queue(chat.id)
         await events.status(viewer.id, chat.id, ChatStatus.PENDING.value)
@@ -256,7 +256,7 @@ async def promote_queued_message(ctx: RequestContext, gid: str) -> SendResult:
 
     await chat.refresh_from_db(fields=["updated_at"])
 
-    async def announce(events: ChatEvents) -> None:
+    async def announce(events: ChatAnnouncer) -> None:
         await events.queue(chat.id)
         await events.message(chat.id, message.id)
         if started:
@@ -271,7 +271,7 @@ async def delete_queued_message(ctx: RequestContext, gid: str) -> Chat:
     await ChatQueuedMessage.filter(id=queued.id).delete()
     chat = await Chat.get(id=queued.chat_id)  # type: ignore[attr-defined]
 
-    async def announce(events: ChatEvents) -> None:
+    async def announce(events: ChatAnnouncer) -> None:
         await events.queue(chat.id)
 
     await publish(ctx, announce)

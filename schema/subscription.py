@@ -161,7 +161,8 @@ class Subscription:
         self, info: Info, chat_id: strawberry.ID, after: str | None = None
     ) -> AsyncGenerator[ChatEvent, None]:
         return cast(
-            AsyncGenerator[ChatEvent, None], chat_stream.chat_events(info.context, chat_id, after)
+            AsyncGenerator[ChatEvent, None],
+            chat_stream.stream_chat_events(info.context, chat_id, after),
         )
 
     @strawberry.subscription(

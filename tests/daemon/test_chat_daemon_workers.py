@@ -325,9 +325,9 @@ async def test_a_chat_reclaimed_while_the_interrupted_turn_cleans_up_stays_track
     """The interrupted turn's cleanup must not drop the newer turn's ``running`` entry
     (and with it its watcher, its heartbeat and the daemon's capacity count)."""
     from daemon import turn_runner
-    from events.announcer import ChatEvents
+    from events.announcer import ChatAnnouncer
 
-    events = ChatEvents(app.state.event_hub)
+    events = ChatAnnouncer(app.state.event_hub)
     original = turn_runner._persist
     new_turns: list[asyncio.Task[None]] = []
     # No heartbeat during the test: only the events and the poll drive the daemon.
@@ -435,9 +435,9 @@ async def test_a_late_pending_announcement_does_not_cancel_the_claimed_turn(
 ) -> None:
     """createChat/sendMessage announce PENDING after their commit; a claim can
     overtake that announcement, which must not then cancel the claimed turn."""
-    from events.announcer import ChatEvents
+    from events.announcer import ChatAnnouncer
 
-    events = ChatEvents(app.state.event_hub)
+    events = ChatAnnouncer(app.state.event_hub)
     reply = f"claimed before the announcement {uuid.uuid4().hex[:6]}"
     async with daemons(app, settings()) as (daemon,):
         # sendMessage: the PENDING row is committed...
@@ -513,9 +513,9 @@ async def test_a_watcher_cancelled_while_subscribing_leaves_nothing_behind(
 async def test_an_interrupt_announced_after_a_reclaim_still_stops_the_old_run(
     app: Starlette, owner: User
 ) -> None:
-    from events.announcer import ChatEvents
+    from events.announcer import ChatAnnouncer
 
-    events = ChatEvents(app.state.event_hub)
+    events = ChatAnnouncer(app.state.event_hub)
     # The new run outlasts what is left of the old one.
     second = " ".join(f"s{i}" for i in range(30)) + f" {uuid.uuid4().hex[:6]}"
     async with daemons(app, settings(heartbeat_s=30.0)) as (daemon,):

@@ -27,7 +27,7 @@ from daemon.workspace_services import WorkspaceServices, WorkspaceSettings
 from db.model_resolution import default_model_config
 from db.models import Chat, ChatDiffStatus, ChatMessage, User, Workspace, WorkspaceGitSnapshot
 from db.vocabulary import WORKSPACE_MOUNT, ChatStatus, MessageRole, WorkspaceStatus
-from events.announcer import ChatEvents, git_channel
+from events.announcer import ChatAnnouncer, git_channel
 from events.hub import EventHub, Subscription
 from tests.daemon.test_git_scan import git, make_repo
 from tests.daemon.tools.sandboxed import needs_bwrap
@@ -88,7 +88,7 @@ def marks() -> Marks:
 async def watchers(
     backend: LocalWorkspaceBackend, hub: EventHub, marks: Marks
 ) -> AsyncIterator[GitWatchers]:
-    watching = GitWatchers(backend, ChatEvents(hub), marks, cooldown_s=0.05, poll_s=30.0)
+    watching = GitWatchers(backend, ChatAnnouncer(hub), marks, cooldown_s=0.05, poll_s=30.0)
     yield watching
     await watching.close()
 
@@ -213,7 +213,7 @@ async def test_an_agent_turn_s_write_reaches_the_snapshot(
         owner_id=owner.id,
         model_config_id=config.id,
         worker_id=worker,
-        events=ChatEvents(hub),
+        events=ChatAnnouncer(hub),
         secrets=app.state.secrets,
         tools=ToolRegistry(agent_tools(processes)),
         started_at=now,
@@ -323,7 +323,7 @@ async def test_workspace_services_refresh_on_request_and_watch_after_a_turn(
     owner: User, backend: LocalWorkspaceBackend, hub: EventHub
 ) -> None:
     settings = WorkspaceSettings(git_cooldown_s=0.05, pull_requests=False)
-    services = WorkspaceServices(backend, ChatEvents(hub), settings)
+    services = WorkspaceServices(backend, ChatAnnouncer(hub), settings)
     try:
         workspace_id, directory = await new_workspace(owner, backend)
         make_repo(directory, {"README.md": "hello\n"})
@@ -358,7 +358,7 @@ async def test_without_a_usable_sandbox_nothing_is_scanned_and_the_operator_is_t
     unusable = Sandbox(bwrap=str(tmp_path / "no-such-bwrap"))
     settings = WorkspaceSettings(git_cooldown_s=0.05, pull_requests=False)
     services = WorkspaceServices(
-        backend, ChatEvents(hub), settings, processes=ProcessTable(sandbox=unusable)
+        backend, ChatAnnouncer(hub), settings, processes=ProcessTable(sandbox=unusable)
     )
     try:
         with caplog.at_level(logging.WARNING, logger="daemon.git_watchers"):
@@ -382,7 +382,7 @@ async def test_sandbox_none_scans_on_the_host_and_says_it_is_unsafe(
     workspace_id, directory = await new_workspace(owner, backend)
     make_repo(directory, {"a.txt": "a\n"})
     unsandboxed = Sandbox(SandboxSettings(mode="none"))
-    watching = GitWatchers(backend, ChatEvents(hub), cooldown_s=0.05, sandbox=unsandboxed)
+    watching = GitWatchers(backend, ChatAnnouncer(hub), cooldown_s=0.05, sandbox=unsandboxed)
     try:
         with caplog.at_level(logging.WARNING, logger="daemon.git_watchers"):
             await watching.sync()

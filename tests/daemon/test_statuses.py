@@ -22,7 +22,7 @@ from daemon.tool_registry import ToolRegistry
 from daemon.tools import ask_user_question
 from db.models import Chat, ChatQueuedMessage
 from db.vocabulary import ChatStatus, MessageRole
-from events.announcer import ChatEvents
+from events.announcer import ChatAnnouncer
 from tests.conftest import make_settings
 from tests.daemon import live_app
 from tests.daemon.live import (
@@ -290,7 +290,7 @@ async def test_a_chat_whose_worker_died_while_interrupting_ends_waiting(
         # As a run being interrupted leaves it when its worker's process dies:
         # the interrupt was announced, then the worker stopped beating.
         owner_id = (await Chat.get(id=chat_id)).owner_id  # type: ignore[attr-defined]
-        await ChatEvents(app.state.event_hub).status(owner_id, chat_id, "interrupting")
+        await ChatAnnouncer(app.state.event_hub).status(owner_id, chat_id, "interrupting")
         seen = await sub.until(lambda e: typename(e, "StatusChanged"))
         assert statuses(seen) == ["INTERRUPTING"], seen
         stale = datetime.now(UTC) - timedelta(hours=1)

@@ -25,7 +25,7 @@ from db.model_resolution import default_model_config
 from db.models import Chat, ChatMessage, ModelConfig, User
 from db.vocabulary import ChatStatus, MessageRole
 from events import live_steps
-from events.announcer import ChatEvents, chat_channel
+from events.announcer import ChatAnnouncer, chat_channel
 from events.hub import EventHub
 from resolvers.accounts import create_user
 from tests.conftest import make_settings
@@ -112,7 +112,7 @@ def turn_for(app: Starlette, chat: Chat, settings: TurnSettings = FAST) -> Turn:
         owner_id=chat.owner_id,  # type: ignore[attr-defined]
         model_config_id=chat.model_config_id,
         worker_id=chat.worker_id,  # type: ignore[arg-type]
-        events=ChatEvents(app.state.event_hub),
+        events=ChatAnnouncer(app.state.event_hub),
         secrets=app.state.secrets,
         tools=TOOLS,
         settings=settings,

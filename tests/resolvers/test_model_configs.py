@@ -394,7 +394,7 @@ async def test_changes_are_announced_on_the_config_channel(
     async def record(channel: str, event: dict[str, Any]) -> None:
         sent.append((channel, event))
 
-    monkeypatch.setattr(app.state.chat_events.hub, "publish", record)
+    monkeypatch.setattr(app.state.announcer.hub, "publish", record)
     await update(gql, admin_token, b, displayName="B")
     await update(gql, admin_token, b, isDefault=True)  # a loses it: both announced
     await gql.ok(DELETE, {"id": b}, token=admin_token)  # a becomes the default again

@@ -604,7 +604,7 @@ async def test_user_keys_only_where_allowed(
 
 @pytest.fixture
 def published(app: Starlette, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    hub = app.state.chat_events.hub
+    hub = app.state.announcer.hub
     sent: list[Any] = []
 
     async def record(channel: str, event: dict[str, Any]) -> None:
@@ -641,7 +641,7 @@ async def test_a_failed_announcement_does_not_undo_the_change(
     async def broken(channel: str, event: dict[str, Any]) -> None:
         raise ConnectionError("broadcast backend down")
 
-    monkeypatch.setattr(app.state.chat_events.hub, "publish", broken)
+    monkeypatch.setattr(app.state.announcer.hub, "publish", broken)
     made = await create(gql, admin_token, kind="OPENAI", apiKey=CENTRAL_KEY)
     assert made["provider"]["hasApiKey"] is True
     assert await Provider.all().count() == 1

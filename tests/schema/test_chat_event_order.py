@@ -28,7 +28,7 @@ from starlette.applications import Starlette
 from db.models import Chat, ChatMessage, User
 from db.vocabulary import ChatStatus, MessageRole
 from events import live_steps
-from events.announcer import ChatEvents, chat_channel
+from events.announcer import ChatAnnouncer, chat_channel
 from events.hub import EventHub, Subscription
 from resolvers.context import RequestContext
 from schema.build import build_schema
@@ -82,7 +82,7 @@ class Worker:
     """Plays the daemon's part for one chat: deltas, durable messages, statuses."""
 
     def __init__(self, app: Starlette, chat: Chat, owner: User, *, here: bool) -> None:
-        self.events: ChatEvents = app.state.chat_events
+        self.events: ChatAnnouncer = app.state.announcer
         self.hub: EventHub = app.state.event_hub
         self.chat = chat
         self.owner = owner

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from daemon.git_watchers import GitWatchers
 from daemon.workspace_backend import LocalWorkspaceBackend
 from db.models import User, WorkspaceGitSnapshot
-from events.announcer import WORK_CHANNEL, ChatEvents, git_channel
+from events.announcer import WORK_CHANNEL, ChatAnnouncer, git_channel
 from tests.daemon.live import WAIT_S, GraphQLSocket, Subscription
 from tests.daemon.test_git_scan import make_repo
 from tests.harness import GraphQLClient, listening
@@ -86,7 +86,7 @@ async def test_a_full_frame_first_then_only_what_changed(
     a = repo("/workspace/a", REPO_A, additions=5, deletions=1, changedFiles=2)
     b = repo("/workspace/b", REPO_B, additions=1, deletions=3, changedFiles=2)
     workspace, chat = await watched_chat(user, [b, repo("/workspace/old", "", removed=True), a])
-    events: ChatEvents = app.state.chat_events
+    events: ChatAnnouncer = app.state.announcer
 
     async with GraphQLSocket.open(live_server, token) as socket:
         sub = await socket.subscribe(GIT_CHANGES, {"id": gid(chat)}, field="gitChanges")
@@ -167,7 +167,7 @@ async def test_before_the_first_scan_an_empty_frame_then_the_scans(
         sub = await socket.subscribe(GIT_CHANGES, {"id": gid(chat)}, field="gitChanges")
         assert (await sub.next())["repositories"] == []
         await snapshot(workspace, [repo("/workspace/a", REPO_A)])
-        await app.state.chat_events.git_changed(
+        await app.state.announcer.git_changed(
             workspace.id, ["/workspace/a"], [], datetime.now(UTC).isoformat()
         )
         assert roots(await sub.next()) == [("/workspace/a", False)]
@@ -238,7 +238,7 @@ async def test_a_real_scan_shows_roots_under_workspace_never_the_host_directory(
     make_repo(directory / "app", {"main.py": "print()\n"})
     (directory / "app" / "main.py").write_text("print('changed')\n")
     chat = await new_chat(user, workspace.id)
-    watchers = GitWatchers(backend, app.state.chat_events, cooldown_s=0.05, poll_s=30.0)
+    watchers = GitWatchers(backend, app.state.announcer, cooldown_s=0.05, poll_s=30.0)
     try:
         async with GraphQLSocket.open(live_server, token) as socket:
             sub = await socket.subscribe(GIT_CHANGES, {"id": gid(chat)}, field="gitChanges")
@@ -280,7 +280,7 @@ async def test_a_stored_host_path_root_is_never_served(
         sub = await socket.subscribe(GIT_CHANGES, {"id": gid(chat)}, field="gitChanges")
         assert roots(await sub.next()) == [("/workspace/b", False)]
         scanned = await store(workspace.id, [legacy, repo("/workspace/b", REPO_B_2)])
-        await app.state.chat_events.git_changed(
+        await app.state.announcer.git_changed(
             workspace.id, [legacy["root"], "/workspace/b"], [], scanned
         )
         assert roots(await sub.next()) == [("/workspace/b", False)]

@@ -29,7 +29,7 @@ from starlette.applications import Starlette
 
 from db.models import Chat, User
 from db.vocabulary import ChatListEventKind, ChatStatus
-from events.announcer import ChatEvents, owner_channel
+from events.announcer import ChatAnnouncer, owner_channel
 from events.hub import EventHub, Subscription
 from resolvers.context import RequestContext
 from schema.build import build_schema
@@ -95,8 +95,8 @@ async def backend_up(app: Starlette, redis_server: RedisServer) -> None:
     await eventually(app.state.event_hub.ping, timeout=30)
 
 
-def owner_events(app: Starlette) -> ChatEvents:
-    events: ChatEvents = app.state.chat_events
+def owner_events(app: Starlette) -> ChatAnnouncer:
+    events: ChatAnnouncer = app.state.announcer
     return events
 
 

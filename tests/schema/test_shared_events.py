@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 
 from db.models import Chat, ChatMessage, User
 from db.vocabulary import MessageRole
-from events.announcer import ChatEvents
+from events.announcer import ChatAnnouncer
 from resolvers import chat_stream
 from resolvers.context import RequestContext
 from schema.build import build_schema
@@ -107,7 +107,7 @@ class Chatroom:
     """A chat whose events this test publishes itself."""
 
     def __init__(self, app: Starlette, chat: Chat, author: User) -> None:
-        self.events: ChatEvents = app.state.chat_events
+        self.events: ChatAnnouncer = app.state.announcer
         self.chat = chat
         self.author = author
 
@@ -245,10 +245,10 @@ async def test_a_long_open_subscription_keeps_no_per_event_executor_state(
     created = await create_chat(client, token, "a long stream")
     chat = await Chat.get(id=chat_uuid(created["id"])).prefetch_related("owner")
     context = RequestContext(
-        request_id="long-stream", viewer=chat.owner, events=app.state.chat_events
+        request_id="long-stream", viewer=chat.owner, events=app.state.announcer
     )
     schema = build_schema()
-    events: ChatEvents = app.state.chat_events
+    events: ChatAnnouncer = app.state.announcer
     total, batch = 20_000, 1000
     with per_event_executors() as (parents, latest):
         stream = await schema.subscribe(STREAMED, {"id": created["id"]}, context_value=context)

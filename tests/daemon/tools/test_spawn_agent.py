@@ -22,7 +22,7 @@ from db.chat_config import EXPLORE_MODEL_OVERRIDE_KEY, delete_raw, write_raw
 from db.model_resolution import default_model_config
 from db.models import Chat, ChatMessage, ModelConfig, User
 from db.vocabulary import TEXT_PART_MAX, ChatMode, ChatStatus, MessageRole
-from events.announcer import WORK_CHANNEL, ChatEvents, owner_channel
+from events.announcer import WORK_CHANNEL, ChatAnnouncer, owner_channel
 from events.hub import EventHub
 from tests.daemon.tools.workspace_turn import FakeTurn
 
@@ -89,7 +89,7 @@ async def root(
         model_config_id=default_model.id,
         root_id=chat_id,
         workspace_id=workspace_id,
-        events=ChatEvents(app.state.event_hub),
+        events=ChatAnnouncer(app.state.event_hub),
     )
 
 
