@@ -152,7 +152,7 @@ class GitWatchers:
         roots = [r.root for r in (current if full else changed) if not r.removed]
         removed = [r.root for r in changed if r.removed]
         if self.events is not None:
-            await self.events.git_changed(workspace_id, roots, removed, scanned_at.isoformat())
+            await self.events.git_changed(workspace_id, roots, removed, scanned_at)
         await self._track_branches(workspace_id, current)
 
     async def _track_branches(self, workspace_id: uuid.UUID, repos: list[RepoSnapshot]) -> None:

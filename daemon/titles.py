@@ -21,7 +21,7 @@ from db.models import Chat, ChatMessage, ModelConfig
 from db.parts import Part, TextPart, parts_from_json
 from db.secret_box import SecretBox
 from db.titles import fallback_title, normalize_title
-from db.vocabulary import MessageRole, Visibility
+from db.vocabulary import ChatListEventKind, MessageRole, Visibility
 from events.announcer import ChatAnnouncer
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ async def set_title(chat: Chat, title: str, events: ChatAnnouncer | None) -> Non
     await Chat.filter(id=chat.id).update(title=title)
     if events is not None:
         try:
-            await events.list_change(chat.owner_id, chat.id, "title_changed")  # type: ignore[attr-defined]
+            await events.list_change(chat.owner_id, chat.id, ChatListEventKind.TITLE_CHANGED)  # type: ignore[attr-defined]
         except Exception:
             log.warning("publishing a title change failed", exc_info=True)
 

@@ -153,7 +153,7 @@ async def update_chat(ctx: RequestContext, gid: str, changes: ChatChanges) -> Ch
         for chat_id, kind in list_events:
             await events.list_change(owner, chat_id, kind)
         for row in status_changed:
-            await events.status(owner, row.id, row.status.value)
+            await events.status(owner, row.id, row.status)
 
     await publish(ctx, announce)
     return chat
@@ -183,11 +183,11 @@ async def interrupt_chat(ctx: RequestContext, gid: str) -> Chat:
     announced = ChatStatus.WAITING if promoted is not None else chat.status
 
     async def announce(events: ChatAnnouncer) -> None:
-        await events.status(owner, chat.id, announced.value)
+        await events.status(owner, chat.id, announced)
         if promoted is not None:
             await events.message(chat.id, promoted.id)
             await events.queue(chat.id)
-            await events.status(owner, chat.id, ChatStatus.PENDING.value)
+            await events.status(owner, chat.id, ChatStatus.PENDING)
 
     await publish(ctx, announce)
     return chat

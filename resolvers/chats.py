@@ -25,6 +25,7 @@ from db.vocabulary import (
     LABEL_KEY_MAX,
     LABEL_VALUE_MAX,
     LABELS_MAX,
+    ChatListEventKind,
     ChatStatus,
     MessageRole,
     Permission,
@@ -198,9 +199,9 @@ async def create_chat(
     await row.refresh_from_db(fields=["updated_at"])  # the message trigger moved it
 
     async def announce(events: ChatAnnouncer) -> None:
-        await events.list_change(viewer.id, chat_id, "created")
+        await events.list_change(viewer.id, chat_id, ChatListEventKind.CREATED)
         await events.message(chat_id, message.id)
-        await events.status(viewer.id, chat_id, ChatStatus.PENDING.value)
+        await events.status(viewer.id, chat_id, ChatStatus.PENDING)
 
     await publish(ctx, announce)
     return CreatedChat(chat=row, warnings=warnings)

@@ -149,11 +149,11 @@ async def send_message(
         if touched_queue:
             await events.queue(chat.id)
         if interrupted and chat.status is not ChatStatus.INTERRUPTING:
-            await events.status(viewer.id, chat.id, ChatStatus.WAITING.value)
+            await events.status(viewer.id, chat.id, ChatStatus.WAITING)
         if result.message is not None:
             await events.message(chat.id, result.message.id)
         if result.message is not None or interrupted:
-            await events.status(viewer.id, chat.id, chat.status.value)
+            await events.status(viewer.id, chat.id, chat.status)
 
     await publish(ctx, announce)
     return result
@@ -204,7 +204,7 @@ async def edit_message(
     async def announce(events: ChatAnnouncer) -> None:
         await events.history_reset(chat.id)
         await events.queue(chat.id)
-        await events.status(viewer.id, chat.id, ChatStatus.PENDING.value)
+        await events.status(viewer.id, chat.id, ChatStatus.PENDING)
 
     await publish(ctx, announce)
     return SendResult(chat=chat, message=replacement, warnings=warnings)
@@ -260,7 +260,7 @@ async def promote_queued_message(ctx: RequestContext, gid: str) -> SendResult:
         await events.queue(chat.id)
         await events.message(chat.id, message.id)
         if started:
-            await events.status(viewer.id, chat.id, ChatStatus.PENDING.value)
+            await events.status(viewer.id, chat.id, ChatStatus.PENDING)
 
     await publish(ctx, announce)
     return SendResult(chat=chat, message=message, warnings=warnings)

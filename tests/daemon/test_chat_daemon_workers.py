@@ -27,6 +27,7 @@ from db.titles import fallback_title
 from db.vocabulary import ChatStatus, MessageRole
 from events import live_steps
 from events.hub import EventHub
+from events.wire import as_json
 from resolvers.accounts import create_user
 from tests.conftest import make_settings
 from tests.daemon.live import chat_settled, eventually, messages_of, running_app, stored_text
@@ -260,7 +261,7 @@ async def test_shutdown_hands_running_chats_back_and_another_worker_reruns_them(
             assert (row.status, row.worker_id) == (ChatStatus.PENDING, None)
             assert not await messages_of(chat_id, MessageRole.ASSISTANT)  # the step reruns
             while not (events and events[-1].get("status") == "pending"):
-                events.append(await asyncio.wait_for(subscription.get(), 5))
+                events.append(as_json(await asyncio.wait_for(subscription.get(), 5)))
 
     async with daemons(app, settings()) as (_,):
         await chat_settled(chat_id)
@@ -300,7 +301,7 @@ async def test_exhausted_retries_end_in_error_with_a_structured_last_error(
     ):
         daemon.wake()
         while not (events and events[-1].get("status") == "error"):
-            events.append(await asyncio.wait_for(subscription.get(), 5))
+            events.append(as_json(await asyncio.wait_for(subscription.get(), 5)))
     retries = [e for e in events if e["kind"] == "retry"]
     assert [r["attempt"] for r in retries] == [1, 2, 3]  # 4 attempts, 3 waits
     assert [r["delayMs"] for r in retries] == [10, 20, 20]  # doubling, capped

@@ -27,8 +27,11 @@ from daemon.workspace_services import WorkspaceServices, WorkspaceSettings
 from db.model_resolution import default_model_config
 from db.models import Chat, ChatDiffStatus, ChatMessage, User, Workspace, WorkspaceGitSnapshot
 from db.vocabulary import WORKSPACE_MOUNT, ChatStatus, MessageRole, WorkspaceStatus
-from events.announcer import ChatAnnouncer, git_channel
+from events.announcer import ChatAnnouncer
+from events.channels import git_channel
 from events.hub import EventHub, Subscription
+from events.payloads import GitRefreshRequested, WorkAvailable
+from events.wire import as_json
 from tests.daemon.test_git_scan import git, make_repo
 from tests.daemon.tools.sandboxed import needs_bwrap
 
@@ -128,8 +131,7 @@ async def bound_chat(owner: User, workspace_id: uuid.UUID, *, archived: bool = F
 
 
 async def next_event(subscription: Subscription) -> dict[str, Any]:
-    event: dict[str, Any] = await subscription.get(timeout=WAIT_S)
-    return event
+    return as_json(await subscription.get(timeout=WAIT_S))
 
 
 async def snapshot(workspace_id: uuid.UUID) -> dict[str, dict[str, Any]]:
@@ -333,10 +335,9 @@ async def test_workspace_services_refresh_on_request_and_watch_after_a_turn(
             assert (await next_event(events))["changed"] == [WORKSPACE_MOUNT]
             assert workspace_id in services.git.watchers
 
-            request = {"kind": "git_refresh", "workspaceId": str(workspace_id)}
-            assert await services.handle(request) is True
+            assert await services.handle(GitRefreshRequested(workspace_id)) is True
             assert (await next_event(events))["changed"] == [WORKSPACE_MOUNT]
-        assert await services.handle({"kind": "wake"}) is False
+        assert await services.handle(WorkAvailable(uuid.uuid4())) is False
     finally:
         await services.stop()
     assert services.git.watchers == {}

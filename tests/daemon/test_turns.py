@@ -25,8 +25,11 @@ from db.model_resolution import default_model_config
 from db.models import Chat, ChatMessage, ModelConfig, User
 from db.vocabulary import ChatStatus, MessageRole
 from events import live_steps
-from events.announcer import ChatAnnouncer, chat_channel
+from events.announcer import ChatAnnouncer
+from events.channels import chat_channel
 from events.hub import EventHub
+from events.payloads import WorkAvailable
+from events.wire import as_json
 from resolvers.accounts import create_user
 from tests.conftest import make_settings
 from tests.daemon.live import messages_of, running_app, stored_text
@@ -126,12 +129,13 @@ async def published(app: Starlette, chat_id: uuid.UUID) -> AsyncIterator[list[di
     seen: list[dict[str, Any]] = []
     async with hub.subscribe(chat_channel(chat_id)) as subscription:
         yield seen
-        await hub.publish(chat_channel(chat_id), {"kind": "test-end"})
+        end = WorkAvailable(uuid.uuid4())  # off its channel: every stream ignores it
+        await hub.publish(chat_channel(chat_id), end)
         while True:
             event = await asyncio.wait_for(subscription.get(), 5)
-            if event.get("kind") == "test-end":
+            if event == end:
                 break
-            seen.append(event)
+            seen.append(as_json(event))
 
 
 # -- 8. P5: writes grow with steps, not tokens -----------------------------------------

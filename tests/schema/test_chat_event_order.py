@@ -28,8 +28,10 @@ from starlette.applications import Starlette
 from db.models import Chat, ChatMessage, User
 from db.vocabulary import ChatStatus, MessageRole
 from events import live_steps
-from events.announcer import ChatAnnouncer, chat_channel
+from events.announcer import ChatAnnouncer
+from events.channels import chat_channel
 from events.hub import EventHub, Subscription
+from events.payloads import WorkAvailable
 from resolvers.context import RequestContext
 from schema.build import build_schema
 from tests.daemon.live import chat_uuid, create_chat, message_gid
@@ -119,7 +121,7 @@ class Worker:
     async def delivered(self) -> None:
         """Everything published so far is in every local subscriber's queue."""
         assert self.probe is not None
-        marker = {"kind": "test-marker", "id": uuid.uuid4().hex}
+        marker = WorkAvailable(uuid.uuid4())  # off its channel: every stream ignores it
         await self.hub.publish(chat_channel(self.chat.id), marker)
         while await self.probe.get(timeout=10) != marker:
             pass

@@ -29,8 +29,10 @@ from starlette.applications import Starlette
 
 from db.models import Chat, User
 from db.vocabulary import ChatListEventKind, ChatStatus
-from events.announcer import ChatAnnouncer, owner_channel
+from events.announcer import ChatAnnouncer
+from events.channels import owner_channel
 from events.hub import EventHub, Subscription
+from events.payloads import WorkAvailable
 from resolvers.context import RequestContext
 from schema.build import build_schema
 from tests.conftest import make_settings
@@ -223,7 +225,7 @@ class Owner:
         await self.events.list_change(self.user.id, chat_id, kind.value)
 
     async def delivered(self) -> None:
-        marker = {"kind": "test-marker", "id": uuid.uuid4().hex}
+        marker = WorkAvailable(uuid.uuid4())  # off its channel: every stream ignores it
         await self.hub.publish(self.channel, marker)
         while await self.probe.get(timeout=10) != marker:
             pass

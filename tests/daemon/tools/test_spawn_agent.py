@@ -22,8 +22,10 @@ from db.chat_config import EXPLORE_MODEL_OVERRIDE_KEY, delete_raw, write_raw
 from db.model_resolution import default_model_config
 from db.models import Chat, ChatMessage, ModelConfig, User
 from db.vocabulary import TEXT_PART_MAX, ChatMode, ChatStatus, MessageRole
-from events.announcer import WORK_CHANNEL, ChatAnnouncer, owner_channel
+from events.announcer import ChatAnnouncer
+from events.channels import WORK_CHANNEL, owner_channel
 from events.hub import EventHub
+from events.wire import as_json
 from tests.daemon.tools.workspace_turn import FakeTurn
 
 
@@ -109,8 +111,8 @@ async def test_spawn_agent_makes_a_pending_child_with_the_task_as_its_first_mess
             {"prompt": "  Rename the config loader.  ", "title": " 'Rename loader' "}, root, False
         )
         child = await child_of(result)
-        wake = await work.get(timeout=5)
-        changed = await mine.get(timeout=5)
+        wake = as_json(await work.get(timeout=5))
+        changed = as_json(await mine.get(timeout=5))
 
     assert result == {"chatId": str(child.id), "mode": "general", "status": "pending"}
     assert child.status is ChatStatus.PENDING
