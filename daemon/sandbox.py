@@ -8,9 +8,10 @@ not the data dir, the secret key, the database socket or other workspaces. It
 gets its own user, PID, IPC, UTS, cgroup and network namespaces (the network
 only when the operator allows it), an unprivileged uid without capabilities,
 no further user namespaces, and rlimits on CPU time, memory, processes, file
-size and open files. Killing the outer ``bwrap`` kills the sandbox's init
-(``--die-with-parent``) and with it every process of its PID namespace,
-whatever they did to their process groups.
+size and open files; where the host lets us, also in a control group that caps
+its processes and memory as a whole (``sandbox_cgroup``). Killing the outer
+``bwrap`` kills the sandbox's init (``--die-with-parent``) and with it every
+process of its PID namespace, whatever they did to their process groups.
 
 ``none`` runs commands as the server's own user on the host: only for a
 single trusted user, never for a shared server.
@@ -29,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from daemon import sandbox_cgroup
+from daemon.sandbox_cgroup import CgroupHierarchy
 from daemon.tool_registry import ToolError
 from db.vocabulary import WORKSPACE_MOUNT
 
@@ -111,8 +114,9 @@ def command_env() -> dict[str, str]:
 @dataclass(frozen=True, slots=True)
 class SandboxLimits:
     """Per-process rlimits, except ``processes``: the sandbox's own user namespace
-    makes RLIMIT_NPROC count only its processes (the kernel exempts host root,
-    so run the server as an ordinary user for that one to hold)."""
+    makes RLIMIT_NPROC count only its processes. The kernel exempts host root
+    from that one, so with a cgroup ``processes`` and ``memory_mb`` also bound
+    the whole sandbox."""
 
     cpu_s: int = 600
     memory_mb: int = 4096  # RLIMIT_DATA: heap and private writable mappings
@@ -160,6 +164,7 @@ class Sandbox:
         self._probed = False
         self._lock = asyncio.Lock()
         self._fixed = self._fixed_args(_OPTIONAL_FLAGS)
+        self.cgroups: CgroupHierarchy | None = None
 
     @property
     def enabled(self) -> bool:
@@ -177,10 +182,26 @@ class Sandbox:
         problem = await self.problem()
         if problem is not None:
             log.warning("no usable sandbox (%s): execute is disabled; %s", problem, INSTALL_HINT)
+        elif self.cgroups is not None:
+            limits = self.settings.limits
+            log.info(
+                "sandbox: each command is limited to %d processes and %d MiB in all by %s",
+                limits.processes,
+                limits.memory_mb,
+                self.cgroups.describe(),
+            )
         elif os.geteuid() == 0:
+            # RLIMIT_NPROC counts per user and the kernel exempts root (the sandbox's
+            # uid maps to it): without a cgroup only the timeout stops a fork bomb.
             log.warning(
-                "agentgql runs as root: the kernel exempts root from the sandbox's process "
-                "limit, so only timeouts stop a fork bomb; run it as an ordinary user"
+                "sandbox: processes are limited only by RLIMIT_NPROC, which the kernel "
+                "ignores for root; run agentgql as an ordinary user or give it a "
+                "delegated cgroup"
+            )
+        else:
+            log.info(
+                "sandbox: no writable cgroup; processes are limited by RLIMIT_NPROC and "
+                "memory per process by RLIMIT_DATA"
             )
 
     async def ready(self) -> None:
@@ -234,6 +255,7 @@ class Sandbox:
         if not self.settings.network:
             files["/etc/hosts"] = _HOSTS
         fds: list[int] = []
+        cgroup = self._cgroup()
         try:
             data_args: list[str] = []
             for path, content in files.items():
@@ -248,10 +270,32 @@ class Sandbox:
             # sandbox can read, doesn't name the host's workspace path.
             bind = ["--bind" if writable else "--ro-bind", ".", WORKSPACE_MOUNT, "--chdir", inside]
             full = [*self._fixed, *data_args, *bind, *self._limit_args(), *argv]
+            if cgroup is not None:
+                full = cgroup.wrap(full)
             yield Launch(full, workspace, dict(SANDBOX_ENV), tuple(fds))
+        except BaseException:
+            if cgroup is not None:  # nothing started in it
+                cgroup.remove()
+            raise
+        else:
+            if cgroup is not None and self.cgroups is not None:
+                self.cgroups.release_when_empty(cgroup)
         finally:
             for fd in fds:
                 os.close(fd)
+
+    def _cgroup(self) -> sandbox_cgroup.SandboxCgroup | None:
+        """A fresh cgroup for one command; refuses rather than run it unbounded."""
+        if self.cgroups is None:
+            return None
+        limits = self.settings.limits
+        try:
+            return self.cgroups.create(limits.processes, limits.memory_mb)
+        except OSError as exc:
+            raise ToolError(
+                f"the sandbox's control group could not be made ({exc.strerror or exc}); "
+                "try again, and tell the user if it keeps failing"
+            ) from None
 
     def _fixed_args(self, optional: frozenset[str]) -> list[str]:
         """Everything but the per-command files, the workspace and the command;
@@ -327,6 +371,20 @@ class Sandbox:
             self._fixed = self._fixed_args(await self._known_flags())
         except (OSError, TimeoutError) as exc:
             return f"bubblewrap could not start: {exc}"
+        self.cgroups = sandbox_cgroup.hierarchy()
+        problem = await self._test_run()
+        if problem is not None and self.cgroups is not None:
+            log.warning(
+                "sandbox: commands could not join %s (%s); running them without it",
+                self.cgroups.describe(),
+                problem,
+            )
+            self.cgroups = None
+            problem = await self._test_run()
+        return problem
+
+    async def _test_run(self) -> str | None:
+        """Why a real sandboxed command fails here, or None."""
         with tempfile.TemporaryDirectory(prefix="agentgql-probe-") as workspace:
             check = f'test "$(pwd)" = {WORKSPACE_MOUNT} && : > probe && echo ok'
             try:

@@ -95,10 +95,17 @@ class StepStream:
             self._broken = True
             log.warning("publishing part deltas failed", exc_info=True)
 
-    def reset(self) -> None:
-        """A retry starts the step over: clients drop its partial output."""
+    async def reset(self) -> None:
+        """A retry starts the step over: clients drop its partial output, now (a
+        subscriber joining before the retry streams again must not replay it)."""
         self.parts, self.tool_calls, self._unsent = [], [], {}
-        self._begun = False
+        if not self._begun or self._broken:
+            return  # nothing reached clients, or the next flush starts over anyway
+        try:
+            await self._store.begin(self.chat_id, self.run, reset=True)
+        except Exception:
+            self._broken = True
+            log.warning("resetting the live step failed", exc_info=True)
 
     async def close(self) -> None:
         if self._flusher is not None and not self._flusher.done():

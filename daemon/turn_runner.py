@@ -209,7 +209,7 @@ async def _stream_step(
                 raise error from (None if error is exc else exc)
             delay = min(settings.retry_base_s * 2 ** (attempt - 1), settings.retry_max_s)
             at = datetime.now(UTC) + timedelta(seconds=delay)
-            step.reset()
+            await step.reset()
             payload = error_payload(error, client.provider)
             info = ChatErrorInfo.from_json(payload)
             await _publish(

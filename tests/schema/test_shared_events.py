@@ -126,11 +126,12 @@ class Chatroom:
         await self.events.message(self.chat.id, row.id)
 
     async def settle(self, subs: list[Subscription]) -> None:
-        """A status after the messages: every stream has finished the work of the
-        events before it (reads, read marks) once it delivered this one."""
-        await self.events.status(self.author.id, self.chat.id, "waiting")
+        """An event after the messages that needs no read: every stream has finished
+        the work of the events before it (reads, read marks) once it delivered this
+        one. (Not a status: a stream skips one equal to the status it holds.)"""
+        await self.events.history_reset(self.chat.id)
         for sub in subs:
-            await sub.until(lambda e: e["__typename"] == "StatusChanged")
+            await sub.until(lambda e: e["__typename"] == "HistoryReset")
 
 
 async def exchange(
