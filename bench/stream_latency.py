@@ -13,7 +13,7 @@ frame is one sample. Two sources:
   and interrupts it (WAITING); the clock starts with the mutation request, so it
   is an upper bound of publish → frame that includes the mutation's own work.
 - ``daemon`` (Redis only): this process publishes RUNNING and WAITING through
-  its own ``ChatEvents`` on the shared Redis, exactly as a daemon replica does;
+  its own ``ChatAnnouncer`` on the shared Redis, exactly as a daemon replica does;
   the clock starts at the publish — P4's "daemon publish → client frame".
 """
 
@@ -36,12 +36,12 @@ import websockets
 
 from bench.postgres import bench_database
 from bench.servers import agentgql_server
-from db.chat_events import ChatEvents
 from db.connection import close_database, open_database, tortoise_config
-from db.event_hub import EventHub
 from db.migrator import apply_migrations
 from db.model_resolution import ensure_default_scripted_model
 from db.vocabulary import TokenKind
+from events.announcer import ChatAnnouncer
+from events.hub import EventHub
 from resolvers import global_id
 from resolvers.accounts import create_user
 from resolvers.tokens import issue_token
@@ -69,7 +69,7 @@ async def prepare_viewer(url: str) -> tuple[str, uuid.UUID]:
 class Source:
     """What starts the clock: a mutation over HTTP, or a daemon-style publish."""
 
-    def __init__(self, http: httpx.AsyncClient, events: ChatEvents | None, owner: uuid.UUID):
+    def __init__(self, http: httpx.AsyncClient, events: ChatAnnouncer | None, owner: uuid.UUID):
         self.http = http
         self.events = events
         self.owner = owner
@@ -136,7 +136,7 @@ async def _measure(
     if hub is not None:
         await hub.connect()
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
-        source = Source(http, ChatEvents(hub) if hub is not None else None, owner)
+        source = Source(http, ChatAnnouncer(hub) if hub is not None else None, owner)
         chat_id = await idle_chat(http)
         subs = []
         for start in range(0, subscribers, 50):  # open in batches: handshakes are CPU

@@ -5,7 +5,7 @@
 
 One ``agentgql serve`` (daemon off) on Redis, as ``bench.stream_latency`` starts
 it; this process publishes text deltas (PartDelta) through its own
-``ChatEvents`` exactly as a daemon replica does, and real WebSocket clients
+``ChatAnnouncer`` exactly as a daemon replica does, and real WebSocket clients
 count the frames of their ``chatEvents`` subscriptions. Deltas go out in
 batches that each wait for every subscriber, so no hub queue overflows (a
 resync would void the count). After one warm-up round (first-use paths,
@@ -38,8 +38,8 @@ import uvloop
 from bench.postgres import bench_database
 from bench.servers import Server, agentgql_server
 from bench.stream_latency import idle_chat, open_subscription, prepare_viewer
-from db.chat_events import ChatEvents
-from db.event_hub import EventHub
+from events.announcer import ChatAnnouncer
+from events.hub import EventHub
 from resolvers import global_id
 
 STREAMED = """subscription($id: ID!) { chatEvents(chatId: $id) {
@@ -136,7 +136,7 @@ def rss_kib(pid: int) -> int:
 
 
 async def _round(
-    events: ChatEvents, chat: uuid.UUID, counters: list[Counter], first: int, n: int
+    events: ChatAnnouncer, chat: uuid.UUID, counters: list[Counter], first: int, n: int
 ) -> None:
     """Publish deltas ``first+1 .. first+n`` and wait until every subscriber has them."""
     for start in range(first, first + n, BATCH):
@@ -165,7 +165,7 @@ async def _measure(
         pumps = [asyncio.create_task(c.pump()) for c in counters]
         for counter in counters:  # deltas published before the hub listens are lost
             await counter.replayed()
-        events = ChatEvents(hub)
+        events = ChatAnnouncer(hub)
         await _round(events, chat, counters, 0, n)  # warm-up
         await asyncio.sleep(SETTLE_S)
         samples = [rss_kib(server.pid)]

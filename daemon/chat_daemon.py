@@ -27,12 +27,14 @@ from daemon.tool_registry import ToolRegistry
 from daemon.tools import ProcessTable, agent_tools
 from daemon.turn_runner import Turn, TurnSettings, promote_released, run_turn, settle_interrupted
 from daemon.workspace_services import WorkspaceServices
-from db.chat_events import WORK_CHANNEL, ChatEvents, chat_channel
-from db.event_hub import EventHub
 from db.raw_sql import fetch
 from db.retention import purge_expired
 from db.secret_box import SecretBox
 from db.vocabulary import ChatStatus
+from events.announcer import ChatAnnouncer
+from events.channels import WORK_CHANNEL, chat_channel
+from events.hub import EventHub
+from events.payloads import GitRefreshRequested, StatusChanged, TitleRequested
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ class ChatDaemon:
         workspaces: WorkspaceServices | None = None,
     ) -> None:
         self.hub = hub
-        self.events = ChatEvents(hub)
+        self.events = ChatAnnouncer(hub)
         self.secrets = secrets
         self.settings = settings or DaemonSettings()
         self.workspaces = workspaces
@@ -181,13 +183,14 @@ class ChatDaemon:
             try:
                 async with self.hub.subscribe(WORK_CHANNEL) as subscription:
                     async for event in subscription:
-                        if event.get("kind") == "title" and event.get("chatId"):
-                            self._job(self._title_job(event["chatId"]))
-                        elif event.get("kind") == "git_refresh":
-                            if self.workspaces is not None:
-                                self._job(self.workspaces.handle(event))
-                        else:
-                            self.wake()
+                        match event:
+                            case TitleRequested(chat_id=chat_id):
+                                self._job(self._title_job(chat_id))
+                            case GitRefreshRequested():
+                                if self.workspaces is not None:
+                                    self._job(self.workspaces.handle(event))
+                            case _:  # work, or a resync: look now
+                                self.wake()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -252,9 +255,8 @@ class ChatDaemon:
                 # An interrupt announced before we listened is in the row already.
                 await self._check_run(running, None)
                 async for event in subscription:
-                    if event.get("kind") != "status" or event.get("workerId") == mine:
-                        continue
-                    await self._check_run(running, event.get("status"))
+                    if isinstance(event, StatusChanged) and event.worker_id != mine:
+                        await self._check_run(running, event.status)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -293,22 +295,22 @@ class ChatDaemon:
             except Exception:
                 log.warning("promoting the queue of a released chat failed", exc_info=True)
 
-    async def _title_job(self, chat_id: str) -> None:
+    async def _title_job(self, chat_id: uuid.UUID) -> None:
         """One daemon wins the request (the lock's time moves on), runs it, unlocks."""
-        if not await claims.claim_title(chat_id):
+        if not await claims.claim_title(str(chat_id)):
             return
         owner = None
         try:
-            owner = await claims.title_owner(chat_id)
-            title = await regenerate_title(uuid.UUID(chat_id), self.secrets, self.events)
+            owner = await claims.title_owner(str(chat_id))
+            title = await regenerate_title(chat_id, self.secrets, self.events)
         except Exception:
             log.warning("title regeneration failed", exc_info=True)
             title = None
         finally:
-            await claims.release_title(chat_id)
+            await claims.release_title(str(chat_id))
         if title is None and owner is not None:
             with contextlib.suppress(Exception):
-                await self.events.list_change(owner, uuid.UUID(chat_id), "title_failed")
+                await self.events.title_failed(owner, chat_id)
 
     def _stop(self, chat_id: uuid.UUID, reason: str) -> None:
         running = self.running.get(chat_id)

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 from daemon import prompt
 from daemon.providers import LlmClient, ModelMessage, ModelRequest, Usage, complete_text
-from db.chat_events import ChatEvents
 from db.model_resolution import ResolvedModel, cost_micros
 from db.models import ChatMessage
 from db.parts import TextPart
 from db.vocabulary import MessageRole, Visibility
+from events.announcer import ChatAnnouncer
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ async def compact(
     model: ResolvedModel,
     client: LlmClient,
     load: Pressure,
-    events: ChatEvents | None,
+    events: ChatAnnouncer | None,
 ) -> bool:
     """Summarise and store; False (and the history untouched) when it fails."""
     log.info(

@@ -24,10 +24,10 @@ from daemon.git_scan import GitScanner
 from daemon.git_watcher import GitWatcher
 from daemon.sandbox import INSTALL_HINT, Sandbox
 from daemon.workspace_backend import WorkspaceBackend, WorkspaceError
-from db.chat_events import ChatEvents
 from db.git_snapshots import RepoSnapshot
 from db.models import Chat, ChatDiffStatus, Workspace, WorkspaceGitSnapshot
 from db.vocabulary import WorkspaceStatus
+from events.announcer import ChatAnnouncer
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class GitWatchers:
     def __init__(
         self,
         backend: WorkspaceBackend,
-        events: ChatEvents | None,
+        events: ChatAnnouncer | None,
         mark_stale: MarkStale | None = None,
         *,
         cooldown_s: float = 1.0,
@@ -152,7 +152,7 @@ class GitWatchers:
         roots = [r.root for r in (current if full else changed) if not r.removed]
         removed = [r.root for r in changed if r.removed]
         if self.events is not None:
-            await self.events.git_changed(workspace_id, roots, removed, scanned_at.isoformat())
+            await self.events.git_changed(workspace_id, roots, removed, scanned_at)
         await self._track_branches(workspace_id, current)
 
     async def _track_branches(self, workspace_id: uuid.UUID, repos: list[RepoSnapshot]) -> None:

@@ -2,7 +2,7 @@
 
 Deltas are batched for ``coalesce_s`` (~50 ms) and published as append-only
 part deltas on the chat's channel, each applied to the live-part store in the
-same beat (``db.live_part_store``: Redis, so every replica replays the step to
+same beat (``events.live_parts``: Redis, so every replica replays the step to
 a subscriber that joins mid-step); nothing is written to the database per
 token. The accumulated parts become the step's durable assistant message.
 """
@@ -15,9 +15,9 @@ import uuid
 from typing import Any
 
 from daemon.providers import ReasoningDelta, StreamEvent, TextDelta, ToolCall
-from db.chat_events import ChatEvents
-from db.live_part_store import live_parts
 from db.text_rules import storable, storable_text
+from events.announcer import ChatAnnouncer
+from events.live_parts import live_parts
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ MAX_DELTA_CHARS = 2000
 
 class StepStream:
     def __init__(
-        self, chat_id: uuid.UUID, events: ChatEvents | None, coalesce_s: float, run: str = ""
+        self, chat_id: uuid.UUID, events: ChatAnnouncer | None, coalesce_s: float, run: str = ""
     ) -> None:
         self.chat_id = chat_id
         self.events = events

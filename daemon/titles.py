@@ -16,13 +16,13 @@ import uuid
 from dataclasses import dataclass
 
 from daemon.providers import ModelMessage, ModelRequest, Usage, complete_text, make_client
-from db.chat_events import ChatEvents
 from db.model_resolution import ModelUnavailable, ResolvedModel, cost_micros, resolve_model
 from db.models import Chat, ChatMessage, ModelConfig
 from db.parts import Part, TextPart, parts_from_json
 from db.secret_box import SecretBox
 from db.titles import fallback_title, normalize_title
-from db.vocabulary import MessageRole, Visibility
+from db.vocabulary import ChatListEventKind, MessageRole, Visibility
+from events.announcer import ChatAnnouncer
 
 log = logging.getLogger(__name__)
 
@@ -105,17 +105,17 @@ async def _visible_turns(chat_id: uuid.UUID) -> list[tuple[str, str]]:
     return [(role, text) for role, text in turns if text]
 
 
-async def set_title(chat: Chat, title: str, events: ChatEvents | None) -> None:
+async def set_title(chat: Chat, title: str, events: ChatAnnouncer | None) -> None:
     """Titles do not move the chat in the list: ``updated_at`` stays."""
     await Chat.filter(id=chat.id).update(title=title)
     if events is not None:
         try:
-            await events.list_change(chat.owner_id, chat.id, "title_changed")  # type: ignore[attr-defined]
+            await events.list_change(chat.owner_id, chat.id, ChatListEventKind.TITLE_CHANGED)  # type: ignore[attr-defined]
         except Exception:
             log.warning("publishing a title change failed", exc_info=True)
 
 
-async def auto_title(chat_id: uuid.UUID, secrets: SecretBox, events: ChatEvents | None) -> None:
+async def auto_title(chat_id: uuid.UUID, secrets: SecretBox, events: ChatAnnouncer | None) -> None:
     """After the first exchange, while the title is still the fallback."""
     chat = await Chat.filter(id=chat_id).first()
     if chat is None:
@@ -156,7 +156,7 @@ def regeneration_prompt(turns: list[tuple[str, str]]) -> str:
 
 
 async def regenerate_title(
-    chat_id: uuid.UUID, secrets: SecretBox, events: ChatEvents | None
+    chat_id: uuid.UUID, secrets: SecretBox, events: ChatAnnouncer | None
 ) -> str | None:
     chat = await Chat.filter(id=chat_id).first()
     if chat is None:

@@ -13,8 +13,10 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +38,15 @@ from daemon.step_stream import StepStream
 from daemon.tool_policy import STOP_AFTER, ToolPolicy
 from daemon.tool_registry import ToolRegistry
 from daemon.workspace_backend import WorkspaceBackend
-from db.chat_events import ChatEvents
 from db.chat_queue import promote_queue_head
-from db.live_part_store import live_parts, run_tag
 from db.model_resolution import ModelUnavailable, ResolvedModel, cost_micros, resolve_model
 from db.models import Chat, ChatMessage
 from db.secret_box import SecretBox
 from db.text_rules import storable
 from db.vocabulary import ChatErrorKind, ChatStatus, MessageRole
+from events.announcer import ChatAnnouncer
+from events.live_parts import live_parts, run_tag
+from events.payloads import ChatErrorInfo
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ class Turn:
     owner_id: uuid.UUID
     model_config_id: uuid.UUID | None
     worker_id: uuid.UUID
-    events: ChatEvents | None
+    events: ChatAnnouncer | None
     secrets: SecretBox
     tools: ToolRegistry
     settings: TurnSettings = field(default_factory=TurnSettings)
@@ -144,11 +147,15 @@ def error_payload(error: ProviderError | ModelUnavailable, provider: str | None)
     }
 
 
-async def _publish(turn: Turn, what: str, *args: Any) -> None:
+async def _publish(
+    turn: Turn, what: str, announce: Callable[[ChatAnnouncer], Awaitable[None]]
+) -> None:
+    """Announce through the turn's announcer; a failure is logged (as ``what``),
+    never the turn's: the write it announces is committed."""
     if turn.events is None:
         return
     try:
-        await getattr(turn.events, what)(*args)
+        await announce(turn.events)
     except Exception:
         log.warning("publishing %s failed", what, exc_info=True)
 
@@ -172,7 +179,7 @@ async def _persist(
             using_db=conn,
             **usage,
         )
-    await _publish(turn, "message", turn.chat_id, message.id)
+    await _publish(turn, "message", lambda a: a.message(turn.chat_id, message.id))
     return int(message.id)
 
 
@@ -204,8 +211,18 @@ async def _stream_step(
             at = datetime.now(UTC) + timedelta(seconds=delay)
             await step.reset()
             payload = error_payload(error, client.provider)
+            info = ChatErrorInfo.from_json(payload)
             await _publish(
-                turn, "retry", turn.chat_id, attempt, int(delay * 1000), at.isoformat(), payload
+                turn,
+                "retry",
+                partial(
+                    ChatAnnouncer.retry,
+                    chat_id=turn.chat_id,
+                    attempt=attempt,
+                    delay_ms=int(delay * 1000),
+                    retrying_at=at,
+                    error=info,
+                ),
             )
             await asyncio.sleep(delay)
 
@@ -327,7 +344,10 @@ async def run_turn(turn: Turn) -> bool:
 
     True when the turn succeeded (the caller may then title the chat)."""
     error: dict[str, Any] | None = None
-    await _publish(turn, "status", turn.owner_id, turn.chat_id, "running", str(turn.worker_id))
+    running = str(turn.worker_id)
+    await _publish(
+        turn, "status", lambda a: a.status(turn.owner_id, turn.chat_id, "running", running)
+    )
     await _take_over_live_parts(turn)
     try:
         if await claims.owner_disabled(turn.owner_id):
@@ -372,21 +392,22 @@ async def settle_interrupted(turn: Turn) -> None:
             return
         promoted = await promote_queue_head(conn, chat)
     if stopped:
+        mine = str(turn.worker_id)
         await _publish(
             turn,
             "status",
-            turn.owner_id,
-            turn.chat_id,
-            ChatStatus.WAITING.value,
-            str(turn.worker_id),
+            lambda a: a.status(turn.owner_id, turn.chat_id, ChatStatus.WAITING, mine),
         )
     if promoted is not None:
-        await _publish(turn, "message", turn.chat_id, promoted.id)
-        await _publish(turn, "queue", turn.chat_id)
-        await _publish(turn, "status", turn.owner_id, turn.chat_id, ChatStatus.PENDING.value)
+        message_id = promoted.id
+        await _publish(turn, "message", lambda a: a.message(turn.chat_id, message_id))
+        await _publish(turn, "queue", lambda a: a.queue(turn.chat_id))
+        await _publish(
+            turn, "status", lambda a: a.status(turn.owner_id, turn.chat_id, ChatStatus.PENDING)
+        )
 
 
-async def promote_released(events: ChatEvents, owner_id: uuid.UUID, chat_id: uuid.UUID) -> None:
+async def promote_released(events: ChatAnnouncer, owner_id: uuid.UUID, chat_id: uuid.UUID) -> None:
     """A chat released to WAITING without its run (its worker is gone): the queue
     head runs next, as after any interrupt."""
     async with in_transaction() as conn:
@@ -429,11 +450,12 @@ async def finish(turn: Turn, error: dict[str, Any] | None) -> None:
     # interrupt that came too late) must not cancel that half-way.
     turn.finished = True
     if error is not None:
-        await _publish(turn, "failed", turn.chat_id, error)
+        failure = ChatErrorInfo.from_json(error)
+        await _publish(turn, "failed", lambda a: a.failed(turn.chat_id, failure))
     if promoted is not None:
-        await _publish(turn, "message", turn.chat_id, promoted.id)
-        await _publish(turn, "queue", turn.chat_id)
+        message_id = promoted.id
+        await _publish(turn, "message", lambda a: a.message(turn.chat_id, message_id))
+        await _publish(turn, "queue", lambda a: a.queue(turn.chat_id))
     # Signed with our worker id: our own interrupt watcher must not react to it.
-    await _publish(
-        turn, "status", turn.owner_id, turn.chat_id, chat.status.value, str(turn.worker_id)
-    )
+    status, mine = chat.status, str(turn.worker_id)
+    await _publish(turn, "status", lambda a: a.status(turn.owner_id, turn.chat_id, status, mine))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 from daemon.diff_status_worker import DiffStatusWorker
 from daemon.git_providers.github import GitHubProvider
@@ -21,8 +20,9 @@ from daemon.sandbox import Sandbox, SandboxSettings
 from daemon.tools.processes import ProcessTable
 from daemon.workspace_backend import WorkspaceBackend
 from daemon.workspace_reaper import WorkspaceReaper
-from db.chat_events import ChatEvents
 from db.vocabulary import ChatListEventKind
+from events.announcer import ChatAnnouncer
+from events.payloads import Event, GitRefreshRequested
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class WorkspaceServices:
     def __init__(
         self,
         backend: WorkspaceBackend,
-        events: ChatEvents,
+        events: ChatAnnouncer,
         settings: WorkspaceSettings | None = None,
         processes: ProcessTable | None = None,
     ) -> None:
@@ -95,12 +95,12 @@ class WorkspaceServices:
         if workspace_id is not None and workspace_id not in self.git.watchers:
             await self.git.sync()
 
-    async def handle(self, event: dict[str, Any]) -> bool:
+    async def handle(self, event: Event) -> bool:
         """A work-channel event meant for workspaces; False when it is not one."""
-        if event.get("kind") != "git_refresh" or not event.get("workspaceId"):
+        if not isinstance(event, GitRefreshRequested):
             return False
         try:
-            await self.git.refresh(uuid.UUID(str(event["workspaceId"])))
+            await self.git.refresh(event.workspace_id)
         except Exception:
             log.warning("git refresh failed", exc_info=True)
         return True

@@ -3,7 +3,8 @@
 Both follow the owner's channel; each event carries a chat id and the chat is
 read from the database per event (with the owner check), so a client always
 gets current rows and never another user's chat. Subscribers of one owner
-channel share that read and the rows made from an event (``db.hub_event``).
+channel share that read and the rows made from an event (``events.sharing``).
+A ``ChatListChanged`` event's ``change`` is the list event's kind.
 
 When the hub says events were lost (this subscriber's queue overflowed, or the
 broadcast backend reconnected), neither stream carries on as if nothing
@@ -15,23 +16,19 @@ is never shown as it was.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
-from db.chat_events import owner_channel
-from db.hub_event import shared_read, shared_row
-from db.hub_subscription import RESYNC
 from db.models import Chat
 from db.vocabulary import ChatListEventKind
-from resolvers.chat_stream import ResyncEvent
+from events.channels import owner_channel
+from events.payloads import ChatListChanged, Resync
+from events.sharing import shared_read, shared_row
+from resolvers.chat_event_rows import ResyncEvent
 from resolvers.chats import own_chat
 from resolvers.context import RequestContext
 from resolvers.permissions import require_viewer
-
-# What the owner's channel carries; RESYNC is the hub's, never published.
-_KINDS = {kind.value: kind for kind in ChatListEventKind if kind is not ChatListEventKind.RESYNC}
 
 
 @dataclass
@@ -46,48 +43,39 @@ class TitleChangeRow:
     title: str
 
 
-@dataclass(frozen=True)
-class _Lost:
-    """The hub's resync: events of this subscriber were dropped."""
-
-    reason: str
-
-
-async def _owned_chat(chat_id: Any, owner_id: uuid.UUID) -> Chat | None:
+async def _owned_chat(chat_id: uuid.UUID, owner_id: uuid.UUID) -> Chat | None:
     return await Chat.filter(id=chat_id, owner_id=owner_id).first()
 
 
 async def _owner_events(
     ctx: RequestContext,
-) -> AsyncIterator[tuple[Mapping[str, Any], str, Chat] | _Lost]:
+) -> AsyncIterator[tuple[ChatListChanged, Chat] | Resync]:
+    """The owner's list changes with their chat read (once for all subscribers),
+    and this subscriber's resyncs; a chat no longer theirs is skipped."""
     viewer = require_viewer(ctx)
     if ctx.events is None:
         raise RuntimeError("no event hub")
     async with ctx.events.hub.subscribe(owner_channel(viewer.id)) as subscription:
-        async for raw in subscription:
+        async for event in subscription:
             ctx.reset_loaders()
-            kind = str(raw.get("kind"))
-            if kind == RESYNC:
-                yield _Lost(str(raw.get("reason") or "events were dropped"))
-                continue
-            chat_id = raw.get("chatId")
-            if not chat_id:
-                continue
-            read = partial(_owned_chat, chat_id, viewer.id)
-            chat = await shared_read(raw, ("owned_chat", viewer.id), read)
-            if chat is not None:
-                yield raw, kind, chat
+            match event:
+                case Resync():
+                    yield event
+                case ChatListChanged(chat_id=chat_id):
+                    read = partial(_owned_chat, chat_id, viewer.id)
+                    chat = await shared_read(event, ("owned_chat", viewer.id), read)
+                    if chat is not None:
+                        yield event, chat
 
 
 async def chat_list_events(ctx: RequestContext) -> AsyncIterator[ChatListEventRow]:
     async for event in _owner_events(ctx):
-        if isinstance(event, _Lost):
+        if isinstance(event, Resync):
             yield ChatListEventRow(ChatListEventKind.RESYNC, None)  # this subscriber's own
             continue
-        raw, kind, chat = event
-        if kind in _KINDS:
-            key = ("chat_list_event", chat.id)
-            yield shared_row(raw, key, partial(ChatListEventRow, _KINDS[kind], chat))
+        changed, chat = event
+        key = ("chat_list_event", chat.id)
+        yield shared_row(changed, key, partial(ChatListEventRow, changed.change, chat))
 
 
 async def title_changes(
@@ -96,14 +84,14 @@ async def title_changes(
     # Like chatEvents: someone else's chat (or none) is NOT_FOUND, not a silent stream.
     only = (await own_chat(ctx, chat_gid, "chatId")).id if chat_gid else None
     async for event in _owner_events(ctx):
-        if isinstance(event, _Lost):
+        if isinstance(event, Resync):
             yield ResyncEvent(only, event.reason)
             if only is not None:  # one chat: send its title as it is now
                 current = await _owned_chat(only, require_viewer(ctx).id)
                 if current is not None:
                     yield TitleChangeRow(current.id, current.title)
             continue
-        raw, kind, chat = event
-        if kind == ChatListEventKind.TITLE_CHANGED.value and only in (None, chat.id):
+        changed, chat = event
+        if changed.change is ChatListEventKind.TITLE_CHANGED and only in (None, chat.id):
             key = ("title_change", chat.id)
-            yield shared_row(raw, key, partial(TitleChangeRow, chat.id, chat.title))
+            yield shared_row(changed, key, partial(TitleChangeRow, chat.id, chat.title))

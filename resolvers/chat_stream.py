@@ -19,7 +19,8 @@ so no delta of a step follows the step's MessageCreated. Messages read before
 subscribing were announced (if at all) before it, so they hold nothing back.
 
 Everything made from a hub event is the same for all subscribers of the chat,
-so it is made once and shared (``db.hub_event``): the rows of a status, a delta,
+so it is made once and shared (``events.sharing``; the rows themselves and
+which event becomes which are in ``resolvers.chat_event_rows``): the rows of a status, a delta,
 the messages read after a cursor, the queue. The subscription executor then
 runs each distinct selection once per event. What a subscriber replays (status,
 deltas, queue) and its resyncs stay its own; only message reads of the same
@@ -30,86 +31,31 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import AsyncIterator
 from functools import partial
-from typing import Any
 
 from tortoise.expressions import F
 
-from db import live_steps
-from db.chat_events import chat_channel
-from db.hub_event import share, shared_read, shared_row
 from db.keyset import InvalidCursor
-from db.live_part_store import live_parts
-from db.message_rows import MessageRow, cursor_id, message_cursor, messages_after
+from db.message_rows import cursor_id, message_cursor, messages_after
 from db.models import Chat, ChatQueuedMessage
 from db.vocabulary import ChatStatus, MessageRole
+from events import live_steps
+from events.channels import chat_channel
+from events.live_parts import live_parts
+from events.payloads import MessageAnnounced, QueueChanged, Resync
+from events.sharing import share, shared_read
+from resolvers.chat_event_rows import (
+    MessageCreatedEvent,
+    PartDeltaEvent,
+    QueueUpdatedEvent,
+    ResyncEvent,
+    StatusChangedEvent,
+    live_row,
+)
 from resolvers.chats import own_chat
 from resolvers.context import RequestContext
 from resolvers.errors import bad_input
-
-
-@dataclass
-class PartDeltaEvent:
-    chat_id: uuid.UUID
-    role: str
-    part_index: int
-    part: dict[str, Any]
-
-
-@dataclass
-class MessageCreatedEvent:
-    chat_id: uuid.UUID
-    cursor: str
-    message: MessageRow
-
-
-@dataclass
-class StatusChangedEvent:
-    chat_id: uuid.UUID
-    status: ChatStatus
-
-
-@dataclass
-class ChatFailedEvent:
-    chat_id: uuid.UUID
-    error: dict[str, Any]
-
-
-@dataclass
-class RetryScheduledEvent:
-    chat_id: uuid.UUID
-    attempt: int
-    delay_ms: int
-    retrying_at: datetime
-    error: dict[str, Any]
-
-
-@dataclass
-class QueueUpdatedEvent:
-    chat_id: uuid.UUID
-    queued_messages: list[ChatQueuedMessage]
-
-
-@dataclass
-class PartsResetEvent:
-    """The running step's parts so far are void (their run died): drop them."""
-
-    chat_id: uuid.UUID
-    reason: str
-
-
-@dataclass
-class HistoryResetEvent:
-    chat_id: uuid.UUID
-
-
-@dataclass
-class ResyncEvent:
-    chat_id: uuid.UUID | None
-    reason: str
 
 
 async def mark_read(chat_id: uuid.UUID) -> None:
@@ -188,7 +134,7 @@ class _Replay:
         """A delta this subscriber already has, or of a step already delivered."""
         return seq <= self.part_seq or self.ahead > 0
 
-    async def messages(self, event: Mapping[str, Any] | None = None) -> list[MessageCreatedEvent]:
+    async def messages(self, event: object | None = None) -> list[MessageCreatedEvent]:
         """Every message after the last one delivered; for a hub event, read once
         by all subscribers at the same cursor."""
         out: list[MessageCreatedEvent] = []
@@ -204,14 +150,14 @@ class _Replay:
             if len(page) < 200:
                 return out
 
-    async def queue(self, event: Mapping[str, Any] | None = None) -> QueueUpdatedEvent:
+    async def queue(self, event: object | None = None) -> QueueUpdatedEvent:
         if event is None:
             return await _read_queue(self.chat_id)
         read = partial(_shared_queue, self.chat_id)
         return await shared_read(event, ("queue", self.chat_id), read)
 
 
-async def chat_events(
+async def stream_chat_events(
     ctx: RequestContext, chat_gid: str, after: str | None
 ) -> AsyncIterator[object]:
     chat = await own_chat(ctx, chat_gid, "chatId")
@@ -255,89 +201,35 @@ async def chat_events(
             yield await replay.queue()
             first = False
             resync: ResyncEvent | None = None
-            async for raw in subscription:
+            async for event in subscription:
                 ctx.reset_loaders()  # loaders live for one event, never the connection
-                kind = raw.get("kind")
-                if kind in _PLAIN:
-                    row = _plain_row(chat.id, raw, replay)
-                    if row is not None:
-                        yield row
-                    continue
-                if kind == "resync":
-                    reason = str(raw.get("reason", "events were dropped"))
-                    resync = ResyncEvent(chat.id, reason)
-                    break
-                async for event in _translate(ctx, chat.id, raw, replay):
-                    yield event
+                match event:
+                    case MessageAnnounced(message_id=announced):
+                        async for created in _announced(chat.id, event, announced, replay):
+                            yield created
+                    case QueueChanged():
+                        yield await replay.queue(event)
+                    case Resync(reason=reason):
+                        resync = ResyncEvent(chat.id, reason)
+                        break
+                    case _:
+                        row = live_row(chat.id, event, replay)
+                        if row is not None:
+                            yield row
         if resync is None:
             return  # the hub closed the subscription
         yield resync  # then start over, as a new subscriber from the last message
 
 
-_PLAIN = frozenset({"part", "parts_reset", "status", "history_reset", "retry", "error"})
-
-
-def _plain_row(chat_id: uuid.UUID, raw: dict[str, Any], replay: _Replay) -> object | None:
-    """The row of an event that needs no read (the live path of every delta and
-    status, without a generator per event); None when this stream skips it."""
-    kind = raw["kind"]
-    if kind == "part":
-        if replay.stale(int(raw.get("seq") or 0)):
-            return None  # came with the replayed step, or its step was delivered
-        return shared_row(
-            raw,
-            ("part", chat_id),
-            lambda: PartDeltaEvent(
-                chat_id, raw.get("role", "assistant"), raw["partIndex"], raw["part"]
-            ),
-        )
-    if kind == "status":
-        if not replay.status_changed(ChatStatus(raw["status"])):
-            return None  # already sent by the replay
-        return shared_row(
-            raw, ("status", chat_id), lambda: StatusChangedEvent(chat_id, ChatStatus(raw["status"]))
-        )
-    if kind == "parts_reset":
-        if int(raw.get("seq") or 0) <= replay.part_seq:
-            return None  # before the replayed step
-        reason = str(raw.get("reason") or "")
-        return shared_row(raw, ("parts_reset", chat_id), lambda: PartsResetEvent(chat_id, reason))
-    if kind == "history_reset":
-        return shared_row(raw, ("history_reset", chat_id), lambda: HistoryResetEvent(chat_id))
-    if kind == "retry":
-        return shared_row(
-            raw,
-            ("retry", chat_id),
-            lambda: RetryScheduledEvent(
-                chat_id,
-                raw["attempt"],
-                raw["delayMs"],
-                datetime.fromisoformat(raw["retryingAt"]),
-                raw["error"],
-            ),
-        )
-    return shared_row(raw, ("error", chat_id), lambda: ChatFailedEvent(chat_id, raw["error"]))
-
-
-async def _translate(
-    ctx: RequestContext, chat_id: uuid.UUID, raw: dict[str, Any], replay: _Replay
-) -> AsyncIterator[object]:
-    kind = raw.get("kind")
-    if kind == "message":
-        announced = _message_id(raw)
-        replay.announced(announced)
-        delivered = await replay.messages(raw)
-        replay.read_ahead(delivered, announced)
-        for event in delivered:
-            yield event
-        if any(e.message.role is MessageRole.ASSISTANT for e in delivered):
-            # The viewer is watching: a new reply is read (once for all watchers).
-            await shared_read(raw, ("mark_read", chat_id), partial(mark_read, chat_id))
-    elif kind == "queue":
-        yield await replay.queue(raw)
-
-
-def _message_id(raw: Mapping[str, Any]) -> int:
-    """The announced message's id; 0 (announces nothing) when absent or malformed."""
-    value = raw.get("messageId")
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+async def _announced(
+    chat_id: uuid.UUID, event: MessageAnnounced, announced: int, replay: _Replay
+) -> AsyncIterator[MessageCreatedEvent]:
+    """The messages after this stream's cursor, read once for all its watchers."""
+    replay.announced(announced)
+    delivered = await replay.messages(event)
+    replay.read_ahead(delivered, announced)
+    for created in delivered:
+        yield created
+    if any(e.message.role is MessageRole.ASSISTANT for e in delivered):
+        # The viewer is watching: a new reply is read (once for all watchers).
+        await shared_read(event, ("mark_read", chat_id), partial(mark_read, chat_id))

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
-from db.chat_events import WORK_CHANNEL, owner_channel
 from db.models import Chat
-from db.vocabulary import BUSY_STATUSES, TITLE_LOCK_WORKER
+from db.vocabulary import BUSY_STATUSES, TITLE_LOCK_WORKER, ChatListEventKind
+from events.channels import owner_channel
+from events.payloads import ChatListChanged, TitleFailed
 from resolvers.chats import own_chat
 from resolvers.context import RequestContext
 from resolvers.errors import conflict
@@ -42,13 +44,20 @@ async def regenerate_chat_title(ctx: RequestContext, gid: str) -> Chat:
         return chat
     hub = ctx.events.hub
     async with hub.subscribe(owner_channel(chat.owner_id)) as subscription:  # type: ignore[attr-defined]
-        await hub.publish(WORK_CHANNEL, {"kind": "title", "chatId": str(chat.id)})
+        await ctx.events.request_title(chat.id)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(WAIT_S):
                 async for event in subscription:
-                    if event.get("chatId") == str(chat.id) and event.get("kind") in {
-                        "title_changed",
-                        "title_failed",
-                    }:
+                    if _title_settled(event, chat.id):
                         break
     return await Chat.get(id=chat.id)
+
+
+def _title_settled(event: object, chat_id: uuid.UUID) -> bool:
+    """The daemon wrote the chat's new title, or gave up on it."""
+    match event:
+        case ChatListChanged(chat_id=changed, change=ChatListEventKind.TITLE_CHANGED):
+            return changed == chat_id
+        case TitleFailed(chat_id=failed):
+            return failed == chat_id
+    return False

@@ -8,11 +8,11 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from db.chat_events import ChatEvents
 from db.chat_queue import promote_queue_head
 from db.models import Chat, ChatMessage
 from db.titles import clean_title
 from db.vocabulary import BUSY_STATUSES, TITLE_MAX, UNPINNED_RANK, ChatStatus
+from events.announcer import ChatAnnouncer
 from resolvers.chats import check_labels, own_chat, publish
 from resolvers.context import RequestContext
 from resolvers.errors import bad_input
@@ -149,11 +149,11 @@ async def update_chat(ctx: RequestContext, gid: str, changes: ChatChanges) -> Ch
             await _pin(conn, chat, wanted)
     owner = chat.owner_id  # type: ignore[attr-defined]
 
-    async def announce(events: ChatEvents) -> None:
+    async def announce(events: ChatAnnouncer) -> None:
         for chat_id, kind in list_events:
             await events.list_change(owner, chat_id, kind)
         for row in status_changed:
-            await events.status(owner, row.id, row.status.value)
+            await events.status(owner, row.id, row.status)
 
     await publish(ctx, announce)
     return chat
@@ -182,12 +182,12 @@ async def interrupt_chat(ctx: RequestContext, gid: str) -> Chat:
     owner = chat.owner_id  # type: ignore[attr-defined]
     announced = ChatStatus.WAITING if promoted is not None else chat.status
 
-    async def announce(events: ChatEvents) -> None:
-        await events.status(owner, chat.id, announced.value)
+    async def announce(events: ChatAnnouncer) -> None:
+        await events.status(owner, chat.id, announced)
         if promoted is not None:
             await events.message(chat.id, promoted.id)
             await events.queue(chat.id)
-            await events.status(owner, chat.id, ChatStatus.PENDING.value)
+            await events.status(owner, chat.id, ChatStatus.PENDING)
 
     await publish(ctx, announce)
     return chat

@@ -13,7 +13,6 @@ from typing import Any
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
-from db.chat_events import ChatEvents
 from db.chat_files import link_files, part_file_ids
 from db.keyset import Page, SortKey
 from db.models import Chat, ChatMessage
@@ -26,11 +25,13 @@ from db.vocabulary import (
     LABEL_KEY_MAX,
     LABEL_VALUE_MAX,
     LABELS_MAX,
+    ChatListEventKind,
     ChatStatus,
     MessageRole,
     Permission,
     Visibility,
 )
+from events.announcer import ChatAnnouncer
 from resolvers import global_id
 from resolvers.chat_search import parse_chat_query
 from resolvers.context import RequestContext
@@ -53,7 +54,7 @@ _CHAT_SQL = "SELECT * FROM chats WHERE id = $1 AND owner_id = $2"
 _LABEL_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-/]*")
 
 
-async def publish(ctx: RequestContext, send: Callable[[ChatEvents], Awaitable[None]]) -> None:
+async def publish(ctx: RequestContext, send: Callable[[ChatAnnouncer], Awaitable[None]]) -> None:
     """Publish after commit; a broadcast failure is logged, never undoes a write."""
     if ctx.events is None:
         return
@@ -197,10 +198,10 @@ async def create_chat(
 
     await row.refresh_from_db(fields=["updated_at"])  # the message trigger moved it
 
-    async def announce(events: ChatEvents) -> None:
-        await events.list_change(viewer.id, chat_id, "created")
+    async def announce(events: ChatAnnouncer) -> None:
+        await events.list_change(viewer.id, chat_id, ChatListEventKind.CREATED)
         await events.message(chat_id, message.id)
-        await events.status(viewer.id, chat_id, ChatStatus.PENDING.value)
+        await events.status(viewer.id, chat_id, ChatStatus.PENDING)
 
     await publish(ctx, announce)
     return CreatedChat(chat=row, warnings=warnings)

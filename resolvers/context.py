@@ -10,9 +10,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from db.chat_events import ChatEvents
 from db.models import ApiToken, User, Workspace, WorkspaceTemplate
 from db.secret_box import SecretBox
+from events.announcer import ChatAnnouncer
 from resolvers.errors import ApiError
 from resolvers.loaders import Loaders
 
@@ -68,7 +68,7 @@ class RequestContext:
     client_address: str | None = None
     cookie: SessionCookie = field(default_factory=NoCookie)
     # None where nothing listens (the CLI); the server always sets it.
-    events: ChatEvents | None = None
+    events: ChatAnnouncer | None = None
     # Encrypts provider API keys; None where no secret is loaded (the CLI).
     secrets: SecretBox | None = None
     # Creates workspaces; None where no backend is configured (the CLI).

@@ -13,7 +13,7 @@ merge frames by root. After a resync from the hub (events were dropped) a full
 frame is sent again, with ``removed: true`` entries for roots this stream sent
 earlier that are gone now, so merging by root still converges. A change frame
 is the same for every subscriber of the chat: it is read and built once per
-event (``db.hub_event``); full frames stay per subscriber.
+event (``events.sharing``); full frames stay per subscriber.
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
 
-from db.chat_events import git_channel
 from db.git_snapshots import RepoSnapshot, is_sandbox_root
-from db.hub_event import share, shared_read
-from db.hub_subscription import RESYNC
 from db.models import Chat, Workspace, WorkspaceGitSnapshot
+from events.channels import git_channel
+from events.payloads import GitChanged, Resync
+from events.sharing import share, shared_read
 from resolvers.chat_diffs import aware, present_repositories, stored_repositories
 from resolvers.chats import own_chat
 from resolvers.context import RequestContext
@@ -86,21 +85,21 @@ class _Stream:
         gone = [RepoSnapshot.gone(root) for root in sorted(self.sent - present)]
         return self._frame(repos + gone, scanned_at)
 
-    async def changes(self, raw: dict[str, Any]) -> GitChangesRow | None:
-        read = partial(self._shared_changes, raw)
-        frame = await shared_read(raw, ("git_changes", self.chat_id), read)
+    async def changes(self, event: GitChanged) -> GitChangesRow | None:
+        read = partial(self._shared_changes, event)
+        frame = await shared_read(event, ("git_changes", self.chat_id), read)
         if frame is not None:
             self._note(frame)
         return frame
 
-    async def _shared_changes(self, raw: dict[str, Any]) -> GitChangesRow | None:
-        frame = await self._changes(raw)
+    async def _shared_changes(self, event: GitChanged) -> GitChangesRow | None:
+        frame = await self._changes(event)
         return None if frame is None else share(frame)
 
-    async def _changes(self, raw: dict[str, Any]) -> GitChangesRow | None:
+    async def _changes(self, event: GitChanged) -> GitChangesRow | None:
         """The frame for one event; it does not depend on what this stream sent."""
-        changed = {str(r) for r in raw.get("changed") or [] if is_sandbox_root(str(r))}
-        removed = {str(r) for r in raw.get("removed") or [] if is_sandbox_root(str(r))}
+        changed = {r for r in event.changed if is_sandbox_root(r)}
+        removed = {r for r in event.removed if is_sandbox_root(r)}
         if not changed and not removed:
             return None
         snapshot = await self._snapshot() if changed else None
@@ -111,18 +110,8 @@ class _Stream:
         repos += [RepoSnapshot.gone(root) for root in sorted(removed - changed)]
         if not repos:
             return None
-        if snapshot is not None:
-            scanned_at = aware(snapshot.scanned_at)
-        else:
-            scanned_at = _event_time(raw.get("scannedAt"))
+        scanned_at = aware(snapshot.scanned_at if snapshot is not None else event.scanned_at)
         return GitChangesRow(self.chat_id, repos, scanned_at)
-
-
-def _event_time(value: Any) -> datetime:
-    try:
-        return aware(datetime.fromisoformat(str(value)))
-    except ValueError:
-        return datetime.now(UTC)
 
 
 async def git_changes(ctx: RequestContext, chat_gid: str) -> AsyncIterator[GitChangesRow]:
@@ -137,15 +126,15 @@ async def git_changes(ctx: RequestContext, chat_gid: str) -> AsyncIterator[GitCh
     async with ctx.events.hub.subscribe(git_channel(workspace.id)) as subscription:
         # The first frame is read after subscribing, so nothing falls between.
         yield await stream.full()
-        async for raw in subscription:
+        async for event in subscription:
             ctx.reset_loaders()  # loaders live for one event, never the connection
-            kind = raw.get("kind")
-            if kind == RESYNC:
-                yield await stream.full()
-            elif kind == "git":
-                frame = await stream.changes(raw)
-                if frame is not None:
-                    yield frame
+            match event:
+                case Resync():
+                    yield await stream.full()
+                case GitChanged():
+                    frame = await stream.changes(event)
+                    if frame is not None:
+                        yield frame
 
 
 async def refresh_git_changes(ctx: RequestContext, chat_gid: str) -> bool:

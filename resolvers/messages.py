@@ -8,7 +8,6 @@ from typing import cast
 
 from tortoise.transactions import in_transaction
 
-from db.chat_events import ChatEvents
 from db.chat_files import link_files, part_file_ids
 from db.chat_queue import move_to_history, promote_queue_head
 from db.keyset import Page
@@ -25,6 +24,7 @@ from db.vocabulary import (
     MessageRole,
     Visibility,
 )
+from events.announcer import ChatAnnouncer
 from resolvers import global_id
 from resolvers.chats import own_chat, publish
 from resolvers.context import RequestContext
@@ -145,15 +145,15 @@ async def send_message(
             result = SendResult(chat=chat, message=message, warnings=warnings)
     await chat.refresh_from_db(fields=["updated_at"])
 
-    async def announce(events: ChatEvents) -> None:
+    async def announce(events: ChatAnnouncer) -> None:
         if touched_queue:
             await events.queue(chat.id)
         if interrupted and chat.status is not ChatStatus.INTERRUPTING:
-            await events.status(viewer.id, chat.id, ChatStatus.WAITING.value)
+            await events.status(viewer.id, chat.id, ChatStatus.WAITING)
         if result.message is not None:
             await events.message(chat.id, result.message.id)
         if result.message is not None or interrupted:
-            await events.status(viewer.id, chat.id, chat.status.value)
+            await events.status(viewer.id, chat.id, chat.status)
 
     await publish(ctx, announce)
     return result
@@ -201,10 +201,10 @@ async def edit_message(
 
     await chat.refresh_from_db(fields=["updated_at"])
 
-    async def announce(events: ChatEvents) -> None:
+    async def announce(events: ChatAnnouncer) -> None:
         await events.history_reset(chat.id)
         await events.queue(chat.id)
-        await events.status(viewer.id, chat.id, ChatStatus.PENDING.value)
+        await events.status(viewer.id, chat.id, ChatStatus.PENDING)
 
     await publish(ctx, announce)
     return SendResult(chat=chat, message=replacement, warnings=warnings)
@@ -256,11 +256,11 @@ async def promote_queued_message(ctx: RequestContext, gid: str) -> SendResult:
 
     await chat.refresh_from_db(fields=["updated_at"])
 
-    async def announce(events: ChatEvents) -> None:
+    async def announce(events: ChatAnnouncer) -> None:
         await events.queue(chat.id)
         await events.message(chat.id, message.id)
         if started:
-            await events.status(viewer.id, chat.id, ChatStatus.PENDING.value)
+            await events.status(viewer.id, chat.id, ChatStatus.PENDING)
 
     await publish(ctx, announce)
     return SendResult(chat=chat, message=message, warnings=warnings)
@@ -271,7 +271,7 @@ async def delete_queued_message(ctx: RequestContext, gid: str) -> Chat:
     await ChatQueuedMessage.filter(id=queued.id).delete()
     chat = await Chat.get(id=queued.chat_id)  # type: ignore[attr-defined]
 
-    async def announce(events: ChatEvents) -> None:
+    async def announce(events: ChatAnnouncer) -> None:
         await events.queue(chat.id)
 
     await publish(ctx, announce)

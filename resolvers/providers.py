@@ -34,6 +34,7 @@ from db.vocabulary import (
     Permission,
     ProviderKind,
 )
+from events.payloads import ConfigChanged
 from resolvers import global_id
 from resolvers.context import RequestContext
 from resolvers.errors import bad_input, conflict, not_found
@@ -61,7 +62,7 @@ async def publish_config(ctx: RequestContext, kind: str, key: uuid.UUID) -> None
     if ctx.events is None:
         return
     try:
-        await ctx.events.hub.publish(CONFIG_CHANNEL, {"kind": kind, "id": str(key)})
+        await ctx.events.hub.publish(CONFIG_CHANNEL, ConfigChanged(kind, key))
     except Exception:
         log.exception("publishing a config event failed")
 

@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 from db.keyset import Page, SortKey
 from db.models import ApiToken, User
 from db.raw_sql import fetchrow
-from db.session_events import SessionEnd, announce_session_end
 from db.text_rules import forbidden_character
 from db.vocabulary import TOKEN_NAME_MAX, TOKEN_TOUCH_INTERVAL_S, TokenKind
+from events.payloads import SessionEnd
+from events.sessions import announce_session_end
 from resolvers import global_id
 from resolvers.context import RequestContext
 from resolvers.errors import bad_input, not_found, unauthenticated

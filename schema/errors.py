@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
-from db.event_hub import BackendUnavailable
 from db.vocabulary import ErrorCode
+from events.hub import BackendUnavailable
 from resolvers.context import RequestContext
 from resolvers.errors import ApiError
 

@@ -1,7 +1,7 @@
 """Subscription events execute once per distinct selection, not once per subscriber.
 
 graphql-core runs a subscription's selection set for every event of every
-subscriber. When the event's root object is shared (``db.hub_event.share``:
+subscriber. When the event's root object is shared (``events.sharing.share``:
 built once from a hub event and handed to every local subscriber of a channel),
 subscribers with the same document, variables and viewer would compute the
 same result. The first of them executes; the others reuse its result, also
@@ -29,7 +29,7 @@ from typing import Any, cast
 from graphql import ExecutionResult, OperationType
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from db.hub_event import shared_memo
+from events.sharing import shared_memo
 from resolvers.context import RequestContext
 from schema.graphql_core_compat import own_sub_field_cache
 

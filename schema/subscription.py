@@ -15,7 +15,7 @@ import strawberry
 
 from db.parts import from_json
 from db.vocabulary import ChatListEventKind, ChatStatus, MessageRole
-from resolvers import chat_list_stream, chat_stream, git_stream, global_id
+from resolvers import chat_event_rows, chat_list_stream, chat_stream, git_stream, global_id
 from schema.chat import Chat, ChatError, chat_error
 from schema.chat_diff import GitChanges
 from schema.info import Info
@@ -41,14 +41,14 @@ class PartDelta:
     part_index: int
 
     @strawberry.field
-    def role(self, root: chat_stream.PartDeltaEvent) -> MessageRole:
+    def role(self, root: chat_event_rows.PartDeltaEvent) -> MessageRole:
         return MessageRole(root.role)
 
     @strawberry.field(description="Text parts carry only the text to append.")
-    def part(self, root: chat_stream.PartDeltaEvent) -> MessagePart:
+    def part(self, root: chat_event_rows.PartDeltaEvent) -> MessagePart:
         return cast(MessagePart, from_json(root.part))
 
-    is_type_of = row_is(chat_stream.PartDeltaEvent)
+    is_type_of = row_is(chat_event_rows.PartDeltaEvent)
 
 
 @strawberry.type(description="A durable message; `cursor` resumes the stream after it.")
@@ -56,21 +56,21 @@ class MessageCreated:
     chat_id: strawberry.ID = strawberry.field(resolver=_chat_id)
     cursor: str
     message: Message
-    is_type_of = row_is(chat_stream.MessageCreatedEvent)
+    is_type_of = row_is(chat_event_rows.MessageCreatedEvent)
 
 
 @strawberry.type
 class StatusChanged:
     chat_id: strawberry.ID = strawberry.field(resolver=_chat_id)
     status: ChatStatus
-    is_type_of = row_is(chat_stream.StatusChangedEvent)
+    is_type_of = row_is(chat_event_rows.StatusChangedEvent)
 
 
 @strawberry.type(description="The turn failed; the chat is in ERROR with this lastError.")
 class ChatFailed:
     chat_id: strawberry.ID = strawberry.field(resolver=_chat_id)
     error: ChatError = strawberry.field(resolver=_error)
-    is_type_of = row_is(chat_stream.ChatFailedEvent)
+    is_type_of = row_is(chat_event_rows.ChatFailedEvent)
 
 
 @strawberry.type(description="A provider error will be retried at retryingAt.")
@@ -80,14 +80,14 @@ class RetryScheduled:
     delay_ms: int
     retrying_at: datetime
     error: ChatError = strawberry.field(resolver=_error)
-    is_type_of = row_is(chat_stream.RetryScheduledEvent)
+    is_type_of = row_is(chat_event_rows.RetryScheduledEvent)
 
 
 @strawberry.type(description="The whole queue as it is now.")
 class QueueUpdated:
     chat_id: strawberry.ID = strawberry.field(resolver=_chat_id)
     queued_messages: list[QueuedMessage]
-    is_type_of = row_is(chat_stream.QueueUpdatedEvent)
+    is_type_of = row_is(chat_event_rows.QueueUpdatedEvent)
 
 
 @strawberry.type(
@@ -97,13 +97,13 @@ class QueueUpdated:
 class PartsReset:
     chat_id: strawberry.ID = strawberry.field(resolver=_chat_id)
     reason: str
-    is_type_of = row_is(chat_stream.PartsResetEvent)
+    is_type_of = row_is(chat_event_rows.PartsResetEvent)
 
 
 @strawberry.type(description="History changed (an edit): refetch messages.")
 class HistoryReset:
     chat_id: strawberry.ID = strawberry.field(resolver=_chat_id)
-    is_type_of = row_is(chat_stream.HistoryResetEvent)
+    is_type_of = row_is(chat_event_rows.HistoryResetEvent)
 
 
 @strawberry.type(
@@ -114,10 +114,10 @@ class Resync:
     reason: str
 
     @strawberry.field
-    def chat_id(self, root: chat_stream.ResyncEvent) -> strawberry.ID | None:
+    def chat_id(self, root: chat_event_rows.ResyncEvent) -> strawberry.ID | None:
         return None if root.chat_id is None else _chat_id(root)
 
-    is_type_of = row_is(chat_stream.ResyncEvent)
+    is_type_of = row_is(chat_event_rows.ResyncEvent)
 
 
 ChatEvent = Annotated[
@@ -161,7 +161,8 @@ class Subscription:
         self, info: Info, chat_id: strawberry.ID, after: str | None = None
     ) -> AsyncGenerator[ChatEvent, None]:
         return cast(
-            AsyncGenerator[ChatEvent, None], chat_stream.chat_events(info.context, chat_id, after)
+            AsyncGenerator[ChatEvent, None],
+            chat_stream.stream_chat_events(info.context, chat_id, after),
         )
 
     @strawberry.subscription(

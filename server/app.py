@@ -15,10 +15,10 @@ from daemon.chat_daemon import ChatDaemon
 from daemon.tool_registry import ToolRegistry
 from daemon.workspace_backend import LocalWorkspaceBackend, WorkspaceBackend, create_workspace
 from daemon.workspace_services import WorkspaceServices
-from db.chat_events import ChatEvents
-from db.event_hub import EventHub
 from db.model_resolution import ensure_default_scripted_model
 from db.secret_box import SecretBox
+from events.announcer import ChatAnnouncer
+from events.hub import EventHub
 from schema.build import build_schema
 from server.body_limit import BodyLimitMiddleware
 from server.database import database
@@ -40,7 +40,7 @@ def make_daemon(
     tools: ToolRegistry | None = None,
 ) -> ChatDaemon:
     """The chat daemon with its workspace services (git watchers, reaper, PR status)."""
-    events = ChatEvents(hub)
+    events = ChatAnnouncer(hub)
     services = WorkspaceServices(backend, events, settings.workspace_settings())
     return ChatDaemon(hub, secrets, settings.daemon_settings(), tools, workspaces=services)
 
@@ -72,7 +72,7 @@ def create_app(
             app.state.tortoise_config = db.config
             app.state.database_url = db.url
             app.state.event_hub = hub
-            app.state.chat_events = ChatEvents(hub)
+            app.state.announcer = ChatAnnouncer(hub)
             daemon = None
             if run_daemon:
                 daemon = make_daemon(settings, hub, app.state.secrets, backend, tools)

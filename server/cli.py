@@ -64,8 +64,8 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     import signal
 
     from daemon.workspace_backend import LocalWorkspaceBackend
-    from db.event_hub import EventHub
     from db.secret_box import SecretBox
+    from events.hub import EventHub
     from server.app import make_daemon
     from server.database import database
     from server.logs import configure_logging

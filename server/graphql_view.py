@@ -191,7 +191,7 @@ class AgentGraphQL(HttpGraphQL):
             ctx = RequestContext(request_id=current_request_id(), policy=self.policy, cookie=cookie)
         _apply(ctx, state)
         ctx.client_address = request.client.host if request.client is not None else None
-        ctx.events = getattr(request.app.state, "chat_events", None)
+        ctx.events = getattr(request.app.state, "announcer", None)
         ctx.secrets = getattr(request.app.state, "secrets", None)
         ctx.workspaces = getattr(request.app.state, "provision_workspace", None)
         return ctx

@@ -10,9 +10,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from tortoise import Tortoise
 
-from db.event_hub import EventHub
 from db.migrator import pending_migrations
 from db.vocabulary import ErrorCode
+from events.hub import EventHub
 
 log = logging.getLogger(__name__)
 

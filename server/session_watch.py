@@ -5,7 +5,7 @@ keep that identity after its token was revoked, its user logged out, was
 disabled or changed role. Two guards close that gap:
 
 - every process keeps its authenticated sockets by user and holds ONE hub
-  subscription to ``sessions`` (``db.session_events``); an announcement closes
+  subscription to ``sessions`` (``events.sessions``); an announcement closes
   the sockets of that token (or of every token of that user) on every replica;
 - each ``subscribe`` message checks the token again (one indexed lookup), so a
   missed announcement cannot let a revoked token or a disabled user start an
@@ -35,9 +35,9 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 
-from db.event_hub import EventHub
-from db.hub_subscription import RESYNC
-from db.session_events import SESSIONS_CHANNEL, SessionEnd
+from events.channels import SESSIONS_CHANNEL
+from events.hub import EventHub
+from events.payloads import Event, Resync, SessionEnd
 from resolvers.context import RequestContext
 from resolvers.errors import ApiError
 from resolvers.tokens import authenticate_hash
@@ -189,13 +189,13 @@ class SessionWatch:
                 log.warning("session watch lost its subscription; retrying", exc_info=True)
                 await asyncio.sleep(_RETRY_S)
 
-    def _on_event(self, event: dict[str, Any]) -> None:
-        if event.get("kind") == RESYNC:
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, Resync):
             self._spawn(self._recheck_all())
             return
-        end = SessionEnd.from_event(event)
-        if end is None:
+        if not isinstance(event, SessionEnd):
             return
+        end = event
         for socket in list(self._by_user.get(end.user_id, ())):
             if end.token_id is None or socket.token_id == end.token_id:
                 self._spawn(socket.end())

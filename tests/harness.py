@@ -30,6 +30,8 @@ from db.embedded import EmbeddedCluster, database_url
 from db.migrator import apply_migrations
 from db.models import User
 from db.vocabulary import TokenKind
+from events.payloads import WorkAvailable
+from events.wire import as_json
 from resolvers.accounts import hash_password
 from resolvers.tokens import issue_token
 
@@ -224,7 +226,7 @@ async def listening(app: Any, channel: str) -> AsyncIterator[Any]:
     """
     hub = app.state.event_hub
     async with hub.subscribe(channel) as subscriber:
-        marker = {"kind": "test-marker", "id": uuid.uuid4().hex}
+        marker = WorkAvailable(uuid.uuid4())  # off its channel: every stream ignores it
         await hub.publish(channel, marker)
         while await subscriber.get(timeout=5) != marker:
             pass
@@ -232,7 +234,8 @@ async def listening(app: Any, channel: str) -> AsyncIterator[Any]:
 
 
 async def received(subscriber: Any, count: int) -> list[dict[str, Any]]:
-    return [await subscriber.get(timeout=5) for _ in range(count)]
+    """The next ``count`` events as they went over the wire (JSON objects)."""
+    return [as_json(await subscriber.get(timeout=5)) for _ in range(count)]
 
 
 async def nothing_more(subscriber: Any) -> None:

@@ -89,7 +89,7 @@ async def spawn(args: SpawnArgs, turn: AgentTurn, explore: bool) -> dict[str, An
         )
     if turn.events is not None:
         await turn.events.message(child_id, message.id)
-        await turn.events.status(turn.owner_id, child_id, ChatStatus.PENDING.value)
+        await turn.events.status(turn.owner_id, child_id, ChatStatus.PENDING)
     return {
         "chatId": str(child_id),
         "mode": "explore" if explore else "general",

@@ -14,7 +14,7 @@ from typing import Annotated, Protocol
 from pydantic import Field
 
 from daemon.workspace_backend import WorkspaceBackend
-from db.chat_events import ChatEvents
+from events.announcer import ChatAnnouncer
 
 
 class ToolTurn(Protocol):
@@ -63,5 +63,5 @@ class AgentTurn(ToolTurn, Protocol):
     workspace_id: uuid.UUID | None
     workspace_dir: Path | None
     plan_path: str | None
-    events: ChatEvents | None
+    events: ChatAnnouncer | None
     backend: WorkspaceBackend | None

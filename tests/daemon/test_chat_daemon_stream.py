@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from db import live_steps
 from db.models import Chat, ChatMessage
 from db.vocabulary import ChatStatus, MessageRole, Visibility
+from events import live_steps
+from events.payloads import StatusChanged
 from resolvers import chat_stream, chats
 from tests.daemon.live import (
     CHAT_EVENTS,
@@ -300,7 +301,7 @@ async def test_the_replayed_status_is_read_after_subscribing(
     async def watch() -> None:
         async with hub.subscribe(f"chat:{chat_id}") as subscription:
             async for event in subscription:
-                if event.get("kind") == "status" and event.get("status") == "waiting":
+                if isinstance(event, StatusChanged) and event.status is ChatStatus.WAITING:
                     ended.set()
                     return
 

@@ -19,14 +19,15 @@ from starlette.applications import Starlette
 
 from daemon.chat_daemon import ChatDaemon, DaemonSettings
 from daemon.turn_runner import TurnSettings
-from db import live_steps
-from db.event_hub import EventHub
 from db.model_resolution import default_model_config
 from db.models import Chat, ChatMessage, User
 from db.parts import TextPart
 from db.secret_box import SecretBox
 from db.titles import fallback_title
 from db.vocabulary import ChatStatus, MessageRole
+from events import live_steps
+from events.hub import EventHub
+from events.wire import as_json
 from resolvers.accounts import create_user
 from tests.conftest import make_settings
 from tests.daemon.live import chat_settled, eventually, messages_of, running_app, stored_text
@@ -260,7 +261,7 @@ async def test_shutdown_hands_running_chats_back_and_another_worker_reruns_them(
             assert (row.status, row.worker_id) == (ChatStatus.PENDING, None)
             assert not await messages_of(chat_id, MessageRole.ASSISTANT)  # the step reruns
             while not (events and events[-1].get("status") == "pending"):
-                events.append(await asyncio.wait_for(subscription.get(), 5))
+                events.append(as_json(await asyncio.wait_for(subscription.get(), 5)))
 
     async with daemons(app, settings()) as (_,):
         await chat_settled(chat_id)
@@ -300,7 +301,7 @@ async def test_exhausted_retries_end_in_error_with_a_structured_last_error(
     ):
         daemon.wake()
         while not (events and events[-1].get("status") == "error"):
-            events.append(await asyncio.wait_for(subscription.get(), 5))
+            events.append(as_json(await asyncio.wait_for(subscription.get(), 5)))
     retries = [e for e in events if e["kind"] == "retry"]
     assert [r["attempt"] for r in retries] == [1, 2, 3]  # 4 attempts, 3 waits
     assert [r["delayMs"] for r in retries] == [10, 20, 20]  # doubling, capped
@@ -325,9 +326,9 @@ async def test_a_chat_reclaimed_while_the_interrupted_turn_cleans_up_stays_track
     """The interrupted turn's cleanup must not drop the newer turn's ``running`` entry
     (and with it its watcher, its heartbeat and the daemon's capacity count)."""
     from daemon import turn_runner
-    from db.chat_events import ChatEvents
+    from events.announcer import ChatAnnouncer
 
-    events = ChatEvents(app.state.event_hub)
+    events = ChatAnnouncer(app.state.event_hub)
     original = turn_runner._persist
     new_turns: list[asyncio.Task[None]] = []
     # No heartbeat during the test: only the events and the poll drive the daemon.
@@ -435,9 +436,9 @@ async def test_a_late_pending_announcement_does_not_cancel_the_claimed_turn(
 ) -> None:
     """createChat/sendMessage announce PENDING after their commit; a claim can
     overtake that announcement, which must not then cancel the claimed turn."""
-    from db.chat_events import ChatEvents
+    from events.announcer import ChatAnnouncer
 
-    events = ChatEvents(app.state.event_hub)
+    events = ChatAnnouncer(app.state.event_hub)
     reply = f"claimed before the announcement {uuid.uuid4().hex[:6]}"
     async with daemons(app, settings()) as (daemon,):
         # sendMessage: the PENDING row is committed...
@@ -513,9 +514,9 @@ async def test_a_watcher_cancelled_while_subscribing_leaves_nothing_behind(
 async def test_an_interrupt_announced_after_a_reclaim_still_stops_the_old_run(
     app: Starlette, owner: User
 ) -> None:
-    from db.chat_events import ChatEvents
+    from events.announcer import ChatAnnouncer
 
-    events = ChatEvents(app.state.event_hub)
+    events = ChatAnnouncer(app.state.event_hub)
     # The new run outlasts what is left of the old one.
     second = " ".join(f"s{i}" for i in range(30)) + f" {uuid.uuid4().hex[:6]}"
     async with daemons(app, settings(heartbeat_s=30.0)) as (daemon,):

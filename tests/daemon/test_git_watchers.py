@@ -24,11 +24,14 @@ from daemon.tools import ProcessTable, agent_tools
 from daemon.turn_runner import Turn, run_turn
 from daemon.workspace_backend import LocalWorkspaceBackend
 from daemon.workspace_services import WorkspaceServices, WorkspaceSettings
-from db.chat_events import ChatEvents, git_channel
-from db.event_hub import EventHub, Subscription
 from db.model_resolution import default_model_config
 from db.models import Chat, ChatDiffStatus, ChatMessage, User, Workspace, WorkspaceGitSnapshot
 from db.vocabulary import WORKSPACE_MOUNT, ChatStatus, MessageRole, WorkspaceStatus
+from events.announcer import ChatAnnouncer
+from events.channels import git_channel
+from events.hub import EventHub, Subscription
+from events.payloads import GitRefreshRequested, WorkAvailable
+from events.wire import as_json
 from tests.daemon.test_git_scan import git, make_repo
 from tests.daemon.tools.sandboxed import needs_bwrap
 
@@ -88,7 +91,7 @@ def marks() -> Marks:
 async def watchers(
     backend: LocalWorkspaceBackend, hub: EventHub, marks: Marks
 ) -> AsyncIterator[GitWatchers]:
-    watching = GitWatchers(backend, ChatEvents(hub), marks, cooldown_s=0.05, poll_s=30.0)
+    watching = GitWatchers(backend, ChatAnnouncer(hub), marks, cooldown_s=0.05, poll_s=30.0)
     yield watching
     await watching.close()
 
@@ -128,8 +131,7 @@ async def bound_chat(owner: User, workspace_id: uuid.UUID, *, archived: bool = F
 
 
 async def next_event(subscription: Subscription) -> dict[str, Any]:
-    event: dict[str, Any] = await subscription.get(timeout=WAIT_S)
-    return event
+    return as_json(await subscription.get(timeout=WAIT_S))
 
 
 async def snapshot(workspace_id: uuid.UUID) -> dict[str, dict[str, Any]]:
@@ -213,7 +215,7 @@ async def test_an_agent_turn_s_write_reaches_the_snapshot(
         owner_id=owner.id,
         model_config_id=config.id,
         worker_id=worker,
-        events=ChatEvents(hub),
+        events=ChatAnnouncer(hub),
         secrets=app.state.secrets,
         tools=ToolRegistry(agent_tools(processes)),
         started_at=now,
@@ -323,7 +325,7 @@ async def test_workspace_services_refresh_on_request_and_watch_after_a_turn(
     owner: User, backend: LocalWorkspaceBackend, hub: EventHub
 ) -> None:
     settings = WorkspaceSettings(git_cooldown_s=0.05, pull_requests=False)
-    services = WorkspaceServices(backend, ChatEvents(hub), settings)
+    services = WorkspaceServices(backend, ChatAnnouncer(hub), settings)
     try:
         workspace_id, directory = await new_workspace(owner, backend)
         make_repo(directory, {"README.md": "hello\n"})
@@ -333,10 +335,9 @@ async def test_workspace_services_refresh_on_request_and_watch_after_a_turn(
             assert (await next_event(events))["changed"] == [WORKSPACE_MOUNT]
             assert workspace_id in services.git.watchers
 
-            request = {"kind": "git_refresh", "workspaceId": str(workspace_id)}
-            assert await services.handle(request) is True
+            assert await services.handle(GitRefreshRequested(workspace_id)) is True
             assert (await next_event(events))["changed"] == [WORKSPACE_MOUNT]
-        assert await services.handle({"kind": "wake"}) is False
+        assert await services.handle(WorkAvailable(uuid.uuid4())) is False
     finally:
         await services.stop()
     assert services.git.watchers == {}
@@ -358,7 +359,7 @@ async def test_without_a_usable_sandbox_nothing_is_scanned_and_the_operator_is_t
     unusable = Sandbox(bwrap=str(tmp_path / "no-such-bwrap"))
     settings = WorkspaceSettings(git_cooldown_s=0.05, pull_requests=False)
     services = WorkspaceServices(
-        backend, ChatEvents(hub), settings, processes=ProcessTable(sandbox=unusable)
+        backend, ChatAnnouncer(hub), settings, processes=ProcessTable(sandbox=unusable)
     )
     try:
         with caplog.at_level(logging.WARNING, logger="daemon.git_watchers"):
@@ -382,7 +383,7 @@ async def test_sandbox_none_scans_on_the_host_and_says_it_is_unsafe(
     workspace_id, directory = await new_workspace(owner, backend)
     make_repo(directory, {"a.txt": "a\n"})
     unsandboxed = Sandbox(SandboxSettings(mode="none"))
-    watching = GitWatchers(backend, ChatEvents(hub), cooldown_s=0.05, sandbox=unsandboxed)
+    watching = GitWatchers(backend, ChatAnnouncer(hub), cooldown_s=0.05, sandbox=unsandboxed)
     try:
         with caplog.at_level(logging.WARNING, logger="daemon.git_watchers"):
             await watching.sync()

@@ -14,10 +14,11 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from db import live_steps
-from db.event_hub import EventHub
 from db.models import User
 from db.vocabulary import MessageRole
+from events import live_steps
+from events.hub import EventHub
+from events.wire import as_json
 from tests.daemon import test_chat_daemon_workers as workers
 from tests.daemon.live import chat_settled, eventually, messages_of, stored_text
 from tests.daemon.test_chat_daemon_workers import daemons, pending_chats, settings, stop
@@ -50,7 +51,7 @@ async def test_a_handed_back_step_is_reset_before_the_next_worker_streams_it(
 
         async def collect() -> None:
             async for event in subscription:
-                events.append(dict(event))
+                events.append(as_json(event))
 
         collector = asyncio.create_task(collect())
         try:

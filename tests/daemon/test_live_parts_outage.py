@@ -42,7 +42,7 @@ from tests.daemon.test_live_parts_replicas import (
     step_events,
     until_text,
 )
-from tests.db.test_event_hub_recovery import RedisServer, free_port
+from tests.events.test_hub_recovery import RedisServer, free_port
 from tests.harness import IN_CI, PASSWORD, SIGN_UP, GraphQLClient
 
 

@@ -40,7 +40,7 @@ from tests.daemon.live import (
     stored_text,
     typename,
 )
-from tests.db.test_event_hub_recovery import RedisServer, free_port
+from tests.events.test_hub_recovery import RedisServer, free_port
 from tests.harness import IN_CI
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,11 +21,11 @@ from daemon.tool_registry import ToolRegistry
 from daemon.tools import ProcessTable, agent_tools
 from daemon.turn_runner import Turn, TurnSettings, run_turn
 from daemon.workspace_backend import LocalWorkspaceBackend, create_workspace
-from db.chat_events import ChatEvents
 from db.chat_files import linked_files, owned_file
 from db.model_resolution import default_model_config
 from db.models import Chat, ChatMessage, User, WorkspaceTemplate
 from db.vocabulary import ChatMode, ChatStatus, MessageRole, WorkspaceSourceKind
+from events.announcer import ChatAnnouncer
 from tests.daemon.live import messages_of, stored_text
 
 FAST = TurnSettings(coalesce_s=0.02, retry_base_s=0.01, retry_max_s=0.02)
@@ -118,7 +118,7 @@ async def run(
         owner_id=chat.owner_id,  # type: ignore[attr-defined]
         model_config_id=chat.model_config_id,
         worker_id=chat.worker_id,  # type: ignore[arg-type]
-        events=ChatEvents(app.state.event_hub),
+        events=ChatAnnouncer(app.state.event_hub),
         secrets=app.state.secrets,
         tools=tools,
         settings=FAST,

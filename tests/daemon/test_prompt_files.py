@@ -18,7 +18,6 @@ from starlette.applications import Starlette
 from daemon.providers.anthropic_client import ANTHROPIC_INLINE_IMAGE_MAX
 from daemon.tool_registry import ToolRegistry
 from daemon.turn_runner import Turn, TurnSettings, run_turn
-from db.chat_events import ChatEvents
 from db.chat_files import FileMeta, store_file
 from db.models import (
     Chat,
@@ -31,6 +30,7 @@ from db.models import (
     User,
 )
 from db.vocabulary import ChatStatus, MessageRole, ProviderKind
+from events.announcer import ChatAnnouncer
 from resolvers.accounts import create_user
 from tests.daemon.fake_llm import TEST_KEY, FakeLlm, SseReply, anthropic_stream, openai_stream
 from tests.harness import PASSWORD
@@ -109,7 +109,7 @@ async def run(app: Starlette, chat: Chat) -> ChatStatus:
         owner_id=chat.owner_id,  # type: ignore[attr-defined]
         model_config_id=chat.model_config_id,
         worker_id=chat.worker_id,  # type: ignore[arg-type]
-        events=ChatEvents(app.state.event_hub),
+        events=ChatAnnouncer(app.state.event_hub),
         secrets=app.state.secrets,
         tools=ToolRegistry(),
         settings=FAST,

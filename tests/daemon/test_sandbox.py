@@ -22,8 +22,8 @@ from daemon.tools.execute import execute_tool
 from daemon.tools.processes import ProcessTable
 from daemon.workspace_backend import LocalWorkspaceBackend
 from daemon.workspace_services import WorkspaceServices
-from db.chat_events import ChatEvents
-from db.event_hub import EventHub
+from events.announcer import ChatAnnouncer
+from events.hub import EventHub
 from server.settings import Settings
 from tests.daemon.tools.sandboxed import needs_bwrap
 from tests.daemon.tools.workspace_turn import FakeTurn
@@ -319,7 +319,7 @@ def test_the_environment_configures_the_daemons_sandbox(
 
     services = WorkspaceServices(
         LocalWorkspaceBackend(tmp_path / "workspaces"),
-        ChatEvents(EventHub("memory://")),
+        ChatAnnouncer(EventHub("memory://")),
         replace(settings.workspace_settings(), pull_requests=False),
     )
 

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from daemon import turn_runner
 from daemon.tool_registry import ToolRegistry
 from daemon.tools import ask_user_question
-from db.chat_events import ChatEvents
 from db.models import Chat, ChatQueuedMessage
 from db.vocabulary import ChatStatus, MessageRole
+from events.announcer import ChatAnnouncer
+from events.payloads import StatusChanged
 from tests.conftest import make_settings
 from tests.daemon import live_app
 from tests.daemon.live import (
@@ -109,14 +109,14 @@ async def test_a_stream_opened_between_claim_and_announcement_shows_running_once
     """The claim commits RUNNING, then the run announces it: a stream that reads the
     row in between must not show RUNNING twice."""
     replay_done = asyncio.Event()
-    original = turn_runner._publish
+    original = ChatAnnouncer.status
 
-    async def publish_after_the_replay(turn: Any, what: str, *args: Any) -> None:
-        if what == "status" and args[2] == ChatStatus.RUNNING.value:
+    async def publish_after_the_replay(self: ChatAnnouncer, *args: Any) -> None:
+        if args[2] == ChatStatus.RUNNING:  # the run's announcement
             await asyncio.wait_for(replay_done.wait(), 10)
-        await original(turn, what, *args)
+        await original(self, *args)
 
-    monkeypatch.setattr(turn_runner, "_publish", publish_after_the_replay)
+    monkeypatch.setattr(ChatAnnouncer, "status", publish_after_the_replay)
     async with GraphQLSocket.open(live_server, token) as socket:
         chat = await create_chat(client, token, f"/fail auth\n{nonce()}")
         await chat_settled(chat_uuid(chat["id"]), ChatStatus.RUNNING)
@@ -254,20 +254,21 @@ async def test_an_interrupt_announced_as_the_turn_ends_does_not_cut_its_end(
         if announced == ChatStatus.INTERRUPTING:
             checked.set()
 
-    original = turn_runner._publish
+    original = ChatAnnouncer.status
 
-    async def late_interrupt(turn: Any, what: str, *args: Any) -> None:
-        if what == "status" and args[2] == ChatStatus.WAITING.value and not checked.is_set():
+    async def late_interrupt(self: ChatAnnouncer, *args: Any) -> None:
+        _, chat_id, status, *signed = args
+        # The run's own WAITING (signed with its worker id) as it ends.
+        if status == ChatStatus.WAITING and any(signed) and not checked.is_set():
             await app.state.event_hub.publish(
-                f"chat:{turn.chat_id}",
-                {"kind": "status", "chatId": str(turn.chat_id), "status": "interrupting"},
+                f"chat:{chat_id}", StatusChanged(chat_id, ChatStatus.INTERRUPTING)
             )
             await asyncio.wait_for(checked.wait(), 10)
             await asyncio.sleep(0)  # a cancellation, if any, lands here
-        await original(turn, what, *args)
+        await original(self, *args)
 
     monkeypatch.setattr(type(daemon), "_check_run", noting)
-    monkeypatch.setattr(turn_runner, "_publish", late_interrupt)
+    monkeypatch.setattr(ChatAnnouncer, "status", late_interrupt)
     async with GraphQLSocket.open(live_server, token) as socket:
         chat = await create_chat(client, token, f"/slow 50\nshort {nonce()}")
         sub = await socket.subscribe(CHAT_EVENTS, {"id": chat["id"]}, field="chatEvents")
@@ -290,7 +291,7 @@ async def test_a_chat_whose_worker_died_while_interrupting_ends_waiting(
         # As a run being interrupted leaves it when its worker's process dies:
         # the interrupt was announced, then the worker stopped beating.
         owner_id = (await Chat.get(id=chat_id)).owner_id  # type: ignore[attr-defined]
-        await ChatEvents(app.state.event_hub).status(owner_id, chat_id, "interrupting")
+        await ChatAnnouncer(app.state.event_hub).status(owner_id, chat_id, "interrupting")
         seen = await sub.until(lambda e: typename(e, "StatusChanged"))
         assert statuses(seen) == ["INTERRUPTING"], seen
         stale = datetime.now(UTC) - timedelta(hours=1)

@@ -21,12 +21,15 @@ from starlette.applications import Starlette
 from daemon.providers import ToolSpec
 from daemon.tool_registry import Tool, ToolRegistry
 from daemon.turn_runner import Turn, TurnSettings, run_turn
-from db import live_steps
-from db.chat_events import ChatEvents, chat_channel
-from db.event_hub import EventHub
 from db.model_resolution import default_model_config
 from db.models import Chat, ChatMessage, ModelConfig, User
 from db.vocabulary import ChatStatus, MessageRole
+from events import live_steps
+from events.announcer import ChatAnnouncer
+from events.channels import chat_channel
+from events.hub import EventHub
+from events.payloads import WorkAvailable
+from events.wire import as_json
 from resolvers.accounts import create_user
 from tests.conftest import make_settings
 from tests.daemon.live import messages_of, running_app, stored_text
@@ -112,7 +115,7 @@ def turn_for(app: Starlette, chat: Chat, settings: TurnSettings = FAST) -> Turn:
         owner_id=chat.owner_id,  # type: ignore[attr-defined]
         model_config_id=chat.model_config_id,
         worker_id=chat.worker_id,  # type: ignore[arg-type]
-        events=ChatEvents(app.state.event_hub),
+        events=ChatAnnouncer(app.state.event_hub),
         secrets=app.state.secrets,
         tools=TOOLS,
         settings=settings,
@@ -126,12 +129,13 @@ async def published(app: Starlette, chat_id: uuid.UUID) -> AsyncIterator[list[di
     seen: list[dict[str, Any]] = []
     async with hub.subscribe(chat_channel(chat_id)) as subscription:
         yield seen
-        await hub.publish(chat_channel(chat_id), {"kind": "test-end"})
+        end = WorkAvailable(uuid.uuid4())  # off its channel: every stream ignores it
+        await hub.publish(chat_channel(chat_id), end)
         while True:
             event = await asyncio.wait_for(subscription.get(), 5)
-            if event.get("kind") == "test-end":
+            if event == end:
                 break
-            seen.append(event)
+            seen.append(as_json(event))
 
 
 # -- 8. P5: writes grow with steps, not tokens -----------------------------------------

@@ -21,6 +21,7 @@ from db.model_resolution import (
 )
 from db.models import Chat, ChatMessage, ModelConfig, Provider, User, UserConfig
 from db.secret_box import SecretBox
+from events.payloads import ConfigChanged, Event
 from resolvers import global_id
 from server.settings import Settings
 from tests.harness import GraphQLClient
@@ -391,17 +392,17 @@ async def test_changes_are_announced_on_the_config_channel(
     b = (await create(gql, admin_token, provider, "b"))["modelConfig"]["id"]
     sent: list[Any] = []
 
-    async def record(channel: str, event: dict[str, Any]) -> None:
+    async def record(channel: str, event: Event) -> None:
         sent.append((channel, event))
 
-    monkeypatch.setattr(app.state.chat_events.hub, "publish", record)
+    monkeypatch.setattr(app.state.announcer.hub, "publish", record)
     await update(gql, admin_token, b, displayName="B")
     await update(gql, admin_token, b, isDefault=True)  # a loses it: both announced
     await gql.ok(DELETE, {"id": b}, token=admin_token)  # a becomes the default again
     await gql.ok(SET_THRESHOLD, {"id": a, "pct": 40}, token=member_token)
     await gql.ok(CLEAR_THRESHOLD, {"id": a}, token=member_token)
-    event = [("config", {"kind": "model_config", "id": str(key(g))}) for g in (b, b, a, b, a)]
-    mine = ("config", {"kind": "user_config", "id": str((await member()).id)})
+    event = [("config", ConfigChanged("model_config", key(g))) for g in (b, b, a, b, a)]
+    mine = ("config", ConfigChanged("user_config", (await member()).id))
     assert sent == [*event, mine, mine]
 
 

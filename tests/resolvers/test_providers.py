@@ -19,6 +19,7 @@ from db.model_resolution import KeySource, ModelUnavailable, resolve_model
 from db.models import ModelConfig, Provider, User, UserProviderKey
 from db.secret_box import SecretBox
 from db.vocabulary import ChatErrorKind, ProviderKind
+from events.payloads import ConfigChanged, Event
 from resolvers import global_id
 from server.settings import Settings
 from tests.harness import GraphQLClient
@@ -605,10 +606,10 @@ async def test_user_keys_only_where_allowed(
 
 @pytest.fixture
 def published(app: Starlette, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    hub = app.state.chat_events.hub
+    hub = app.state.announcer.hub
     sent: list[Any] = []
 
-    async def record(channel: str, event: dict[str, Any]) -> None:
+    async def record(channel: str, event: Event) -> None:
         sent.append((channel, event))
 
     monkeypatch.setattr(hub, "publish", record)
@@ -619,15 +620,15 @@ async def test_changes_are_announced_on_the_config_channel(
     gql: GraphQLClient, admin_token: str, member_token: str, published: list[Any]
 ) -> None:
     made = await create(gql, admin_token, kind="OPENAI", userKeysAllowed=True)
-    key = str(key_of(made["provider"]["id"]))
+    key = key_of(made["provider"]["id"])
     await update(gql, admin_token, made["provider"]["id"], enabled=False)
     await gql.ok(SET_KEY, {"id": made["provider"]["id"], "key": USER_KEY}, token=member_token)
     await gql.ok(DELETE, {"id": made["provider"]["id"]}, token=admin_token)
     assert published == [
-        ("config", {"kind": "provider", "id": key}),
-        ("config", {"kind": "provider", "id": key}),
-        ("config", {"kind": "user_config", "id": str(await member_id())}),
-        ("config", {"kind": "provider", "id": key}),
+        ("config", ConfigChanged("provider", key)),
+        ("config", ConfigChanged("provider", key)),
+        ("config", ConfigChanged("user_config", await member_id())),
+        ("config", ConfigChanged("provider", key)),
     ]
     assert USER_KEY not in repr(published)
 
@@ -639,10 +640,10 @@ async def test_a_failed_announcement_does_not_undo_the_change(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def broken(channel: str, event: dict[str, Any]) -> None:
+    async def broken(channel: str, event: Event) -> None:
         raise ConnectionError("broadcast backend down")
 
-    monkeypatch.setattr(app.state.chat_events.hub, "publish", broken)
+    monkeypatch.setattr(app.state.announcer.hub, "publish", broken)
     made = await create(gql, admin_token, kind="OPENAI", apiKey=CENTRAL_KEY)
     assert made["provider"]["hasApiKey"] is True
     assert await Provider.all().count() == 1

@@ -25,11 +25,13 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from db import live_steps
-from db.chat_events import ChatEvents, chat_channel
-from db.event_hub import EventHub, Subscription
 from db.models import Chat, ChatMessage, User
 from db.vocabulary import ChatStatus, MessageRole
+from events import live_steps
+from events.announcer import ChatAnnouncer
+from events.channels import chat_channel
+from events.hub import EventHub, Subscription
+from events.payloads import WorkAvailable
 from resolvers.context import RequestContext
 from schema.build import build_schema
 from tests.daemon.live import chat_uuid, create_chat, message_gid
@@ -82,7 +84,7 @@ class Worker:
     """Plays the daemon's part for one chat: deltas, durable messages, statuses."""
 
     def __init__(self, app: Starlette, chat: Chat, owner: User, *, here: bool) -> None:
-        self.events: ChatEvents = app.state.chat_events
+        self.events: ChatAnnouncer = app.state.announcer
         self.hub: EventHub = app.state.event_hub
         self.chat = chat
         self.owner = owner
@@ -119,7 +121,7 @@ class Worker:
     async def delivered(self) -> None:
         """Everything published so far is in every local subscriber's queue."""
         assert self.probe is not None
-        marker = {"kind": "test-marker", "id": uuid.uuid4().hex}
+        marker = WorkAvailable(uuid.uuid4())  # off its channel: every stream ignores it
         await self.hub.publish(chat_channel(self.chat.id), marker)
         while await self.probe.get(timeout=10) != marker:
             pass

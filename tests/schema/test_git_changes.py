@@ -18,8 +18,10 @@ from starlette.applications import Starlette
 
 from daemon.git_watchers import GitWatchers
 from daemon.workspace_backend import LocalWorkspaceBackend
-from db.chat_events import WORK_CHANNEL, ChatEvents, git_channel
 from db.models import User, WorkspaceGitSnapshot
+from events.announcer import ChatAnnouncer
+from events.channels import WORK_CHANNEL, git_channel
+from events.payloads import GitRefreshRequested, Resync
 from tests.daemon.live import WAIT_S, GraphQLSocket, Subscription
 from tests.daemon.test_git_scan import make_repo
 from tests.harness import GraphQLClient, listening
@@ -86,7 +88,7 @@ async def test_a_full_frame_first_then_only_what_changed(
     a = repo("/workspace/a", REPO_A, additions=5, deletions=1, changedFiles=2)
     b = repo("/workspace/b", REPO_B, additions=1, deletions=3, changedFiles=2)
     workspace, chat = await watched_chat(user, [b, repo("/workspace/old", "", removed=True), a])
-    events: ChatEvents = app.state.chat_events
+    events: ChatAnnouncer = app.state.announcer
 
     async with GraphQLSocket.open(live_server, token) as socket:
         sub = await socket.subscribe(GIT_CHANGES, {"id": gid(chat)}, field="gitChanges")
@@ -108,7 +110,9 @@ async def test_a_full_frame_first_then_only_what_changed(
 
         b2 = repo("/workspace/b", REPO_B_2, additions=1, deletions=0, changedFiles=1)
         scanned = await store(workspace.id, [a, b2])
-        await events.git_changed(workspace.id, ["/workspace/b"], [], scanned)
+        await events.git_changed(
+            workspace.id, ["/workspace/b"], [], datetime.fromisoformat(scanned)
+        )
         changed = await sub.next()
         assert roots(changed) == [("/workspace/b", False)]
         assert changed["repositories"][0]["unifiedDiff"] == REPO_B_2
@@ -116,7 +120,9 @@ async def test_a_full_frame_first_then_only_what_changed(
         assert datetime.fromisoformat(changed["scannedAt"]) == datetime.fromisoformat(scanned)
 
         scanned = await store(workspace.id, [b2])
-        await events.git_changed(workspace.id, [], ["/workspace/a"], scanned)
+        await events.git_changed(
+            workspace.id, [], ["/workspace/a"], datetime.fromisoformat(scanned)
+        )
         removed = await sub.next()
         assert removed["repositories"] == [
             {
@@ -145,9 +151,7 @@ async def test_after_a_resync_the_whole_snapshot_again_with_what_disappeared(
         assert roots(await sub.next()) == [("/workspace/a", False), ("/workspace/b", False)]
         # Announcements were lost: /workspace/a went away and /workspace/c appeared meanwhile.
         await store(workspace.id, [b, repo("/workspace/c", REPO_B_2)])
-        await app.state.event_hub.publish(
-            git_channel(workspace.id), {"kind": "resync", "reason": "overflow"}
-        )
+        await app.state.event_hub.publish(git_channel(workspace.id), Resync("overflow"))
         full = await sub.next()
         assert roots(full) == [
             ("/workspace/b", False),
@@ -167,9 +171,7 @@ async def test_before_the_first_scan_an_empty_frame_then_the_scans(
         sub = await socket.subscribe(GIT_CHANGES, {"id": gid(chat)}, field="gitChanges")
         assert (await sub.next())["repositories"] == []
         await snapshot(workspace, [repo("/workspace/a", REPO_A)])
-        await app.state.chat_events.git_changed(
-            workspace.id, ["/workspace/a"], [], datetime.now(UTC).isoformat()
-        )
+        await app.state.announcer.git_changed(workspace.id, ["/workspace/a"], [], datetime.now(UTC))
         assert roots(await sub.next()) == [("/workspace/a", False)]
         await sub.stop()
 
@@ -207,9 +209,9 @@ async def test_refresh_asks_the_watcher_for_a_rescan(app: Starlette, gql: GraphQ
         data = await gql.ok(REFRESH, {"id": gid(chat)}, token=token)
         assert data == {"refreshGitChanges": True}
         event = await work.get(timeout=WAIT_S)
-        while event.get("kind") != "git_refresh":  # other work may share the channel
+        while not isinstance(event, GitRefreshRequested):  # other work may share the channel
             event = await work.get(timeout=WAIT_S)
-    assert event == {"kind": "git_refresh", "workspaceId": str(workspace.id)}
+    assert event == GitRefreshRequested(workspace.id)
 
 
 async def test_refresh_needs_your_chat_and_a_workspace(gql: GraphQLClient) -> None:
@@ -238,7 +240,7 @@ async def test_a_real_scan_shows_roots_under_workspace_never_the_host_directory(
     make_repo(directory / "app", {"main.py": "print()\n"})
     (directory / "app" / "main.py").write_text("print('changed')\n")
     chat = await new_chat(user, workspace.id)
-    watchers = GitWatchers(backend, app.state.chat_events, cooldown_s=0.05, poll_s=30.0)
+    watchers = GitWatchers(backend, app.state.announcer, cooldown_s=0.05, poll_s=30.0)
     try:
         async with GraphQLSocket.open(live_server, token) as socket:
             sub = await socket.subscribe(GIT_CHANGES, {"id": gid(chat)}, field="gitChanges")
@@ -280,8 +282,8 @@ async def test_a_stored_host_path_root_is_never_served(
         sub = await socket.subscribe(GIT_CHANGES, {"id": gid(chat)}, field="gitChanges")
         assert roots(await sub.next()) == [("/workspace/b", False)]
         scanned = await store(workspace.id, [legacy, repo("/workspace/b", REPO_B_2)])
-        await app.state.chat_events.git_changed(
-            workspace.id, [legacy["root"], "/workspace/b"], [], scanned
+        await app.state.announcer.git_changed(
+            workspace.id, [legacy["root"], "/workspace/b"], [], datetime.fromisoformat(scanned)
         )
         assert roots(await sub.next()) == [("/workspace/b", False)]
         await sub.stop()

@@ -27,10 +27,12 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from db.chat_events import ChatEvents, owner_channel
-from db.event_hub import EventHub, Subscription
 from db.models import Chat, User
 from db.vocabulary import ChatListEventKind, ChatStatus
+from events.announcer import ChatAnnouncer
+from events.channels import owner_channel
+from events.hub import EventHub, Subscription
+from events.payloads import WorkAvailable
 from resolvers.context import RequestContext
 from schema.build import build_schema
 from tests.conftest import make_settings
@@ -46,7 +48,7 @@ from tests.daemon.live import (
     nonce,
     running_app,
 )
-from tests.db.test_event_hub_recovery import RedisServer, free_port
+from tests.events.test_hub_recovery import RedisServer, free_port
 from tests.harness import IN_CI, PASSWORD, SIGN_UP, GraphQLClient
 
 CHATS = "query { chats(first: 50) { nodes { id status } } }"
@@ -95,8 +97,8 @@ async def backend_up(app: Starlette, redis_server: RedisServer) -> None:
     await eventually(app.state.event_hub.ping, timeout=30)
 
 
-def owner_events(app: Starlette) -> ChatEvents:
-    events: ChatEvents = app.state.chat_events
+def owner_events(app: Starlette) -> ChatAnnouncer:
+    events: ChatAnnouncer = app.state.announcer
     return events
 
 
@@ -223,7 +225,7 @@ class Owner:
         await self.events.list_change(self.user.id, chat_id, kind.value)
 
     async def delivered(self) -> None:
-        marker = {"kind": "test-marker", "id": uuid.uuid4().hex}
+        marker = WorkAvailable(uuid.uuid4())  # off its channel: every stream ignores it
         await self.hub.publish(self.channel, marker)
         while await self.probe.get(timeout=10) != marker:
             pass

@@ -19,11 +19,13 @@ import pytest
 from graphql.execution.executor import Executor
 from starlette.applications import Starlette
 
-from db.chat_events import ChatEvents
 from db.models import Chat, ChatMessage, User
-from db.vocabulary import MessageRole
-from resolvers import chat_stream
+from db.vocabulary import ChatErrorKind, MessageRole
+from events.announcer import ChatAnnouncer
+from events.payloads import ChatErrorInfo
+from resolvers import chat_event_rows
 from resolvers.context import RequestContext
+from schema import subscription
 from schema.build import build_schema
 from schema.graphql_core_compat import sub_field_cache
 from tests.conftest import make_settings
@@ -107,7 +109,7 @@ class Chatroom:
     """A chat whose events this test publishes itself."""
 
     def __init__(self, app: Starlette, chat: Chat, author: User) -> None:
-        self.events: ChatEvents = app.state.chat_events
+        self.events: ChatAnnouncer = app.state.announcer
         self.chat = chat
         self.author = author
 
@@ -159,7 +161,10 @@ async def test_subscribers_with_equal_selections_share_one_execution_per_event(
         sockets = [await stack.enter_async_context(GraphQLSocket.open(live_server, token))]
         first = await sockets[0].subscribe(SAME, variables, field="chatEvents")
         await replayed(first)
-        with counted_queries() as alone_sql, executions(chat_stream.MessageCreatedEvent) as alone:
+        with (
+            counted_queries() as alone_sql,
+            executions(chat_event_rows.MessageCreatedEvent) as alone,
+        ):
             [alone_frames] = await exchange(room, [first], alone_sql)
         assert len(alone) == 2  # two events, one subscriber
         assert len(alone_sql) >= 3  # the read, the author, the read mark: not a no-op
@@ -172,7 +177,10 @@ async def test_subscribers_with_equal_selections_share_one_execution_per_event(
         other = await sockets[1].subscribe(OTHER, variables, field="chatEvents")
         for sub in [*same[1:], other]:
             await replayed(sub)
-        with counted_queries() as shared_sql, executions(chat_stream.MessageCreatedEvent) as runs:
+        with (
+            counted_queries() as shared_sql,
+            executions(chat_event_rows.MessageCreatedEvent) as runs,
+        ):
             frames = await exchange(room, [*same, other], shared_sql)
 
         assert len(shared_sql) == len(alone_sql), [q[:60] for q in shared_sql]
@@ -198,8 +206,12 @@ async def test_subscribers_with_equal_selections_share_one_execution_per_event(
         ]
 
         # A result with errors is not shared: each subscriber runs the selection.
-        with executions(chat_stream.ChatFailedEvent) as failed:
-            await room.events.failed(chat.id, None)  # no error object: the field fails
+        with (
+            executions(chat_event_rows.ChatFailedEvent) as failed,
+            pytest.MonkeyPatch.context() as patch,
+        ):
+            patch.setattr(subscription, "chat_error", lambda raw: None)  # the field fails
+            await room.events.failed(chat.id, ChatErrorInfo(ChatErrorKind.GENERIC, "boom"))
             payloads = [await raw_next(sub) for sub in same]
             assert (await raw_next(other))["data"] == {"chatEvents": {"__typename": "ChatFailed"}}
         assert all(p["data"] is None and p["errors"] for p in payloads)
@@ -246,10 +258,10 @@ async def test_a_long_open_subscription_keeps_no_per_event_executor_state(
     created = await create_chat(client, token, "a long stream")
     chat = await Chat.get(id=chat_uuid(created["id"])).prefetch_related("owner")
     context = RequestContext(
-        request_id="long-stream", viewer=chat.owner, events=app.state.chat_events
+        request_id="long-stream", viewer=chat.owner, events=app.state.announcer
     )
     schema = build_schema()
-    events: ChatEvents = app.state.chat_events
+    events: ChatAnnouncer = app.state.announcer
     total, batch = 20_000, 1000
     with per_event_executors() as (parents, latest):
         stream = await schema.subscribe(STREAMED, {"id": created["id"]}, context_value=context)

@@ -219,7 +219,7 @@ async def test_a_frame_failing_mid_stream_is_masked_with_a_code(
         row = await ChatMessage.create(
             chat_id=chat_uuid(chat["id"]), role=MessageRole.ASSISTANT, parts=[{"type": "?"}]
         )
-        await app.state.chat_events.message(chat_uuid(chat["id"]), row.id)
+        await app.state.announcer.message(chat_uuid(chat["id"]), row.id)
         frame = await asyncio.wait_for(sub.queue.get(), 10)
         while frame["type"] == "next" and not frame["payload"].get("errors"):
             frame = await asyncio.wait_for(sub.queue.get(), 10)

@@ -31,7 +31,7 @@ from tests.daemon.live import (
     text_of,
     typename,
 )
-from tests.db.test_event_hub_recovery import RedisServer, free_port
+from tests.events.test_hub_recovery import RedisServer, free_port
 from tests.harness import IN_CI, PASSWORD, SIGN_UP, GraphQLClient
 
 

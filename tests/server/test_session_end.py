@@ -21,10 +21,10 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
-from db.chat_events import ChatEvents
-from db.event_hub import EventHub
 from db.models import ApiToken, Chat, User
 from db.secret_box import SecretBox
+from events.announcer import ChatAnnouncer
+from events.hub import EventHub
 from resolvers.tokens import hash_token
 from server.app import create_app
 from server.settings import Settings
@@ -157,7 +157,7 @@ async def second_replica(settings: Settings) -> AsyncIterator[str]:
     await hub.connect()
     replica.state.secrets = SecretBox(settings.resolved_secret_key())
     replica.state.event_hub = hub
-    replica.state.chat_events = ChatEvents(hub)
+    replica.state.announcer = ChatAnnouncer(hub)
     replica.state.daemon = None
     try:
         async with serve(replica) as url:

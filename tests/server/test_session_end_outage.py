@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 
 from tests.conftest import make_settings
 from tests.daemon.live import GraphQLSocket, http_client, new_user, running_app
-from tests.db.test_event_hub_recovery import RedisServer, free_port
+from tests.events.test_hub_recovery import RedisServer, free_port
 from tests.harness import IN_CI, PASSWORD, SIGN_UP, GraphQLClient
 from tests.server.test_session_end import (
     CREATE_TOKEN,

@@ -30,7 +30,7 @@ from tests.daemon.live import (
     nonce,
     running_app,
 )
-from tests.db.test_event_hub_recovery import RedisServer, free_port
+from tests.events.test_hub_recovery import RedisServer, free_port
 from tests.harness import IN_CI, PASSWORD, SIGN_UP, GraphQLClient
 from tests.server.test_session_end import live_subscription
 

@@ -19,11 +19,13 @@ from daemon.tool_registry import ToolError, ToolRegistry
 from daemon.tools import ProcessTable, agent_tools
 from daemon.tools.spawn_agent import EXPLORE_TOOL, SPAWN_TOOL, explore_model
 from db.chat_config import EXPLORE_MODEL_OVERRIDE_KEY, delete_raw, write_raw
-from db.chat_events import WORK_CHANNEL, ChatEvents, owner_channel
-from db.event_hub import EventHub
 from db.model_resolution import default_model_config
 from db.models import Chat, ChatMessage, ModelConfig, User
 from db.vocabulary import TEXT_PART_MAX, ChatMode, ChatStatus, MessageRole
+from events.announcer import ChatAnnouncer
+from events.channels import WORK_CHANNEL, owner_channel
+from events.hub import EventHub
+from events.wire import as_json
 from tests.daemon.tools.workspace_turn import FakeTurn
 
 
@@ -89,7 +91,7 @@ async def root(
         model_config_id=default_model.id,
         root_id=chat_id,
         workspace_id=workspace_id,
-        events=ChatEvents(app.state.event_hub),
+        events=ChatAnnouncer(app.state.event_hub),
     )
 
 
@@ -109,8 +111,8 @@ async def test_spawn_agent_makes_a_pending_child_with_the_task_as_its_first_mess
             {"prompt": "  Rename the config loader.  ", "title": " 'Rename loader' "}, root, False
         )
         child = await child_of(result)
-        wake = await work.get(timeout=5)
-        changed = await mine.get(timeout=5)
+        wake = as_json(await work.get(timeout=5))
+        changed = as_json(await mine.get(timeout=5))
 
     assert result == {"chatId": str(child.id), "mode": "general", "status": "pending"}
     assert child.status is ChatStatus.PENDING

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.workspace_backend import WorkspaceBackend
-from db.chat_events import ChatEvents
+from events.announcer import ChatAnnouncer
 
 
 @dataclass
@@ -26,7 +26,7 @@ class FakeTurn:
     model_config_id: uuid.UUID | None = None
     root_id: uuid.UUID | None = None
     workspace_id: uuid.UUID | None = None
-    events: ChatEvents | None = None
+    events: ChatAnnouncer | None = None
     backend: WorkspaceBackend | None = None
 
 

@@ -30,8 +30,8 @@ from broadcaster._backends.base import BroadcastBackend
 from broadcaster._backends.memory import MemoryBackend
 from broadcaster._base import Subscriber, Unsubscribed
 
-from db.postgres_notify import PostgresNotify
-from db.redis_pubsub import RedisPubSub
+from events.postgres_notify import PostgresNotify
+from events.redis_pubsub import RedisPubSub
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from db.event_hub import EventHub
-from db.live_part_store import live_parts, run_tag
-from tests.db.test_event_hub_recovery import RedisServer, free_port
+from events.hub import EventHub
+from events.live_parts import live_parts, run_tag
+from events.wire import as_json
+from tests.events.test_hub_recovery import RedisServer, free_port
 from tests.harness import IN_CI
 
 
@@ -63,7 +64,7 @@ async def test_a_delta_over_the_payload_cap_reaches_subscribers_and_the_snapshot
         await store.append(chat_id, run, [(0, {"type": "text", "text": long})])
         received: list[dict[str, Any]] = []
         while text_of(received) != "start " + long:
-            received.append(dict(await subscription.get(timeout=5)))
+            received.append(as_json(await subscription.get(timeout=5)))
     step = await store.snapshot(chat_id)
     assert step is not None
     assert step.parts == [{"type": "text", "text": "start " + long}]

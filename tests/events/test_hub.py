@@ -1,5 +1,5 @@
 """The event hub's basic contract on every backend: JSON strings on the wire,
-decoded dicts to subscribers, small payloads, clear errors when not connected."""
+typed events to subscribers, small payloads, clear errors when not connected."""
 
 from __future__ import annotations
 
@@ -10,10 +10,20 @@ import orjson
 import pytest
 from redis.exceptions import ConnectionError
 
-from db.event_hub import BackendUnavailable, EventHub, PayloadTooLarge, SubscriptionClosed
+from db.vocabulary import ChatStatus
+from events.hub import BackendUnavailable, EventHub, PayloadTooLarge, SubscriptionClosed
+from events.payloads import (
+    Event,
+    HistoryReset,
+    MessageAnnounced,
+    PartDelta,
+    QueueChanged,
+    StatusChanged,
+)
 from tests.harness import IN_CI, REDIS_URL, PostgresServer, reachable
 
 BACKENDS = ["memory", "redis", "postgres"]
+CHAT = uuid.uuid4()
 
 
 def _redis_or_skip() -> str:
@@ -48,12 +58,13 @@ async def test_published_events_arrive_as_json_strings(
         assert await hub.ping()
         assert hub._link is not None
         async with hub._link.broadcast.subscribe(name) as raw:
-            await hub.publish(name, {"kind": "status", "status": "running"})
+            await hub.publish(name, StatusChanged(CHAT, ChatStatus.RUNNING))
             event = await asyncio.wait_for(raw.get(), timeout=5)
     finally:
         await hub.disconnect()
     assert isinstance(event.message, str)  # memory:// must not hide a non-str payload
-    assert orjson.loads(event.message) == {"kind": "status", "status": "running"}
+    wire = {"kind": "status", "chatId": str(CHAT), "status": "running"}
+    assert orjson.loads(event.message) == wire
     assert not await hub.ping()
 
 
@@ -67,9 +78,9 @@ async def test_subscribers_get_decoded_events_in_order(
     try:
         async with hub.subscribe(name) as sub:
             for n in range(20):
-                await hub.publish(name, {"kind": "message", "messageId": n})
+                await hub.publish(name, MessageAnnounced(CHAT, n))
             got = [await sub.get(timeout=5) for _ in range(20)]
-            assert got == [{"kind": "message", "messageId": n} for n in range(20)]
+            assert got == [MessageAnnounced(CHAT, n) for n in range(20)]
             with pytest.raises(TimeoutError):
                 await sub.get(timeout=0.05)
     finally:
@@ -80,7 +91,7 @@ async def test_async_iteration_ends_when_the_hub_disconnects() -> None:
     hub = EventHub("memory://")
     await hub.connect()
     name = channel()
-    seen: list[dict[str, object]] = []
+    seen: list[Event] = []
     both = asyncio.Event()
     async with hub.subscribe(name) as sub:
 
@@ -91,14 +102,14 @@ async def test_async_iteration_ends_when_the_hub_disconnects() -> None:
                     both.set()
 
         consumer = asyncio.create_task(consume())
-        await hub.publish(name, {"kind": "queue"})
-        await hub.publish(name, {"kind": "history_reset"})
+        await hub.publish(name, QueueChanged(CHAT))
+        await hub.publish(name, HistoryReset(CHAT))
         await asyncio.wait_for(both.wait(), timeout=5)
         await hub.disconnect()
         await asyncio.wait_for(consumer, timeout=5)
         with pytest.raises(SubscriptionClosed):
             await sub.get(timeout=1)
-    assert seen == [{"kind": "queue"}, {"kind": "history_reset"}]
+    assert seen == [QueueChanged(CHAT), HistoryReset(CHAT)]
 
 
 async def test_payloads_stay_under_the_notify_limit() -> None:
@@ -106,7 +117,7 @@ async def test_payloads_stay_under_the_notify_limit() -> None:
     await hub.connect()
     try:
         with pytest.raises(PayloadTooLarge):
-            await hub.publish("chat:1", {"text": "x" * 8000})
+            await hub.publish("chat:1", PartDelta(CHAT, 0, {"type": "text", "text": "x" * 8000}))
     finally:
         await hub.disconnect()
 
@@ -122,7 +133,7 @@ async def test_unreachable_redis_fails_at_connect() -> None:
 async def test_using_a_hub_that_is_not_connected_is_a_clear_error() -> None:
     hub = EventHub("memory://")
     with pytest.raises(BackendUnavailable, match="not connected"):
-        await hub.publish("chat:1", {"kind": "queue"})
+        await hub.publish("chat:1", QueueChanged(CHAT))
     with pytest.raises(BackendUnavailable, match="not connected"):
         async with hub.subscribe("chat:1"):
             pass

@@ -1,7 +1,8 @@
-"""The event hub: small JSON events on named channels, over broadcaster.
+"""The event hub: typed events on named channels, over broadcaster.
 
-Payloads are JSON strings of ids and small deltas (< 8000 bytes, so a Postgres
-NOTIFY backend works too); receivers hydrate rows from the database.
+Publishers hand it typed events (``events.payloads``); on the wire they are JSON
+strings of ids and small deltas (< 8000 bytes, so a Postgres NOTIFY backend
+works too; ``events.wire``); receivers hydrate rows from the database.
 ``memory://`` serves one process, ``redis://`` (or ``postgres://``) replicas.
 
 broadcaster alone is not enough for live subscriptions (see the stack notes), so
@@ -28,11 +29,11 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
-
-from db.broadcast_link import BroadcastLink, describe
-from db.hub_event import HubEvent
-from db.hub_subscription import RECONNECTED, Subscription, SubscriptionClosed
+from events import wire
+from events.broadcast_link import BroadcastLink, describe
+from events.payloads import Event
+from events.sharing import delivered
+from events.subscription import RECONNECTED, Subscription, SubscriptionClosed
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
@@ -149,8 +150,8 @@ class EventHub:
         if link is not None:
             await link.close()
 
-    async def publish(self, channel: str, event: dict[str, Any]) -> None:
-        payload = orjson.dumps(event)
+    async def publish(self, channel: str, event: Event) -> None:
+        payload = wire.encode(event)
         if len(payload) >= MAX_PAYLOAD_BYTES:
             raise PayloadTooLarge(f"{channel}: {len(payload)} bytes")
         link = self._require_link()
@@ -180,7 +181,7 @@ class EventHub:
     async def subscribe(
         self, channel: str, *, max_queue: int | None = None
     ) -> AsyncIterator[Subscription]:
-        """Receive what is published on ``channel`` from now on, as decoded dicts.
+        """Receive what is published on ``channel`` from now on, as typed events.
 
         When this yields, the upstream subscription is confirmed: replay from
         the database after entering, then read live events (dropping duplicates).
@@ -274,15 +275,10 @@ class EventHub:
         subs = self._channels.get(channel)
         if not subs:
             return
-        try:
-            event = orjson.loads(message)
-        except orjson.JSONDecodeError:
-            log.warning("dropping a non-JSON event on %s", channel)
+        event = wire.decode(message)
+        if event is None:
             return
-        if not isinstance(event, dict):
-            log.warning("dropping a non-object event on %s", channel)
-            return
-        shared = HubEvent(event)  # one object for all: what they derive is shared too
+        shared = delivered(event)  # one object for all: what they derive is shared too
         for sub in subs:
             sub.offer(shared)
 

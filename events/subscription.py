@@ -3,30 +3,24 @@
 broadcaster's own per-subscriber queues are unbounded, so a stalled client would
 grow memory without limit. Here each subscriber holds at most ``max_queue``
 events; when it falls that far behind, its backlog is dropped and replaced by a
-single ``{"kind": "resync", "reason": "overflow"}``: the client re-reads from its
-cursor instead. The hub uses the same signal after it rebuilt a lost backend
-connection (``reason: "backend reconnected"``), since events may have been
-missed while it was down.
+single ``Resync("overflow")``: the client re-reads from its cursor instead. The
+hub uses the same signal after it rebuilt a lost backend connection
+(``Resync("backend reconnected")``), since events may have been missed while it
+was down.
 
-Delivered events (``HubEvent``) are one object shared by every local subscriber
-of the channel: treat them as read-only. Resyncs are made per subscriber.
+Delivered events are one object shared by every local subscriber of the channel
+(``events.sharing``): treat them as read-only. Resyncs are made per subscriber.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any
 
-RESYNC = "resync"
+from events.payloads import Event, Resync
+
 OVERFLOW = "overflow"
 RECONNECTED = "backend reconnected"
-
-Event = dict[str, Any]
-
-
-class _Resync(dict[str, Any]):
-    """A resync made here, told apart from published events without a field."""
 
 
 class SubscriptionClosed(Exception):
@@ -121,11 +115,11 @@ class Subscription:
 
     def _overflow(self) -> None:
         # The event that did not fit is dropped too: the re-read covers it.
-        self.dropped += 1 + sum(not isinstance(item, _Resync) for item in self._items)
+        self.dropped += 1 + sum(not isinstance(item, Resync) for item in self._items)
         self._items.clear()
         self._push_resync(OVERFLOW)
 
     def _push_resync(self, reason: str) -> None:
-        self._items.append(_Resync(kind=RESYNC, reason=reason))
+        self._items.append(Resync(reason))
         self._resync_at_tail = True
         self._wakeup.set()

@@ -1,10 +1,10 @@
 """One published event as every local subscriber of its channel receives it.
 
-The hub decodes a message once and puts the SAME ``HubEvent`` in the queue of
-each subscriber of the channel. What subscribers derive from it (the rows read
-for it, the objects their GraphQL selections run on) can therefore be built once
-and kept on the event: 500 live clients of one chat then cost one database read
-per event, not 500.
+The hub decodes a message once and puts the SAME typed event in the queue of
+each subscriber of the channel, marked with ``delivered``. What subscribers
+derive from it (the rows read for it, the objects their GraphQL selections run
+on) can therefore be built once and kept with the event: 500 live clients of one
+chat then cost one database read per event, not 500.
 
 Objects handed to several subscribers this way are marked with ``share``. Code
 that caches work per root object (the subscription executor keeps the GraphQL
@@ -15,16 +15,17 @@ for rows made for one subscriber (its replay, its resync).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 _MEMO = "_shared_memo"
+_DERIVED = "_hub_derived"
 
 
-class HubEvent(dict[str, Any]):
-    """A decoded event shared by all local subscribers of its channel: read-only.
+class Derivations:
+    """Values computed from one hub event, shared by all its local subscribers.
 
     ``derive`` and ``derive_async`` keep values computed from it; their keys must
     name everything a value depends on besides the event (a chat id, a cursor),
@@ -33,8 +34,7 @@ class HubEvent(dict[str, Any]):
 
     __slots__ = ("_derived", "_pending")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
         self._derived: dict[Hashable, Any] = {}
         self._pending: dict[Hashable, asyncio.Future[Any]] = {}
 
@@ -63,6 +63,17 @@ class HubEvent(dict[str, Any]):
             del self._pending[key]
 
 
+def delivered(event: T) -> T:
+    """Mark a decoded event as the one object every local subscriber receives."""
+    object.__setattr__(event, _DERIVED, Derivations())
+    return event
+
+
+def _derivations(event: object) -> Derivations | None:
+    found: Derivations | None = getattr(event, _DERIVED, None)
+    return found
+
+
 def share(row: T) -> T:
     """Mark ``row`` as handed unchanged to several subscribers (see ``shared_memo``)."""
     object.__setattr__(row, _MEMO, {})
@@ -75,18 +86,18 @@ def shared_memo(row: object) -> dict[Any, Any] | None:
     return memo
 
 
-def shared_row(event: Mapping[str, Any], key: Hashable, build: Callable[[], T]) -> T:
+def shared_row(event: object, key: Hashable, build: Callable[[], T]) -> T:
     """The row for ``event``: built once and shared when it is a hub event,
     private (unmarked) when it was made for one subscriber, like a resync."""
-    if isinstance(event, HubEvent):
-        return event.derive(key, lambda: share(build()))
+    derived = _derivations(event)
+    if derived is not None:
+        return derived.derive(key, lambda: share(build()))
     return build()
 
 
-async def shared_read(
-    event: Mapping[str, Any], key: Hashable, read: Callable[[], Awaitable[T]]
-) -> T:
+async def shared_read(event: object, key: Hashable, read: Callable[[], Awaitable[T]]) -> T:
     """``read()`` once per hub event and key; once per call for anything else."""
-    if isinstance(event, HubEvent):
-        return await event.derive_async(key, read)
+    derived = _derivations(event)
+    if derived is not None:
+        return await derived.derive_async(key, read)
     return await read()

@@ -2,7 +2,7 @@
 
 The Redis test runs its own redis-server on a free port, SIGKILLs it and starts
 it again on the same port; every subscriber must get one
-``{"kind": "resync", "reason": "backend reconnected"}`` and then keep receiving.
+``Resync("backend reconnected")`` and then keep receiving.
 """
 
 from __future__ import annotations
@@ -21,10 +21,13 @@ import asyncpg
 import pytest
 from redis import asyncio as redis
 
-from db.event_hub import BackendUnavailable, EventHub, SubscriptionClosed
+from db.vocabulary import ChatStatus
+from events.hub import BackendUnavailable, EventHub, SubscriptionClosed
+from events.payloads import MessageAnnounced, QueueChanged, Resync, StatusChanged
 from tests.harness import IN_CI, PostgresServer
 
-RECONNECTED = {"kind": "resync", "reason": "backend reconnected"}
+CHAT = uuid.uuid4()
+RECONNECTED = Resync("backend reconnected")
 FAST: dict[str, Any] = {"probe_interval": 0.2, "timeout": 2.0, "backoff": (0.05, 0.5)}
 
 
@@ -116,15 +119,15 @@ async def test_redis_restart_resyncs_every_subscriber(redis_server: RedisServer)
                 for _ in range(3)
             ]
             for name in names:
-                await hub.publish(name, {"kind": "status", "status": "running"})
+                await hub.publish(name, StatusChanged(CHAT, ChatStatus.RUNNING))
             for _, sub in subs:
-                assert await sub.get(timeout=5) == {"kind": "status", "status": "running"}
+                assert await sub.get(timeout=5) == StatusChanged(CHAT, ChatStatus.RUNNING)
 
             await redis_server.kill()
             # Whether or not the supervisor noticed yet, nothing pretends to work.
             assert not await hub.ping()
             with pytest.raises(BackendUnavailable):
-                await hub.publish(names[0], {"kind": "queue"})
+                await hub.publish(names[0], QueueChanged(CHAT))
             with pytest.raises(BackendUnavailable):
                 async with hub.subscribe(channel()):
                     pass
@@ -134,9 +137,9 @@ async def test_redis_restart_resyncs_every_subscriber(redis_server: RedisServer)
                 assert await sub.get(timeout=15) == RECONNECTED
             assert await hub.ping()
             for name in names:
-                await hub.publish(name, {"kind": "message", "messageId": 7})
+                await hub.publish(name, MessageAnnounced(CHAT, 7))
             for _, sub in subs:
-                assert await sub.get(timeout=5) == {"kind": "message", "messageId": 7}
+                assert await sub.get(timeout=5) == MessageAnnounced(CHAT, 7)
                 assert sub.pending == 0
 
             client = redis.Redis.from_url(redis_server.url)
@@ -163,11 +166,11 @@ async def test_redis_down_for_a_while_is_retried_until_it_returns(
                 await sub.get(timeout=1.5)
             assert not hub.available  # the dead listener was noticed at once
             with pytest.raises(BackendUnavailable, match="is down; reconnecting"):
-                await hub.publish(name, {"kind": "queue"})
+                await hub.publish(name, QueueChanged(CHAT))
             await redis_server.start()
             assert await sub.get(timeout=15) == RECONNECTED
-            await hub.publish(name, {"kind": "queue"})
-            assert await sub.get(timeout=5) == {"kind": "queue"}
+            await hub.publish(name, QueueChanged(CHAT))
+            assert await sub.get(timeout=5) == QueueChanged(CHAT)
     finally:
         await hub.disconnect()
 
@@ -188,8 +191,8 @@ async def test_a_frozen_redis_is_caught_by_the_ping(redis_server: RedisServer) -
             finally:
                 redis_server.pause(False)
             assert await sub.get(timeout=15) == RECONNECTED
-            await hub.publish(name, {"kind": "queue"})
-            assert await sub.get(timeout=5) == {"kind": "queue"}
+            await hub.publish(name, QueueChanged(CHAT))
+            assert await sub.get(timeout=5) == QueueChanged(CHAT)
     finally:
         await hub.disconnect()
 
@@ -233,9 +236,9 @@ async def test_a_terminated_postgres_listener_is_rebuilt(postgres: PostgresServe
             assert killed == 1
             for sub in (first, second):
                 assert await sub.get(timeout=15) == RECONNECTED
-            await hub.publish(name, {"kind": "queue"})
+            await hub.publish(name, QueueChanged(CHAT))
             for sub in (first, second):
-                assert await sub.get(timeout=5) == {"kind": "queue"}
+                assert await sub.get(timeout=5) == QueueChanged(CHAT)
     finally:
         await hub.disconnect()
 
@@ -249,16 +252,16 @@ async def test_backlog_before_a_loss_is_kept_ahead_of_the_resync(
     try:
         async with hub.subscribe(name) as slow, hub.subscribe(name) as reader:
             for n in range(3):
-                await hub.publish(name, {"n": n})
+                await hub.publish(name, MessageAnnounced(CHAT, n))
             for n in range(3):
-                assert await reader.get(timeout=5) == {"n": n}
+                assert await reader.get(timeout=5) == MessageAnnounced(CHAT, n)
             await redis_server.kill()
             await redis_server.start()
             assert await reader.get(timeout=15) == RECONNECTED
             assert [await slow.get(timeout=1) for _ in range(4)] == [
-                {"n": 0},
-                {"n": 1},
-                {"n": 2},
+                MessageAnnounced(CHAT, 0),
+                MessageAnnounced(CHAT, 1),
+                MessageAnnounced(CHAT, 2),
                 RECONNECTED,
             ]
     finally:

@@ -13,7 +13,7 @@ is missed or doubled.
   one atomic round trip, so a reader's snapshot (also atomic) is exactly the
   deltas published before it. Every replica sees it.
 * memory and Postgres: the step is kept in the process that runs it
-  (``db.live_steps``); a subscriber on another replica sees deltas from the
+  (``events.live_steps``); a subscriber on another replica sees deltas from the
   moment it subscribes, then the message.
 
 A run is named by ``run_tag`` (claim time, then worker id). When a run starts on
@@ -30,17 +30,17 @@ import logging
 import uuid
 import weakref
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-import orjson
 from redis import asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from db import live_steps
-from db.chat_events import chat_channel
-from db.event_hub import MAX_PAYLOAD_BYTES, BackendUnavailable, EventHub, PayloadTooLarge
-from db.live_steps import LiveStep
+from events import live_steps, wire
+from events.channels import chat_channel
+from events.hub import MAX_PAYLOAD_BYTES, BackendUnavailable, EventHub, PayloadTooLarge
+from events.live_steps import LiveStep
+from events.payloads import Event, PartDelta, PartJson, PartsReset
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class LivePartStore(Protocol):
         ...
 
     async def append(
-        self, chat_id: uuid.UUID, run: str, deltas: list[tuple[int, dict[str, Any]]]
+        self, chat_id: uuid.UUID, run: str, deltas: list[tuple[int, PartJson]]
     ) -> None:
         """Apply and publish deltas (part index, delta); nothing once another run
         holds the chat's step."""
@@ -86,28 +86,18 @@ class LivePartStore(Protocol):
         ...
 
 
-def _part_event(chat_id: uuid.UUID, index: int, part: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "kind": "part",
-        "chatId": str(chat_id),
-        "role": "assistant",
-        "partIndex": index,
-        "part": part,
-    }
-
-
 def _fitted(
-    chat_id: uuid.UUID, deltas: list[tuple[int, dict[str, Any]]]
-) -> list[tuple[int, dict[str, Any], str]]:
+    chat_id: uuid.UUID, deltas: list[tuple[int, PartJson]]
+) -> list[tuple[int, PartJson, str]]:
     """Each delta as events under the payload cap (text split as needed) with its
     JSON sans closing brace; a non-text part too large to publish is left to the
     step's message."""
-    out: list[tuple[int, dict[str, Any], str]] = []
+    out: list[tuple[int, PartJson, str]] = []
     pending = list(reversed(deltas))
     while pending:
         index, part = pending.pop()
         try:
-            out.append((index, part, _open_json(_part_event(chat_id, index, part))))
+            out.append((index, part, _open_json(PartDelta(chat_id, index, part))))
             continue
         except PayloadTooLarge:
             text = part.get("text")
@@ -119,12 +109,12 @@ def _fitted(
     return out
 
 
-def _reset_event(chat_id: uuid.UUID) -> dict[str, Any]:
-    return {"kind": "parts_reset", "chatId": str(chat_id), "reason": RESET_REASON}
+def _reset_event(chat_id: uuid.UUID, seq: int = 0) -> PartsReset:
+    return PartsReset(chat_id, RESET_REASON, seq)
 
 
 class MemoryLiveParts:
-    """The step in this process (``db.live_steps``), published through the hub."""
+    """The step in this process (``events.live_steps``), published through the hub."""
 
     def __init__(self, hub: EventHub | None) -> None:
         self.hub = hub
@@ -136,7 +126,7 @@ class MemoryLiveParts:
         live_steps.end(chat_id)  # this run's first flush begins its own
         if not step.parts:
             return False
-        await self._publish(chat_id, {**_reset_event(chat_id), "seq": live_steps.next_seq()})
+        await self._publish(chat_id, _reset_event(chat_id, live_steps.next_seq()))
         return True
 
     async def begin(self, chat_id: uuid.UUID, run: str, *, reset: bool = False) -> None:
@@ -145,10 +135,10 @@ class MemoryLiveParts:
             return
         live_steps.begin(chat_id, run)
         if reset:
-            await self._publish(chat_id, {**_reset_event(chat_id), "seq": live_steps.next_seq()})
+            await self._publish(chat_id, _reset_event(chat_id, live_steps.next_seq()))
 
     async def append(
-        self, chat_id: uuid.UUID, run: str, deltas: list[tuple[int, dict[str, Any]]]
+        self, chat_id: uuid.UUID, run: str, deltas: list[tuple[int, PartJson]]
     ) -> None:
         step = live_steps.current(chat_id)
         if step is None:
@@ -158,7 +148,7 @@ class MemoryLiveParts:
         for index, part, _ in _fitted(chat_id, deltas):
             seq = live_steps.next_seq()
             step.append(index, part, seq)
-            await self._publish(chat_id, {**_part_event(chat_id, index, part), "seq": seq})
+            await self._publish(chat_id, PartDelta(chat_id, index, part, seq))
 
     async def end(self, chat_id: uuid.UUID, run: str, *, discarded: bool) -> None:
         step = live_steps.current(chat_id)
@@ -166,12 +156,12 @@ class MemoryLiveParts:
             return
         live_steps.end(chat_id)
         if discarded:
-            await self._publish(chat_id, {**_reset_event(chat_id), "seq": live_steps.next_seq()})
+            await self._publish(chat_id, _reset_event(chat_id, live_steps.next_seq()))
 
     async def snapshot(self, chat_id: uuid.UUID) -> LiveStep | None:
         return live_steps.current(chat_id)
 
-    async def _publish(self, chat_id: uuid.UUID, event: dict[str, Any]) -> None:
+    async def _publish(self, chat_id: uuid.UUID, event: Event) -> None:
         if self.hub is not None:
             await self.hub.publish(chat_channel(chat_id), event)
 
@@ -244,11 +234,11 @@ return 1
 """
 
 
-def _open_json(event: dict[str, Any]) -> str:
-    """The event's JSON without its closing brace: the script appends the seq."""
-    payload = orjson.dumps(event)
+def _open_json(event: PartDelta | PartsReset) -> str:
+    """The event's JSON (without a seq) sans closing brace: the script appends the seq."""
+    payload = wire.encode(event)
     if len(payload) + _SEQ_ROOM >= MAX_PAYLOAD_BYTES:
-        raise PayloadTooLarge(f"{event.get('kind')}: {len(payload)} bytes")
+        raise PayloadTooLarge(f"{event.kind}: {len(payload)} bytes")
     return payload[:-1].decode()
 
 
@@ -283,7 +273,7 @@ class RedisLiveParts:
         await self._begin(keys=self._keys(chat_id), args=args)
 
     async def append(
-        self, chat_id: uuid.UUID, run: str, deltas: list[tuple[int, dict[str, Any]]]
+        self, chat_id: uuid.UUID, run: str, deltas: list[tuple[int, PartJson]]
     ) -> None:
         events = [payload for _, _, payload in _fitted(chat_id, deltas)]
         if not events:
@@ -311,8 +301,9 @@ class RedisLiveParts:
             return None
         step = LiveStep(seq=int(seq or 0), run=entries[0].decode() if entries else "")
         for entry in entries[1:]:
-            event = orjson.loads(entry)
-            step.append(int(event["partIndex"]), event["part"], int(event["seq"]))
+            event = wire.decode(entry)
+            if isinstance(event, PartDelta):
+                step.append(event.index, event.part, event.seq)
         step.seq = int(seq or 0)  # resets and earlier steps count too
         return step
 

@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 from redis import asyncio as redis
 
-from db.event_hub import EventHub, Subscription
+from events.hub import EventHub, Subscription
+from events.payloads import Event, MessageAnnounced, QueueChanged, Resync
 from tests.harness import IN_CI, REDIS_URL, PostgresServer, reachable
 
 BACKENDS = ["memory", "redis", "postgres"]
-RESYNC_OVERFLOW = {"kind": "resync", "reason": "overflow"}
+CHAT = uuid.uuid4()
+RESYNC_OVERFLOW = Resync("overflow")
 
 
 def _redis_or_skip() -> str:
@@ -65,7 +67,7 @@ async def redis_subscribers(name: str) -> int:
     return int(counts[0][1])
 
 
-async def drain(sub: Subscription) -> list[dict[str, Any]]:
+async def drain(sub: Subscription) -> list[Event]:
     return [await sub.get(timeout=1) for _ in range(sub.pending)]
 
 
@@ -77,8 +79,8 @@ async def test_every_local_subscriber_gets_every_event(url: str) -> None:
         bystander = await stack.enter_async_context(hub.subscribe(other))
         assert hub.channels == {name: 25, other: 1}
         for n in range(10):
-            await hub.publish(name, {"kind": "message", "messageId": n})
-        expected = [{"kind": "message", "messageId": n} for n in range(10)]
+            await hub.publish(name, MessageAnnounced(CHAT, n))
+        expected = [MessageAnnounced(CHAT, n) for n in range(10)]
         for sub in subs:
             assert [await sub.get(timeout=5) for _ in range(10)] == expected
         assert bystander.pending == 0
@@ -94,9 +96,9 @@ async def test_concurrent_first_subscribers_all_receive(url: str) -> None:
         subs = await asyncio.gather(
             *(stack.enter_async_context(hub.subscribe(name)) for _ in range(10))
         )
-        await hub.publish(name, {"kind": "queue"})
+        await hub.publish(name, QueueChanged(CHAT))
         for sub in subs:
-            assert await sub.get(timeout=5) == {"kind": "queue"}
+            assert await sub.get(timeout=5) == QueueChanged(CHAT)
         if url.startswith("redis"):
             assert await redis_subscribers(name) == 1
 
@@ -110,16 +112,16 @@ async def test_the_last_subscriber_leaving_drops_the_upstream_subscription(url: 
             async with hub.subscribe(name):
                 assert hub._link.channels == {name}
             assert hub.channels == {name: 1}  # one left: the upstream stays
-            await hub.publish(name, {"kind": "queue"})
-            assert await first.get(timeout=5) == {"kind": "queue"}
+            await hub.publish(name, QueueChanged(CHAT))
+            assert await first.get(timeout=5) == QueueChanged(CHAT)
         assert hub.channels == {}
         assert hub._link.channels == set()
         assert hub._link.broadcast._subscribers == {}
         if url.startswith("redis"):
             assert await redis_subscribers(name) == 0
         async with hub.subscribe(name) as again:  # and it can be opened again
-            await hub.publish(name, {"kind": "queue"})
-            assert await again.get(timeout=5) == {"kind": "queue"}
+            await hub.publish(name, QueueChanged(CHAT))
+            assert await again.get(timeout=5) == QueueChanged(CHAT)
 
 
 async def test_a_cancelled_subscriber_still_releases_the_upstream() -> None:
@@ -152,21 +154,21 @@ async def test_a_stalled_subscriber_is_bounded_and_told_to_resync(url: str) -> N
     ):
         for batch in range(20):
             for n in range(batch * 50, batch * 50 + 50):
-                await hub.publish(name, {"kind": "part", "n": n})
+                await hub.publish(name, MessageAnnounced(CHAT, n))
             # The reader has all of them, so the stalled one was offered all of them too.
             for n in range(batch * 50, batch * 50 + 50):
-                assert await reader.get(timeout=5) == {"kind": "part", "n": n}
+                assert await reader.get(timeout=5) == MessageAnnounced(CHAT, n)
             assert stalled.pending <= 10
         assert stalled.dropped >= 990
 
         backlog = await drain(stalled)
         assert backlog[0] == RESYNC_OVERFLOW
         assert backlog.count(RESYNC_OVERFLOW) == 1
-        assert backlog[1:] == [{"kind": "part", "n": n} for n in range(1001 - len(backlog), 1000)]
+        assert backlog[1:] == [MessageAnnounced(CHAT, n) for n in range(1001 - len(backlog), 1000)]
 
-        await hub.publish(name, {"kind": "part", "n": 1000})
-        assert await stalled.get(timeout=5) == {"kind": "part", "n": 1000}
-        assert await reader.get(timeout=5) == {"kind": "part", "n": 1000}
+        await hub.publish(name, MessageAnnounced(CHAT, 1000))
+        assert await stalled.get(timeout=5) == MessageAnnounced(CHAT, 1000)
+        assert await reader.get(timeout=5) == MessageAnnounced(CHAT, 1000)
 
 
 async def test_overflow_again_before_reading_keeps_a_single_resync() -> None:
@@ -174,13 +176,13 @@ async def test_overflow_again_before_reading_keeps_a_single_resync() -> None:
     async with connected("memory://", queue_size=3) as hub, hub.subscribe(name) as sub:
         async with hub.subscribe(name, max_queue=100) as reader:
             for n in range(4):  # overflow: [resync]
-                await hub.publish(name, {"n": n})
+                await hub.publish(name, MessageAnnounced(CHAT, n))
             for n in range(4, 7):  # [resync, 4, 5] full, then 6 overflows again: [resync]
-                await hub.publish(name, {"n": n})
-            await hub.publish(name, {"n": 7})
+                await hub.publish(name, MessageAnnounced(CHAT, n))
+            await hub.publish(name, MessageAnnounced(CHAT, 7))
             for n in range(8):
-                assert await reader.get(timeout=5) == {"n": n}
-        assert await drain(sub) == [RESYNC_OVERFLOW, {"n": 7}]
+                assert await reader.get(timeout=5) == MessageAnnounced(CHAT, n)
+        assert await drain(sub) == [RESYNC_OVERFLOW, MessageAnnounced(CHAT, 7)]
 
 
 async def test_postgres_publishes_may_run_concurrently(postgres: PostgresServer) -> None:
@@ -188,12 +190,13 @@ async def test_postgres_publishes_may_run_concurrently(postgres: PostgresServer)
     # NOTIFY: unserialized, these fail with "another operation is in progress".
     name = channel()
     async with connected(postgres.admin_dsn) as hub, hub.subscribe(name) as sub:
-        await asyncio.gather(*(hub.publish(name, {"n": n}) for n in range(100)))
+        await asyncio.gather(*(hub.publish(name, MessageAnnounced(CHAT, n)) for n in range(100)))
         got = [await sub.get(timeout=5) for _ in range(100)]
-        assert sorted(event["n"] for event in got) == list(range(100))
+        announced = [e.message_id for e in got if isinstance(e, MessageAnnounced)]
+        assert sorted(announced) == list(range(100))
         async with contextlib.AsyncExitStack() as stack:
             more = channel()
             subscribing = [stack.enter_async_context(hub.subscribe(more)) for _ in range(5)]
-            publishing = [hub.publish(name, {"n": n}) for n in range(100, 120)]
+            publishing = [hub.publish(name, MessageAnnounced(CHAT, n)) for n in range(100, 120)]
             await asyncio.gather(*subscribing, *publishing)
         assert len([await sub.get(timeout=5) for _ in range(20)]) == 20

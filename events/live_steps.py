@@ -4,7 +4,7 @@ The daemon appends deltas here as it publishes them; a ``chatEvents`` subscriber
 that opens mid-step replays these parts before the live deltas, so nothing
 streamed so far is missing. Nothing of it is written to the database: the step
 becomes a durable message when it ends. This is the in-process store behind
-``db.live_part_store`` for the memory and Postgres broadcast backends; with
+``events.live_parts`` for the memory and Postgres broadcast backends; with
 Redis the store lives in Redis, where every replica reads it.
 """
 
@@ -29,7 +29,7 @@ class LiveStep:
     role: str = "assistant"
     parts: list[dict[str, Any]] = field(default_factory=list)
     seq: int = 0  # the last delta applied
-    run: str = ""  # the run streaming it (see ``db.live_part_store.run_tag``)
+    run: str = ""  # the run streaming it (see ``events.live_parts.run_tag``)
 
     def append(self, index: int, delta: dict[str, Any], seq: int = 0) -> None:
         """Apply an append-only delta: text is concatenated, anything else replaces."""
