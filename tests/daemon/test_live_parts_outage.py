@@ -12,7 +12,6 @@ daemon produced, character for character.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 
 import pytest
@@ -42,24 +41,14 @@ from tests.daemon.test_live_parts_replicas import (
     step_events,
     until_text,
 )
-from tests.events.test_hub_recovery import RedisServer, free_port
-from tests.harness import IN_CI, PASSWORD, SIGN_UP, GraphQLClient
+from tests.harness import PASSWORD, SIGN_UP, GraphQLClient
+from tests.private_redis import RedisServer, private_redis
 
 
 @pytest.fixture(scope="module")
 async def redis_server() -> AsyncIterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if IN_CI:
-            pytest.fail("CI=true but redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(binary, free_port())
-    await server.start()
-    try:
+    async with private_redis() as server:
         yield server
-    finally:
-        if server.running:
-            await server.kill()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -40,8 +39,7 @@ from tests.daemon.live import (
     stored_text,
     typename,
 )
-from tests.events.test_hub_recovery import RedisServer, free_port
-from tests.harness import IN_CI
+from tests.private_redis import RedisServer, free_port, private_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 START_S = 60.0
@@ -130,18 +128,8 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 async def redis_server() -> AsyncIterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if IN_CI:
-            pytest.fail("CI=true but redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(binary, free_port())
-    await server.start()
-    try:
+    async with private_redis() as server:
         yield server
-    finally:
-        if server.running:
-            await server.kill()
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import signal
-import socket
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,83 +20,18 @@ from redis import asyncio as redis
 from db.vocabulary import ChatStatus
 from events.hub import BackendUnavailable, EventHub, SubscriptionClosed
 from events.payloads import MessageAnnounced, QueueChanged, Resync, StatusChanged
-from tests.harness import IN_CI, PostgresServer
+from tests.harness import PostgresServer
+from tests.private_redis import RedisServer, private_redis
 
 CHAT = uuid.uuid4()
 RECONNECTED = Resync("backend reconnected")
 FAST: dict[str, Any] = {"probe_interval": 0.2, "timeout": 2.0, "backoff": (0.05, 0.5)}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class RedisServer:
-    """A private redis-server process that a test may kill and restart."""
-
-    def __init__(self, binary: str, port: int) -> None:
-        self.binary = binary
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}"
-        self.process: asyncio.subprocess.Process | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.returncode is None
-
-    async def start(self) -> None:
-        """Start it and wait until it answers PING (or fail within 10 s)."""
-        self.process = await asyncio.create_subprocess_exec(
-            *(self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""),
-            *("--appendonly", "no", "--daemonize", "no"),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url)
-        try:
-            async with asyncio.timeout(10):
-                while not await self._answers(client):
-                    if not self.running:
-                        pytest.fail(f"redis-server exited with {self.process.returncode}")
-                    await asyncio.sleep(0.02)
-        finally:
-            await client.aclose()
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await asyncio.wait_for(self.process.wait(), 10)
-
-    def pause(self, paused: bool) -> None:
-        """Freeze the process: its sockets stay open but nothing answers."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
-
-    @staticmethod
-    async def _answers(client: redis.Redis) -> bool:
-        try:
-            return bool(await client.ping())
-        except redis.ConnectionError:
-            return False
-
-
 @pytest.fixture
 async def redis_server() -> AsyncIterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if IN_CI:
-            pytest.fail("CI=true but redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(binary, free_port())
-    await server.start()
-    try:
+    async with private_redis() as server:
         yield server
-    finally:
-        if server.running:
-            await server.kill()
 
 
 def channel() -> str:

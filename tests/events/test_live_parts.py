@@ -17,8 +17,8 @@ import pytest
 from events.hub import EventHub
 from events.live_parts import live_parts, run_tag
 from events.wire import as_json
-from tests.events.test_hub_recovery import RedisServer, free_port
 from tests.harness import IN_CI
+from tests.private_redis import RedisServer, free_port
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ in-process through the schema, not reading it while the owner's channel fills.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
@@ -48,8 +47,8 @@ from tests.daemon.live import (
     nonce,
     running_app,
 )
-from tests.events.test_hub_recovery import RedisServer, free_port
-from tests.harness import IN_CI, PASSWORD, SIGN_UP, GraphQLClient
+from tests.harness import PASSWORD, SIGN_UP, GraphQLClient
+from tests.private_redis import RedisServer, private_redis
 
 CHATS = "query { chats(first: 50) { nodes { id status } } }"
 RENAME = 'mutation($id: ID!) { updateChat(input: {id: $id, title: "Renamed live"}) { id } }'
@@ -59,18 +58,8 @@ Event = dict[str, Any]
 
 @pytest.fixture(scope="module")
 async def redis_server() -> AsyncIterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if IN_CI:
-            pytest.fail("CI=true but redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(binary, free_port())
-    await server.start()
-    try:
+    async with private_redis() as server:
         yield server
-    finally:
-        if server.running:
-            await server.kill()
 
 
 @pytest.fixture(scope="module")

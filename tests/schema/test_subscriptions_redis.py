@@ -7,7 +7,6 @@ subscription, and later events must still arrive on it: never a silent hang.
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 
@@ -31,24 +30,14 @@ from tests.daemon.live import (
     text_of,
     typename,
 )
-from tests.events.test_hub_recovery import RedisServer, free_port
-from tests.harness import IN_CI, PASSWORD, SIGN_UP, GraphQLClient
+from tests.harness import PASSWORD, SIGN_UP, GraphQLClient
+from tests.private_redis import RedisServer, private_redis
 
 
 @pytest.fixture(scope="module")
 async def redis_server() -> AsyncIterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if IN_CI:
-            pytest.fail("CI=true but redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(binary, free_port())
-    await server.start()
-    try:
+    async with private_redis() as server:
         yield server
-    finally:
-        if server.running:
-            await server.kill()
 
 
 @pytest.fixture(scope="module")

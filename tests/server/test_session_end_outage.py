@@ -8,7 +8,6 @@ subscriber, and the session watch then re-checks every socket it serves.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 
 import pytest
@@ -16,8 +15,8 @@ from starlette.applications import Starlette
 
 from tests.conftest import make_settings
 from tests.daemon.live import GraphQLSocket, http_client, new_user, running_app
-from tests.events.test_hub_recovery import RedisServer, free_port
-from tests.harness import IN_CI, PASSWORD, SIGN_UP, GraphQLClient
+from tests.harness import PASSWORD, SIGN_UP, GraphQLClient
+from tests.private_redis import RedisServer, private_redis
 from tests.server.test_session_end import (
     CREATE_TOKEN,
     REVOKE_TOKEN,
@@ -28,18 +27,8 @@ from tests.server.test_session_end import (
 
 @pytest.fixture(scope="module")
 async def redis_server() -> AsyncIterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if IN_CI:
-            pytest.fail("CI=true but redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(binary, free_port())
-    await server.start()
-    try:
+    async with private_redis() as server:
         yield server
-    finally:
-        if server.running:
-            await server.kill()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ either way, and a subscription opened once the backend is back is live.
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,25 +29,15 @@ from tests.daemon.live import (
     nonce,
     running_app,
 )
-from tests.events.test_hub_recovery import RedisServer, free_port
-from tests.harness import IN_CI, PASSWORD, SIGN_UP, GraphQLClient
+from tests.harness import PASSWORD, SIGN_UP, GraphQLClient
+from tests.private_redis import RedisServer, private_redis
 from tests.server.test_session_end import live_subscription
 
 
 @pytest.fixture(scope="module")
 async def redis_server() -> AsyncIterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if IN_CI:
-            pytest.fail("CI=true but redis-server is not installed")
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(binary, free_port())
-    await server.start()
-    try:
+    async with private_redis() as server:
         yield server
-    finally:
-        if server.running:
-            await server.kill()
 
 
 @pytest.fixture(scope="module")
