@@ -47,7 +47,7 @@ async def readyz(request: Request) -> JSONResponse:
         problems.append("broadcast backend not connected")
     if problems:
         # ``errors`` in GraphQL's shape, like every other refusal; ``problems`` for probes.
-        code = ErrorCode.INTERNAL_SERVER_ERROR.value
+        code = ErrorCode.UNAVAILABLE.value  # a dependency is down: retry, nothing broke
         errors = [{"message": p, "extensions": {"code": code}} for p in problems]
         body = {"status": "unavailable", "problems": problems, "errors": errors}
         return JSONResponse(body, status_code=503)

@@ -27,7 +27,7 @@ async def test_readyz_is_503_while_the_database_is_down(
         body = down.json()
         assert body["status"] == "unavailable"
         assert body["problems"][0].startswith("database unreachable")
-        assert body["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+        assert body["errors"][0]["extensions"]["code"] == "UNAVAILABLE"
         assert (await http.get("/healthz")).status_code == 200  # alive, just not ready
     finally:
         await _cut_off(postgres, name, allowed=True)
