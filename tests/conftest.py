@@ -28,6 +28,8 @@ from tests.harness import (
     start_postgres,
 )
 
+pytest_plugins = ["tests.private_redis"]
+
 _counter = itertools.count()
 
 

@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis import asyncio as redis
+from starlette.applications import Starlette
 
+from tests.daemon.live import eventually
 from tests.harness import IN_CI
 
 
@@ -88,3 +90,19 @@ async def private_redis() -> AsyncIterator[RedisServer]:
     finally:
         if server.running:
             await server.kill()
+
+
+# Registered for every test module (tests/conftest.py): a module that broadcasts
+# over its own Redis asks for ``redis_server``; one that kills it, ``backend_up``.
+@pytest.fixture(scope="module")
+async def redis_server() -> AsyncIterator[RedisServer]:
+    async with private_redis() as server:
+        yield server
+
+
+@pytest.fixture
+async def backend_up(app: Starlette, redis_server: RedisServer) -> None:
+    """Each test starts with the backend up and the module's hub connected to it."""
+    if not redis_server.running:
+        await redis_server.start()
+    await eventually(app.state.event_hub.ping, timeout=30)

@@ -42,13 +42,7 @@ from tests.daemon.test_live_parts_replicas import (
     until_text,
 )
 from tests.harness import PASSWORD, SIGN_UP, GraphQLClient
-from tests.private_redis import RedisServer, private_redis
-
-
-@pytest.fixture(scope="module")
-async def redis_server() -> AsyncIterator[RedisServer]:
-    async with private_redis() as server:
-        yield server
+from tests.private_redis import RedisServer
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,7 @@ from tests.daemon.live import (
     stored_text,
     typename,
 )
-from tests.private_redis import RedisServer, free_port, private_redis
+from tests.private_redis import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 START_S = 60.0
@@ -124,12 +124,6 @@ class Deployment:
         await process.start()
         await process.wait_for_line("agentgql: daemon")
         return process
-
-
-@pytest.fixture(scope="module")
-async def redis_server() -> AsyncIterator[RedisServer]:
-    async with private_redis() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

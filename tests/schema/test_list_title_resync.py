@@ -48,18 +48,12 @@ from tests.daemon.live import (
     running_app,
 )
 from tests.harness import PASSWORD, SIGN_UP, GraphQLClient
-from tests.private_redis import RedisServer, private_redis
+from tests.private_redis import RedisServer
 
 CHATS = "query { chats(first: 50) { nodes { id status } } }"
 RENAME = 'mutation($id: ID!) { updateChat(input: {id: $id, title: "Renamed live"}) { id } }'
 
 Event = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-async def redis_server() -> AsyncIterator[RedisServer]:
-    async with private_redis() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -77,13 +71,6 @@ async def client(live_server: str) -> AsyncIterator[GraphQLClient]:
     async with http_client(live_server) as gql:
         await gql.ok(SIGN_UP, {"u": "admin", "p": PASSWORD})
         yield gql
-
-
-@pytest.fixture
-async def backend_up(app: Starlette, redis_server: RedisServer) -> None:
-    if not redis_server.running:
-        await redis_server.start()
-    await eventually(app.state.event_hub.ping, timeout=30)
 
 
 def owner_events(app: Starlette) -> ChatAnnouncer:

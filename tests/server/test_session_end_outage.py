@@ -16,19 +16,13 @@ from starlette.applications import Starlette
 from tests.conftest import make_settings
 from tests.daemon.live import GraphQLSocket, http_client, new_user, running_app
 from tests.harness import PASSWORD, SIGN_UP, GraphQLClient
-from tests.private_redis import RedisServer, private_redis
+from tests.private_redis import RedisServer
 from tests.server.test_session_end import (
     CREATE_TOKEN,
     REVOKE_TOKEN,
     closed_with,
     live_subscription,
 )
-
-
-@pytest.fixture(scope="module")
-async def redis_server() -> AsyncIterator[RedisServer]:
-    async with private_redis() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -30,14 +30,8 @@ from tests.daemon.live import (
     running_app,
 )
 from tests.harness import PASSWORD, SIGN_UP, GraphQLClient
-from tests.private_redis import RedisServer, private_redis
+from tests.private_redis import RedisServer
 from tests.server.test_session_end import live_subscription
-
-
-@pytest.fixture(scope="module")
-async def redis_server() -> AsyncIterator[RedisServer]:
-    async with private_redis() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +48,6 @@ async def client(live_server: str) -> AsyncIterator[GraphQLClient]:
     async with http_client(live_server) as gql:
         await gql.ok(SIGN_UP, {"u": "admin", "p": PASSWORD})
         yield gql
-
-
-@pytest.fixture
-async def backend_up(app: Starlette, redis_server: RedisServer) -> None:
-    """Each test starts with the backend up and the hub connected to it."""
-    if not redis_server.running:
-        await redis_server.start()
-    await eventually(app.state.event_hub.ping, timeout=30)
 
 
 async def outcome(sub: Subscription, timeout: float = 30) -> dict[str, Any]:  # noqa: ASYNC109 (a test helper)
