@@ -27,6 +27,7 @@ from daemon.tool_registry import ToolRegistry
 from daemon.tools import ProcessTable, agent_tools
 from daemon.turn_runner import Turn, TurnSettings, promote_released, run_turn, settle_interrupted
 from daemon.workspace_services import WorkspaceServices
+from db import spend
 from db.raw_sql import fetch
 from db.retention import purge_expired
 from db.secret_box import SecretBox
@@ -45,6 +46,8 @@ _OWNER_SQL = "SELECT worker_id, status, started_at FROM chats WHERE id = $1"
 class DaemonSettings:
     poll_s: float = 1.0
     heartbeat_s: float = 30.0
+    # Holds of dead workers (no renewal for ``spend.HOLD_TTL``) go back this often.
+    hold_sweep_s: float = 60.0
     stale_after_s: float = 300.0
     max_chats: int = 10
     purge_interval_s: float = 600.0
@@ -95,6 +98,10 @@ class ChatDaemon:
             asyncio.create_task(
                 every(self.settings.purge_interval_s, purge_expired, "retention purge"),
                 name="daemon-purge",
+            ),
+            asyncio.create_task(
+                every(self.settings.hold_sweep_s, spend.sweep, "spend hold sweep"),
+                name="daemon-hold-sweep",
             ),
         ]
         if self.workspaces is not None:
@@ -152,6 +159,7 @@ class ChatDaemon:
 
     async def _heartbeat(self) -> None:
         ids = list(self.running)
+        await spend.renew(self.worker_id)  # this worker lives: its holds stay
         owned = await claims.heartbeat(self.worker_id, ids)
         for chat_id, status in owned.items():
             if status == ChatStatus.INTERRUPTING:  # the announcement may have been missed

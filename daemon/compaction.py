@@ -14,11 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
-from daemon import prompt
+from tortoise.transactions import in_transaction
+
+from daemon import prompt, spending
 from daemon.providers import LlmClient, ModelMessage, ModelRequest, Usage, complete_text
-from db.model_resolution import ResolvedModel, cost_micros
+from db import spend
+from db.model_resolution import ResolvedModel
 from db.models import ChatMessage
 from db.parts import TextPart
 from db.vocabulary import MessageRole, Visibility
@@ -61,8 +65,11 @@ async def compact(
     client: LlmClient,
     load: Pressure,
     events: ChatAnnouncer | None,
+    payer: spending.Payer,
+    worker_id: uuid.UUID | None = None,
 ) -> bool:
-    """Summarise and store; False (and the history untouched) when it fails."""
+    """Summarise and store; False (and the history untouched) when it fails or
+    the budget cannot cover it. Its cost is the chat owner's, like any step."""
     log.info(
         "compacting chat context",
         extra={
@@ -79,65 +86,24 @@ async def compact(
         max_output_tokens=model.max_output_tokens,
     )
     try:
+        held, request = await spending.reserve(payer, model, request, worker_id)
+    except spend.SpendRefused as exc:
+        log.info("compaction skipped: %s", exc, extra={"chat_id": str(chat_id)})
+        return False
+    try:
         async with asyncio.timeout(TIMEOUT_S):
             summary, usage = await complete_text(client, request)
-    except Exception:
+    except BaseException as exc:
+        await asyncio.shield(spend.release(held))
+        if not isinstance(exc, Exception):
+            raise
         log.warning("compaction failed; the full history stays in the prompt", exc_info=True)
         return False
+    charge = spending.charge(payer, model, usage) if usage is not None else None
     if not summary.strip():
+        await _settle_alone(held, charge)
         return False
-    call_id = f"chat_summarized_{uuid.uuid4().hex}"
-    cost = None
-    if usage is not None:
-        cost = cost_micros(
-            model.prices,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_read_tokens=usage.cache_read_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-        )
-    await ChatMessage.create(
-        chat_id=chat_id,
-        role=MessageRole.USER,
-        parts=[{"type": "text", "text": f"{SUMMARY_PREFIX}\n\n{summary.strip()}"}],
-        visibility=Visibility.MODEL,
-        compressed=True,
-    )
-    call = await ChatMessage.create(
-        chat_id=chat_id,
-        role=MessageRole.ASSISTANT,
-        parts=[
-            {"type": "tool-call", "toolCallId": call_id, "toolName": "chat_summarized", "args": {}}
-        ],
-        visibility=Visibility.USER,
-        compressed=True,
-        model_config_id=model.model_config_id,
-        input_tokens=usage.input_tokens if usage else None,
-        output_tokens=usage.output_tokens if usage else None,
-        total_cost_micros=cost,
-    )
-    result = await ChatMessage.create(
-        chat_id=chat_id,
-        role=MessageRole.TOOL,
-        parts=[
-            {
-                "type": "tool-result",
-                "toolCallId": call_id,
-                "toolName": "chat_summarized",
-                "isError": False,
-                "result": {
-                    "summary": summary.strip(),
-                    "source": "automatic",
-                    "threshold_percent": load.threshold,
-                    "usage_percent": round(load.usage_percent, 1),
-                    "context_tokens": load.context_tokens,
-                    "context_limit_tokens": load.context_limit,
-                },
-            }
-        ],
-        visibility=Visibility.USER,  # the call is not sent to models, so neither is this
-        compressed=True,
-    )
+    call, result = await _store(chat_id, model, load, summary.strip(), held, charge)
     if events is not None:
         for message in (call, result):
             try:
@@ -145,3 +111,81 @@ async def compact(
             except Exception:
                 log.warning("publishing a compaction message failed", exc_info=True)
     return True
+
+
+async def _settle_alone(held: spend.Hold, charge: spend.Charge | None) -> None:
+    """A call that produced nothing to keep still cost what it cost."""
+    if charge is None:
+        await spend.release(held)
+        return
+    async with in_transaction() as conn:
+        await spend.settle(conn, held, charge)
+
+
+async def _store(
+    chat_id: uuid.UUID,
+    model: ResolvedModel,
+    load: Pressure,
+    summary: str,
+    held: spend.Hold,
+    charge: spend.Charge | None,
+) -> tuple[ChatMessage, ChatMessage]:
+    """The summary, the visible call and its result, and the call's spend: one
+    transaction, so the summary is never there without its cost."""
+    call_id = f"chat_summarized_{uuid.uuid4().hex}"
+    at = datetime.now(UTC)
+    async with in_transaction() as conn:
+        await ChatMessage.create(
+            chat_id=chat_id,
+            role=MessageRole.USER,
+            parts=[{"type": "text", "text": f"{SUMMARY_PREFIX}\n\n{summary}"}],
+            visibility=Visibility.MODEL,
+            compressed=True,
+            using_db=conn,
+        )
+        call = await ChatMessage.create(
+            chat_id=chat_id,
+            role=MessageRole.ASSISTANT,
+            parts=[
+                {
+                    "type": "tool-call",
+                    "toolCallId": call_id,
+                    "toolName": "chat_summarized",
+                    "args": {},
+                }
+            ],
+            visibility=Visibility.USER,
+            compressed=True,
+            model_config_id=model.model_config_id,
+            created_at=at,
+            using_db=conn,
+            **(charge.columns() if charge is not None else {}),
+        )
+        result = await ChatMessage.create(
+            chat_id=chat_id,
+            role=MessageRole.TOOL,
+            parts=[
+                {
+                    "type": "tool-result",
+                    "toolCallId": call_id,
+                    "toolName": "chat_summarized",
+                    "isError": False,
+                    "result": {
+                        "summary": summary,
+                        "source": "automatic",
+                        "threshold_percent": load.threshold,
+                        "usage_percent": round(load.usage_percent, 1),
+                        "context_tokens": load.context_tokens,
+                        "context_limit_tokens": load.context_limit,
+                    },
+                }
+            ],
+            visibility=Visibility.USER,  # the call is not sent to models, so neither is this
+            compressed=True,
+            using_db=conn,
+        )
+        if charge is not None:
+            await spend.settle(conn, held, replace(charge, at=at))
+        else:
+            await spend.release(held, conn)
+    return call, result

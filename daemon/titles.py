@@ -1,6 +1,9 @@
 """Chat titles written by a model: automatic after the first exchange, and
 regenerated on request with richer context.
 
+Each title call is held and settled like any model call (``daemon.spending``): a
+user out of budget keeps their current title.
+
 A cheap model is preferred when one is configured (Part B's preference list),
 else the chat's own model. An unusable answer keeps the current title. A
 regeneration's token usage is stored as a soft-deleted, model-only assistant
@@ -15,8 +18,12 @@ import logging
 import uuid
 from dataclasses import dataclass
 
+from tortoise.transactions import in_transaction
+
+from daemon import spending
 from daemon.providers import ModelMessage, ModelRequest, Usage, complete_text, make_client
-from db.model_resolution import ModelUnavailable, ResolvedModel, cost_micros, resolve_model
+from db import spend
+from db.model_resolution import ModelUnavailable, ResolvedModel, resolve_model
 from db.models import Chat, ChatMessage, ModelConfig
 from db.parts import Part, TextPart, parts_from_json
 from db.secret_box import SecretBox
@@ -57,34 +64,71 @@ async def _models(chat: Chat, secrets: SecretBox) -> list[ResolvedModel]:
     return found
 
 
+def _payer(chat: Chat) -> spending.Payer:
+    return spending.Payer(chat.owner_id, chat.id, chat.root_id)  # type: ignore[attr-defined]
+
+
 async def _ask(chat: Chat, secrets: SecretBox, prompt_text: str) -> TitleResult:
-    """The first model that answers; a failing cheap model falls back to the chat's."""
+    """The first model that answers; a failing cheap model falls back to the chat's.
+    A refused hold (``spend.SpendRefused``) ends the attempt: no model is free."""
     models = await _models(chat, secrets)
     for model in models[:-1]:
         try:
-            return await _ask_model(model, prompt_text)
+            return await _ask_model(chat, model, prompt_text)
+        except spend.SpendRefused:
+            raise
         except Exception:
             log.info("title model %s failed; trying the next", model.model, exc_info=True)
-    return await _ask_model(models[-1], prompt_text)
+    return await _ask_model(chat, models[-1], prompt_text)
 
 
-async def _ask_model(model: ResolvedModel, prompt_text: str) -> TitleResult:
-    client = make_client(model.provider_kind.value, api_key=model.api_key, base_url=model.base_url)
+async def _ask_model(chat: Chat, model: ResolvedModel, prompt_text: str) -> TitleResult:
     request = ModelRequest(
         model=model.model,
         system=INSTRUCTION,
         messages=[ModelMessage(role="user", parts=[TextPart(prompt_text)])],
         max_output_tokens=256,
     )
+    payer = _payer(chat)
+    held, request = await spending.reserve(payer, model, request, None)
+    client = make_client(model.provider_kind.value, api_key=model.api_key, base_url=model.base_url)
     try:
         async with asyncio.timeout(TIMEOUT_S):
             text, usage = await complete_text(client, request)
+    except BaseException:
+        await asyncio.shield(spend.release(held))
+        raise
     finally:
         close = getattr(client, "aclose", None)
         if close is not None:
             with contextlib.suppress(Exception):
                 await close()
-    return TitleResult(normalize_title(text), usage, model)
+    title = normalize_title(text)
+    await _record(chat, model, held, usage, title)
+    return TitleResult(title, usage, model)
+
+
+async def _record(
+    chat: Chat, model: ResolvedModel, held: spend.Hold, usage: Usage | None, title: str | None
+) -> None:
+    """The call's spend, as a soft-deleted model-only assistant message (cost
+    accounting counts it; the history never shows it), settled with it."""
+    if usage is None:
+        await spend.release(held)
+        return
+    charge = spending.charge(_payer(chat), model, usage)
+    async with in_transaction() as conn:
+        await ChatMessage.create(
+            chat_id=chat.id,
+            role=MessageRole.ASSISTANT,
+            parts=[{"type": "text", "text": title or ""}],
+            visibility=Visibility.MODEL,
+            deleted=True,
+            model_config_id=model.model_config_id,
+            using_db=conn,
+            **charge.columns(),
+        )
+        await spend.settle(conn, held, charge)
 
 
 def _text(parts: list[Part]) -> str:
@@ -163,27 +207,6 @@ async def regenerate_title(
         return None
     turns = await _visible_turns(chat_id)
     result = await _ask(chat, secrets, regeneration_prompt(turns))
-    if result.usage is not None:
-        usage = result.usage
-        await ChatMessage.create(
-            chat_id=chat_id,
-            role=MessageRole.ASSISTANT,
-            parts=[{"type": "text", "text": result.title or ""}],
-            visibility=Visibility.MODEL,
-            deleted=True,
-            model_config_id=result.model.model_config_id,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_read_tokens=usage.cache_read_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-            total_cost_micros=cost_micros(
-                result.model.prices,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cache_read_tokens=usage.cache_read_tokens,
-                cache_write_tokens=usage.cache_write_tokens,
-            ),
-        )
     if result.title:
         await set_title(chat, result.title, events)
     return result.title

@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from daemon import claims, compaction, prompt
+from daemon import claims, compaction, prompt, spending
 from daemon.chat_context import load_chat_context
 from daemon.providers import (
     InlineFile,
@@ -38,8 +38,9 @@ from daemon.step_stream import StepStream
 from daemon.tool_policy import STOP_AFTER, ToolPolicy
 from daemon.tool_registry import ToolRegistry
 from daemon.workspace_backend import WorkspaceBackend
+from db import spend
 from db.chat_queue import promote_queue_head
-from db.model_resolution import ModelUnavailable, ResolvedModel, cost_micros, resolve_model
+from db.model_resolution import ModelUnavailable, ResolvedModel, resolve_model
 from db.models import Chat, ChatMessage
 from db.secret_box import SecretBox
 from db.text_rules import storable
@@ -125,6 +126,19 @@ def owns(turn: Turn, chat: Chat) -> bool:
     )
 
 
+def spend_error(error: spend.SpendRefused, provider: str | None) -> dict[str, Any]:
+    """A refused hold as ``lastError``: USAGE_LIMIT, or CONFIG for an unpriced model."""
+    limited = isinstance(error, spend.UsageLimitExceeded)
+    return {
+        "kind": (ChatErrorKind.USAGE_LIMIT if limited else ChatErrorKind.CONFIG).value,
+        "message": str(error),
+        "detail": None,
+        "provider": provider,
+        "retryable": False,
+        "statusCode": None,
+    }
+
+
 def error_payload(error: ProviderError | ModelUnavailable, provider: str | None) -> dict[str, Any]:
     """The ``ChatError`` shape; ``provider`` names the provider when the error
     itself does not (it always does once a model config was found)."""
@@ -161,26 +175,43 @@ async def _publish(
 
 
 async def _persist(
-    turn: Turn, role: MessageRole, parts: list[dict[str, Any]], **usage: Any
+    turn: Turn,
+    role: MessageRole,
+    parts: list[dict[str, Any]],
+    *,
+    runtime_ms: int | None = None,
+    paid: tuple[spend.Hold, spend.Charge] | None = None,
 ) -> int | None:
-    """Write a message only while the turn may (interrupted output is kept)."""
-    if not parts:
+    """Write a message only while the turn may (interrupted output is kept).
+
+    ``paid`` settles the step's hold with its charge in the same transaction; a
+    step's spend is recorded even when its message may not be (it was billed)."""
+    if not parts and paid is None:
         return None
+    at = datetime.now(UTC)
+    columns: dict[str, Any] = {} if paid is None else paid[1].columns()
+    message: ChatMessage | None = None
     async with in_transaction() as conn:
         chat = await Chat.filter(id=turn.chat_id).using_db(conn).select_for_update().first()
         owned = chat is not None and owns(turn, chat)
-        if chat is None or not (owned or turn.stop_reason == "interrupted"):
-            return None
-        message = await ChatMessage.create(
-            chat_id=turn.chat_id,
-            role=role,
-            parts=parts,
-            model_config_id=turn.model_config_id,
-            using_db=conn,
-            **usage,
-        )
-    await _publish(turn, "message", lambda a: a.message(turn.chat_id, message.id))
-    return int(message.id)
+        if chat is not None and parts and (owned or turn.stop_reason == "interrupted"):
+            message = await ChatMessage.create(
+                chat_id=turn.chat_id,
+                role=role,
+                parts=parts,
+                model_config_id=paid[1].model_config_id if paid else turn.model_config_id,
+                runtime_ms=runtime_ms,
+                created_at=at,
+                using_db=conn,
+                **columns,
+            )
+        if paid is not None:
+            await spend.settle(conn, paid[0], replace(paid[1], at=at))
+    if message is None:
+        return None
+    message_id = message.id
+    await _publish(turn, "message", lambda a: a.message(turn.chat_id, message_id))
+    return int(message_id)
 
 
 async def _stream_step(
@@ -270,6 +301,7 @@ async def _run_steps(turn: Turn, model: ResolvedModel, client: LlmClient) -> Non
     system_plan = turn.plan_path
     system = await prompt.system_text(turn.chat_id, turn.owner_id, turn.policy, system_plan)
     files: dict[uuid.UUID, InlineFile] = {}  # attachments read once per turn
+    payer = spending.Payer(turn.owner_id, turn.chat_id, turn.root_id or turn.chat_id)
     for _ in range(turn.settings.max_steps):
         if turn.plan_path != system_plan:  # create_workspace gave the chat its plan file
             system_plan = turn.plan_path
@@ -281,11 +313,13 @@ async def _run_steps(turn: Turn, model: ResolvedModel, client: LlmClient) -> Non
             tools=turn.tools.specs(turn.policy.allows),
             max_output_tokens=model.max_output_tokens,
         )
+        held, request = await spending.reserve(payer, model, request, turn.worker_id)
         step = StepStream(turn.chat_id, turn.events, turn.settings.coalesce_s, run_of(turn))
         started = time.perf_counter()
         try:
             usage = await _stream_step(turn, client, request, step)
         except BaseException:
+            await asyncio.shield(spend.release(held))
             await step.close()
             await _persist_partial(turn, step, started)
             # Handed back: the next run streams the step again; drop this one's.
@@ -293,21 +327,25 @@ async def _run_steps(turn: Turn, model: ResolvedModel, client: LlmClient) -> Non
             raise
         await step.close()
         runtime_ms = int((time.perf_counter() - started) * 1000)
-        tokens = _usage_columns(usage)
-        cost = cost_micros(model.prices, **_priced(tokens)) if usage is not None else None
-        await _persist(
-            turn,
-            MessageRole.ASSISTANT,
-            step.parts,
-            total_cost_micros=cost,
-            runtime_ms=runtime_ms,
-            **tokens,
-        )
+        if usage is None:
+            log.warning(
+                "the provider reported no usage; the step is not counted",
+                extra={"chat_id": str(turn.chat_id), "model": model.model},
+            )
+            await spend.release(held)
+            await _persist(turn, MessageRole.ASSISTANT, step.parts, runtime_ms=runtime_ms)
+        else:
+            paid = (held, spending.charge(payer, model, usage))
+            await _persist(
+                turn, MessageRole.ASSISTANT, step.parts, runtime_ms=runtime_ms, paid=paid
+            )
         await step.end()
         if not step.tool_calls:
             load = compaction.pressure(usage, model)
             if load is not None and load.due:
-                await compaction.compact(turn.chat_id, model, client, load, turn.events)
+                await compaction.compact(
+                    turn.chat_id, model, client, load, turn.events, payer, turn.worker_id
+                )
             return
         if await _run_tools(turn, step):
             return
@@ -320,23 +358,6 @@ async def _persist_partial(turn: Turn, step: StepStream, started: float) -> None
         await asyncio.shield(
             _persist(turn, MessageRole.ASSISTANT, step.parts, runtime_ms=runtime_ms)
         )
-
-
-def _usage_columns(usage: Usage | None) -> dict[str, Any]:
-    if usage is None:
-        return {}
-    return {
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "cache_read_tokens": usage.cache_read_tokens,
-        "cache_write_tokens": usage.cache_write_tokens,
-    }
-
-
-def _priced(tokens: dict[str, Any]) -> dict[str, Any]:
-    keys = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-    return {k: tokens.get(k, 0) for k in keys}
 
 
 async def run_turn(turn: Turn) -> bool:
@@ -356,6 +377,8 @@ async def run_turn(turn: Turn) -> bool:
         await _steps(turn, model)
     except ModelUnavailable as exc:
         error = error_payload(exc, None)
+    except spend.SpendRefused as exc:
+        error = spend_error(exc, None)
     except ProviderError as exc:
         error = error_payload(exc, exc.provider)
     except asyncio.CancelledError:

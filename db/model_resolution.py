@@ -1,6 +1,6 @@
-"""Which model, endpoint and key a turn runs with; its cost; the default model.
+"""Which model, endpoint and key a turn runs with, and the default model.
 
-Used by the daemon (``resolve_model``, ``cost_micros``) and by the resolvers (the
+Used by the daemon (``resolve_model``) and by the resolvers (the
 key policy in ``provider_access``, the default-model rules in ``settle_default``),
 so both sides judge a provider the same way. Imports nothing above ``db``.
 
@@ -22,6 +22,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from db.costing import ModelPrices
 from db.models import ModelConfig, Provider, UserConfig, UserProviderKey
 from db.secret_box import SecretBox, SecretBoxError
 from db.vocabulary import (
@@ -82,48 +83,6 @@ def provider_access(provider: Provider, *, has_user_key: bool) -> ProviderAccess
     if provider.user_keys_allowed:
         return ProviderAccess(None, ModelUnavailableReason.USER_API_KEY_REQUIRED)
     return ProviderAccess(None, ModelUnavailableReason.MISSING_API_KEY)
-
-
-@dataclass(frozen=True)
-class ModelPrices:
-    """Integer micro-USD per million tokens."""
-
-    input_micros: int = 0
-    output_micros: int = 0
-    cache_read_micros: int = 0
-    cache_write_micros: int = 0
-
-    @classmethod
-    def of(cls, config: ModelConfig) -> ModelPrices:
-        return cls(
-            input_micros=config.input_price_micros,
-            output_micros=config.output_price_micros,
-            cache_read_micros=config.cache_read_price_micros,
-            cache_write_micros=config.cache_write_price_micros,
-        )
-
-
-def cost_micros(
-    prices: ModelPrices,
-    *,
-    input_tokens: int | None = 0,
-    output_tokens: int | None = 0,
-    cache_read_tokens: int | None = 0,
-    cache_write_tokens: int | None = 0,
-) -> int:
-    """Cost in micro-USD: Σ tokens × price-per-million / 1e6, rounded half up once.
-
-    ``input_tokens`` are the uncached input tokens (cache reads and writes are
-    counted by their own prices); reasoning tokens are part of ``output_tokens``.
-    Integer arithmetic throughout, so no float drift in sums.
-    """
-    total = (
-        (input_tokens or 0) * prices.input_micros
-        + (output_tokens or 0) * prices.output_micros
-        + (cache_read_tokens or 0) * prices.cache_read_micros
-        + (cache_write_tokens or 0) * prices.cache_write_micros
-    )
-    return (total + 500_000) // 1_000_000
 
 
 class ModelUnavailable(Exception):
@@ -302,6 +261,11 @@ async def ensure_default_scripted_model() -> ModelConfig | None:
             model=SCRIPTED_MODEL,
             display_name=SCRIPTED_DISPLAY_NAME,
             context_limit=SCRIPTED_CONTEXT_LIMIT,
+            # Offline and free: priced at zero on purpose, so spend limits accept it.
+            input_price_micros=0,
+            output_price_micros=0,
+            cache_read_price_micros=0,
+            cache_write_price_micros=0,
             is_default=True,  # no providers, so no model configs either
             using_db=conn,
         )

@@ -31,6 +31,11 @@ ROLE_PERMISSIONS: dict[UserRole, tuple[Permission, ...]] = {
     UserRole.ADMIN: tuple(Permission),
     UserRole.MEMBER: (Permission.CREATE_CHAT,),
 }
+# What a group may grant its members on top of their role: read-only views, never
+# management (a member who could manage users could make themselves admin).
+GRANTABLE_PERMISSIONS = frozenset(
+    {Permission.VIEW_ALL_COSTS, Permission.VIEW_INSIGHTS, Permission.VIEW_REQUEST_LOGS}
+)
 
 
 class TokenKind(StrEnum):
@@ -247,3 +252,32 @@ WORKSPACE_TTL_MIN_S = 60
 WORKSPACE_TTL_MAX_S = 30 * 24 * 3600
 # How long a diff-status worker holds a claimed row before another may retry it.
 DIFF_STATUS_LEASE_S = 300
+
+
+# ---- Money: cost, rollups, spend limits (db/models/money.py) ----
+
+
+class UsageLimitPeriod(StrEnum):
+    """UTC-aligned: midnight, Monday 00:00, the 1st 00:00."""
+
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+class UsageLimitSource(StrEnum):
+    NONE = "none"
+    DEPLOYMENT = "deployment"
+    GROUP = "group"
+    USER = "user"
+
+
+# A limit is positive and at most a million dollars: anything above is a typo.
+USAGE_LIMIT_MAX_MICROS = 1_000_000 * MICROS_PER_USD
+# Cost ranges (costSummary, userCosts, insights): at most a year, 30 days by default.
+COST_RANGE_MAX_DAYS = 366
+COST_RANGE_DEFAULT_DAYS = 30
+GROUP_NAME_MAX = 100
+# Stands for "no model config" / "no chat" in rollup keys (gateway requests,
+# rows from before the config was recorded), so keys are never NULL.
+NIL_UUID = uuid.UUID(int=0)

@@ -52,6 +52,7 @@ from daemon.providers.base import (
 )
 from daemon.providers.errors import ProviderError, classify
 from daemon.providers.transcript import joined_text, parse_tool_args, result_text
+from db.costing import usage_from_anthropic
 from db.parts import ToolCallPart, ToolResultPart
 from db.vocabulary import ChatErrorKind
 
@@ -99,25 +100,15 @@ class _ToolBlock:
 
 @dataclass(slots=True)
 class _UsageCounts:
-    input: int = 0
-    output: int = 0
-    reasoning: int = 0
-    cache_read: int = 0
-    cache_write: int = 0
+    """The stream's usage so far: ``message_start`` then cumulative deltas."""
+
+    usage: Usage | None = None
 
     def update(self, usage: AnthropicUsage | MessageDeltaUsage) -> None:
-        """Takes every count present; ``message_delta`` repeats them cumulatively."""
-        self.input = usage.input_tokens if usage.input_tokens is not None else self.input
-        self.output = usage.output_tokens if usage.output_tokens is not None else self.output
-        if usage.cache_read_input_tokens is not None:
-            self.cache_read = usage.cache_read_input_tokens
-        if usage.cache_creation_input_tokens is not None:
-            self.cache_write = usage.cache_creation_input_tokens
-        if usage.output_tokens_details is not None:
-            self.reasoning = usage.output_tokens_details.thinking_tokens
+        self.usage = usage_from_anthropic(usage.model_dump(), self.usage)
 
     def frozen(self) -> Usage:
-        return Usage(self.input, self.output, self.reasoning, self.cache_read, self.cache_write)
+        return self.usage or Usage()
 
 
 class AnthropicClient:

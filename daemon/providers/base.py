@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from db.costing import Usage as Usage  # re-exported: the clients report it
 from db.parts import FilePart, Part
 
 # Provider kinds, as ``make_client`` and the provider configs name them.
@@ -114,28 +115,6 @@ class ToolCall:
     tool_call_id: str
     tool_name: str
     args: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Token counts of one model call, normalized across providers.
-
-    ``input_tokens`` excludes cache reads and writes (Anthropic's convention;
-    OpenAI's ``prompt_tokens`` is split accordingly), so the prompt size is
-    ``input_tokens + cache_read_tokens + cache_write_tokens`` and each count can
-    be priced on its own. ``reasoning_tokens`` is a part of ``output_tokens``.
-    """
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-
-    @property
-    def context_tokens(self) -> int:
-        """What the prompt occupied in the context window (for compaction)."""
-        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from daemon.providers.base import (
 )
 from daemon.providers.errors import ProviderError, classify
 from daemon.providers.transcript import joined_text, parse_tool_args, result_text, value_text
+from db.costing import usage_from_openai as normalise_openai
 from db.parts import ToolCallPart, ToolResultPart
 from db.vocabulary import ChatErrorKind
 
@@ -182,18 +183,8 @@ def _chunk_deltas(chunk: ChatCompletionChunk, calls: dict[int, _PendingCall]) ->
 
 
 def usage_from_openai(usage: CompletionUsage) -> Usage:
-    """OpenAI counts cached tokens inside ``prompt_tokens``; ``Usage`` keeps them apart."""
-    prompt = usage.prompt_tokens_details
-    completion = usage.completion_tokens_details
-    cache_read = (prompt.cached_tokens or 0) if prompt else 0
-    cache_write = (prompt.cache_write_tokens or 0) if prompt else 0
-    return Usage(
-        input_tokens=max(usage.prompt_tokens - cache_read - cache_write, 0),
-        output_tokens=usage.completion_tokens,
-        reasoning_tokens=(completion.reasoning_tokens or 0) if completion else 0,
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
-    )
+    """The SDK's usage object through the one normaliser (``db.costing``)."""
+    return normalise_openai(usage.model_dump())
 
 
 def to_openai_messages(request: ModelRequest) -> list[ChatCompletionMessageParam]:

@@ -7,6 +7,14 @@ from db.models.chat import Chat, ChatMessage, ChatQueuedMessage
 from db.models.config import SiteConfig, UserConfig
 from db.models.file import ChatFile, ChatFileLink
 from db.models.login_throttle import LoginThrottle, ThrottleKind
+from db.models.money import (
+    CostChatDay,
+    CostModelDay,
+    CostUserDay,
+    SpendCounter,
+    SpendHold,
+    UsageLimitSettings,
+)
 from db.models.provider import ModelConfig, Provider, UserProviderKey
 from db.models.user import Group, GroupMember, User
 from db.models.workspace import (
@@ -24,13 +32,19 @@ __all__ = [
     "ChatFileLink",
     "ChatMessage",
     "ChatQueuedMessage",
+    "CostChatDay",
+    "CostModelDay",
+    "CostUserDay",
     "Group",
     "GroupMember",
     "LoginThrottle",
     "ModelConfig",
     "Provider",
     "SiteConfig",
+    "SpendCounter",
+    "SpendHold",
     "ThrottleKind",
+    "UsageLimitSettings",
     "User",
     "UserConfig",
     "UserProviderKey",

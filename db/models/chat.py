@@ -71,6 +71,12 @@ class ChatMessage(Model):
     cache_read_tokens = fields.IntField(null=True)
     cache_write_tokens = fields.IntField(null=True)
     total_cost_micros = fields.BigIntField(null=True)
+    # The model's prices (micro-USD per million tokens) when the call was made:
+    # a later price change never rewrites what a message cost.
+    input_price_micros = fields.BigIntField(null=True)
+    output_price_micros = fields.BigIntField(null=True)
+    cache_read_price_micros = fields.BigIntField(null=True)
+    cache_write_price_micros = fields.BigIntField(null=True)
     runtime_ms = fields.IntField(null=True)
     created_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="messages", null=True, on_delete=fields.SET_NULL

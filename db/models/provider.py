@@ -86,11 +86,12 @@ class ModelConfig(Model):
     context_limit = fields.BigIntField()
     compression_threshold = fields.SmallIntField(default=DEFAULT_COMPRESSION_THRESHOLD)
     max_output_tokens = fields.IntField(null=True)
-    # Integer micro-USD per million tokens (USD 3.00 / Mtok → 3_000_000).
-    input_price_micros = fields.BigIntField(default=0)
-    output_price_micros = fields.BigIntField(default=0)
-    cache_read_price_micros = fields.BigIntField(default=0)
-    cache_write_price_micros = fields.BigIntField(default=0)
+    # Integer micro-USD per million tokens (USD 3.00 / Mtok → 3_000_000); NULL is
+    # "not priced", never free. Cache prices fall back to the input price.
+    input_price_micros = fields.BigIntField(null=True)
+    output_price_micros = fields.BigIntField(null=True)
+    cache_read_price_micros = fields.BigIntField(null=True)
+    cache_write_price_micros = fields.BigIntField(null=True)
     created_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="created_model_configs", null=True, on_delete=fields.SET_NULL
     )
@@ -118,8 +119,10 @@ class ModelConfig(Model):
                 name="model_configs_max_output_tokens",
             ),
             CheckConstraint(
-                check="input_price_micros >= 0 AND output_price_micros >= 0"
-                " AND cache_read_price_micros >= 0 AND cache_write_price_micros >= 0",
+                check="coalesce(input_price_micros, 0) >= 0"
+                " AND coalesce(output_price_micros, 0) >= 0"
+                " AND coalesce(cache_read_price_micros, 0) >= 0"
+                " AND coalesce(cache_write_price_micros, 0) >= 0",
                 name="model_configs_prices",
             ),
         )

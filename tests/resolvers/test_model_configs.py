@@ -13,12 +13,7 @@ import asyncpg
 import pytest
 from starlette.applications import Starlette
 
-from db.model_resolution import (
-    ModelPrices,
-    cost_micros,
-    ensure_default_scripted_model,
-    resolve_model,
-)
+from db.model_resolution import ensure_default_scripted_model, resolve_model
 from db.models import Chat, ChatMessage, ModelConfig, Provider, User, UserConfig
 from db.secret_box import SecretBox
 from events.payloads import ConfigChanged, Event
@@ -592,28 +587,7 @@ async def test_send_message_checks_the_model_config(
     assert (await Chat.get(id=chat_key)).model_config_id == key(other)
 
 
-# ---------------------------------------------------------------- cost and the fresh install
-
-
-def test_cost_micros() -> None:
-    prices = ModelPrices(
-        input_micros=3_000_000,
-        output_micros=15_000_000,
-        cache_read_micros=300_000,
-        cache_write_micros=3_750_000,
-    )
-    assert cost_micros(prices) == 0
-    # 1000 × $3/M = $0.003 = 3000 µ$; 500 × $15/M = 7500 µ$.
-    assert cost_micros(prices, input_tokens=1000, output_tokens=500) == 10_500
-    assert cost_micros(prices, cache_read_tokens=10_000, cache_write_tokens=2_000) == 3000 + 7500
-    assert cost_micros(prices, input_tokens=None, output_tokens=None) == 0
-    # Summed before rounding, half up: 1 token at $0.3/M = 0.3 µ$ → 0; 2 → 0.6 → 1.
-    assert cost_micros(prices, cache_read_tokens=1) == 0
-    assert cost_micros(prices, cache_read_tokens=2) == 1
-    assert cost_micros(ModelPrices(input_micros=500_000), input_tokens=1) == 1
-    assert cost_micros(ModelPrices(), input_tokens=10**9) == 0
-    # Large counts stay exact (integers only).
-    assert cost_micros(ModelPrices(input_micros=10**12), input_tokens=10**9) == 10**15
+# ---------------------------------------------------------------- the fresh install
 
 
 async def test_ensure_default_scripted_model_only_on_an_empty_install(

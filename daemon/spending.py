@@ -1,0 +1,87 @@
+"""A daemon model call's money: hold before the call, settle with the row that
+records it, release when it fails (``db.spend`` is the one path; this adds what
+only the daemon knows: how big a request can be and whom it is charged to).
+
+Every model call the daemon makes — a turn's steps, titles, compaction; explore
+children and sub-agents are turns of their own chats — goes through ``reserve``.
+Spend is charged to the chat's owner and rolled up to the chat's root.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+
+import orjson
+
+from daemon.providers import ModelRequest
+from db import spend
+from db.costing import Usage
+from db.model_resolution import ResolvedModel
+from db.parts import FilePart, Part
+from db.parts import to_json as part_to_json
+
+# Bytes bound tokens from above: every token of a byte-level BPE vocabulary is at
+# least one byte. Framing tokens per message, and images (never more than a few
+# thousand tokens at any provider's largest size), are added on top.
+MESSAGE_OVERHEAD_TOKENS = 16
+IMAGE_TOKENS_MAX = 6_400
+
+
+def _part_bytes(part: Part) -> int:
+    if isinstance(part, FilePart):
+        return 0  # counted as an image below
+    return len(orjson.dumps(part_to_json(part)))
+
+
+def input_token_bound(request: ModelRequest) -> int:
+    """An upper bound of the request's prompt tokens (what the hold reserves)."""
+    total = len((request.system or "").encode()) + MESSAGE_OVERHEAD_TOKENS
+    for message in request.messages:
+        total += MESSAGE_OVERHEAD_TOKENS + sum(_part_bytes(p) for p in message.parts)
+        total += IMAGE_TOKENS_MAX * sum(isinstance(p, FilePart) for p in message.parts)
+    for tool in request.tools:
+        total += MESSAGE_OVERHEAD_TOKENS + len(tool.name) + len(tool.description.encode())
+        total += len(orjson.dumps(tool.parameters))
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class Payer:
+    """Who a call is charged to and which chat it rolls up under."""
+
+    owner_id: uuid.UUID
+    chat_id: uuid.UUID | None
+    root_id: uuid.UUID | None
+
+
+async def reserve(
+    payer: Payer, model: ResolvedModel, request: ModelRequest, worker_id: uuid.UUID | None
+) -> tuple[spend.Hold, ModelRequest]:
+    """Hold the call's worst case; the request comes back with its output cap
+    lowered when the budget is tight. Raises ``spend.SpendRefused``."""
+    bound = min(input_token_bound(request), max(model.context_limit, 1))
+    held = await spend.hold(
+        payer.owner_id,
+        model.prices,
+        model=model.display_name,
+        input_tokens=bound,
+        max_output_tokens=request.max_output_tokens,
+        worker_id=worker_id,
+    )
+    if held.max_output_tokens is not None and held.max_output_tokens != request.max_output_tokens:
+        request = replace(request, max_output_tokens=held.max_output_tokens)
+    return held, request
+
+
+def charge(payer: Payer, model: ResolvedModel, usage: Usage) -> spend.Charge:
+    return spend.Charge(
+        user_id=payer.owner_id,
+        usage=usage,
+        prices=model.prices,
+        model_config_id=model.model_config_id,
+        provider=model.provider_kind.value,
+        model=model.model,
+        chat_id=payer.chat_id,
+        root_chat_id=payer.root_id,
+    )
