@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from db.spend import LimitFacts, UsageLimitExceeded
 from db.vocabulary import ErrorCode
 
 
@@ -40,3 +41,18 @@ def forbidden(message: str = "not allowed") -> ApiError:
 
 def conflict(message: str, **facts: Any) -> ApiError:
     return ApiError(ErrorCode.CONFLICT, message, **facts)
+
+
+def usage_limit_exceeded(facts: LimitFacts) -> ApiError:
+    """USAGE_LIMIT_EXCEEDED with what the user needs to know: how much is spent
+    (and held by calls in flight) against which limit, from where, until when."""
+    return ApiError(
+        ErrorCode.USAGE_LIMIT_EXCEEDED,
+        str(UsageLimitExceeded(facts)),
+        spentMicros=facts.spent_micros,
+        reservedMicros=facts.reserved_micros,
+        limitMicros=facts.limit_micros,
+        resetsAt=facts.resets_at.isoformat(),
+        source=facts.source.name,
+        period=facts.period.name,
+    )
