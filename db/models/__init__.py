@@ -5,6 +5,7 @@ from db.models import stored_output  # noqa: F401
 from db.models.api_token import ApiToken
 from db.models.chat import Chat, ChatMessage, ChatQueuedMessage
 from db.models.config import SiteConfig, UserConfig
+from db.models.debug import DebugRun, DebugRunKind, DebugStatus, DebugStep
 from db.models.file import ChatFile, ChatFileLink
 from db.models.login_throttle import LoginThrottle, ThrottleKind
 from db.models.money import (
@@ -35,6 +36,10 @@ __all__ = [
     "CostChatDay",
     "CostModelDay",
     "CostUserDay",
+    "DebugRun",
+    "DebugRunKind",
+    "DebugStatus",
+    "DebugStep",
     "Group",
     "GroupMember",
     "LoginThrottle",

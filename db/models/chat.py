@@ -35,6 +35,8 @@ class Chat(Model):
     list_rank = fields.IntField(default=UNPINNED_RANK)
     labels: fields.Field[Any] = fields.JSONField(default=dict)
     system_prompt = fields.TextField(null=True)
+    # Debug logging for this chat whatever the owner chose; null follows them.
+    debug_logging_override = fields.BooleanField(null=True)
     worker_id = fields.UUIDField(null=True)
     started_at = fields.DatetimeField(null=True)
     heartbeat_at = fields.DatetimeField(null=True)
