@@ -8,7 +8,8 @@ disabling the default promotes another enabled config (``settle_default``).
 Changes run under one advisory lock so concurrent admins cannot race it.
 
 Prices are USD per million tokens in the API and integer micro-USD per million
-tokens in rows (rounded half up to the micro-dollar).
+tokens in rows (rounded half up to the micro-dollar). A price not given is NULL:
+the model is unpriced (its cost unknown), never free; null clears a price.
 """
 
 from __future__ import annotations
@@ -62,8 +63,11 @@ ON CONFLICT (user_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = no
 """
 
 
-def price_micros(value: float, field_name: str) -> int:
-    if value is None or not math.isfinite(value) or not 0 <= value <= PRICE_MAX_USD:
+def price_micros(value: float | None, field_name: str) -> int | None:
+    """Micro-USD per million tokens; None (not priced) stays None, never 0."""
+    if value is None:
+        return None
+    if not math.isfinite(value) or not 0 <= value <= PRICE_MAX_USD:
         raise bad_input(input_name(field_name), f"USD per million tokens, 0 to {PRICE_MAX_USD}")
     micros = Decimal(repr(float(value))) * MICROS_PER_USD
     return int(micros.quantize(Decimal(1), rounding=ROUND_HALF_UP))

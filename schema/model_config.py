@@ -10,7 +10,14 @@ from resolvers import model_configs
 from schema.info import Info
 from schema.provider import ModelConfig, given
 
-_PRICE_HELP = "USD per million tokens, ≥ 0 (kept to the micro-dollar)."
+_PRICE_HELP = (
+    "USD per million tokens, 0 .. 1000000 (kept to the micro-dollar). Null or omitted: "
+    "not priced — its messages cost nothing known, and with spend limits on, limited "
+    "users cannot use the model until input and output prices are set."
+)
+_CACHE_PRICE_HELP = (
+    "USD per million tokens, 0 .. 1000000; null or omitted: the input price applies."
+)
 
 
 @strawberry.input(
@@ -25,13 +32,17 @@ class CreateModelConfigInput:
     context_limit: int = strawberry.field(description="Tokens, > 0.")
     compression_threshold: int = strawberry.field(default=70, description="Percent, 0..100.")
     max_output_tokens: int | None = None
-    input_price_per_million_tokens: float = strawberry.field(default=0, description=_PRICE_HELP)
-    output_price_per_million_tokens: float = strawberry.field(default=0, description=_PRICE_HELP)
-    cache_read_price_per_million_tokens: float = strawberry.field(
-        default=0, description=_PRICE_HELP
+    input_price_per_million_tokens: float | None = strawberry.field(
+        default=None, description=_PRICE_HELP
     )
-    cache_write_price_per_million_tokens: float = strawberry.field(
-        default=0, description=_PRICE_HELP
+    output_price_per_million_tokens: float | None = strawberry.field(
+        default=None, description=_PRICE_HELP
+    )
+    cache_read_price_per_million_tokens: float | None = strawberry.field(
+        default=None, description=_CACHE_PRICE_HELP
+    )
+    cache_write_price_per_million_tokens: float | None = strawberry.field(
+        default=None, description=_CACHE_PRICE_HELP
     )
 
 
@@ -50,10 +61,18 @@ class UpdateModelConfigInput:
     max_output_tokens: int | None = strawberry.field(
         default=strawberry.UNSET, description="null clears it (provider default)."
     )
-    input_price_per_million_tokens: float | None = strawberry.UNSET
-    output_price_per_million_tokens: float | None = strawberry.UNSET
-    cache_read_price_per_million_tokens: float | None = strawberry.UNSET
-    cache_write_price_per_million_tokens: float | None = strawberry.UNSET
+    input_price_per_million_tokens: float | None = strawberry.field(
+        default=strawberry.UNSET, description="null clears it (the model becomes unpriced)."
+    )
+    output_price_per_million_tokens: float | None = strawberry.field(
+        default=strawberry.UNSET, description="null clears it (the model becomes unpriced)."
+    )
+    cache_read_price_per_million_tokens: float | None = strawberry.field(
+        default=strawberry.UNSET, description="null clears it (the input price applies)."
+    )
+    cache_write_price_per_million_tokens: float | None = strawberry.field(
+        default=strawberry.UNSET, description="null clears it (the input price applies)."
+    )
 
 
 @strawberry.input

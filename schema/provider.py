@@ -27,8 +27,8 @@ ModelUnavailableReasonEnum = strawberry.enum(
 )
 
 
-def _usd(micros: int) -> float:
-    return micros / MICROS_PER_USD
+def _usd(micros: int | None) -> float | None:
+    return None if micros is None else micros / MICROS_PER_USD
 
 
 @strawberry.type(
@@ -88,20 +88,20 @@ class ModelConfig(Node):
     async def provider(self, root: models.ModelConfig, info: Info) -> Provider | None:
         return cast(Provider | None, await model_configs.provider_of(info.context, root))
 
-    @strawberry.field
-    def input_price_per_million_tokens(self, root: models.ModelConfig) -> float:
+    @strawberry.field(description="Null: not priced.")
+    def input_price_per_million_tokens(self, root: models.ModelConfig) -> float | None:
         return _usd(root.input_price_micros)
 
-    @strawberry.field
-    def output_price_per_million_tokens(self, root: models.ModelConfig) -> float:
+    @strawberry.field(description="Null: not priced.")
+    def output_price_per_million_tokens(self, root: models.ModelConfig) -> float | None:
         return _usd(root.output_price_micros)
 
-    @strawberry.field
-    def cache_read_price_per_million_tokens(self, root: models.ModelConfig) -> float:
+    @strawberry.field(description="Null: the input price applies.")
+    def cache_read_price_per_million_tokens(self, root: models.ModelConfig) -> float | None:
         return _usd(root.cache_read_price_micros)
 
-    @strawberry.field
-    def cache_write_price_per_million_tokens(self, root: models.ModelConfig) -> float:
+    @strawberry.field(description="Null: the input price applies.")
+    def cache_write_price_per_million_tokens(self, root: models.ModelConfig) -> float | None:
         return _usd(root.cache_write_price_micros)
 
 

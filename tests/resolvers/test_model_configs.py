@@ -150,6 +150,50 @@ async def test_create_with_defaults_and_prices(
     ) == (3_000_000, 15_000_000, 300_000, 3_750_000)
 
 
+async def test_prices_not_given_are_unpriced_not_free(
+    gql: GraphQLClient, admin_token: str, provider: str
+) -> None:
+    config = (await create(gql, admin_token, provider, inputPricePerMillionTokens=1))["modelConfig"]
+    assert config["inputPricePerMillionTokens"] == 1.0
+    assert config["outputPricePerMillionTokens"] is None
+    assert config["cacheReadPricePerMillionTokens"] is None
+    assert config["cacheWritePricePerMillionTokens"] is None
+    row = await ModelConfig.get(id=key(config["id"]))
+    assert (row.input_price_micros, row.output_price_micros) == (1_000_000, None)
+
+
+async def test_null_clears_a_price(gql: GraphQLClient, admin_token: str, provider: str) -> None:
+    gid = (
+        await create(
+            gql,
+            admin_token,
+            provider,
+            inputPricePerMillionTokens=3,
+            outputPricePerMillionTokens=15,
+            cacheReadPricePerMillionTokens=0.3,
+        )
+    )["modelConfig"]["id"]
+    config = (
+        await update(
+            gql,
+            admin_token,
+            gid,
+            outputPricePerMillionTokens=None,
+            cacheReadPricePerMillionTokens=None,
+        )
+    )["modelConfig"]
+    assert config["inputPricePerMillionTokens"] == 3.0
+    assert config["outputPricePerMillionTokens"] is None
+    assert config["cacheReadPricePerMillionTokens"] is None
+    row = await ModelConfig.get(id=key(gid))
+    assert (row.input_price_micros, row.output_price_micros) == (3_000_000, None)
+    assert row.cache_read_price_micros is None
+    # Zero stays a price: a free model is not an unpriced one.
+    config = (await update(gql, admin_token, gid, outputPricePerMillionTokens=0))["modelConfig"]
+    assert config["outputPricePerMillionTokens"] == 0.0
+    assert (await ModelConfig.get(id=key(gid))).output_price_micros == 0
+
+
 @pytest.mark.parametrize(
     ("usd", "micros"),
     [(0, 0), (0.15, 150_000), (1e-6, 1), (4e-7, 0), (5e-7, 1), (1_000_000, 10**12)],
@@ -204,7 +248,7 @@ async def test_invalid_create_input(
         ({"compressionThreshold": None}, "compressionThreshold"),
         ({"maxOutputTokens": 0}, "maxOutputTokens"),
         ({"inputPricePerMillionTokens": -1}, "inputPricePerMillionTokens"),
-        ({"inputPricePerMillionTokens": None}, "inputPricePerMillionTokens"),
+        ({"outputPricePerMillionTokens": 1_000_001}, "outputPricePerMillionTokens"),
         ({"model": None}, "model"),
         ({"enabled": None}, "enabled"),
         ({"isDefault": False}, "isDefault"),
