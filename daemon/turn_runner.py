@@ -299,13 +299,13 @@ async def _steps(turn: Turn, model: ResolvedModel) -> None:
 async def _run_steps(turn: Turn, model: ResolvedModel, client: LlmClient) -> None:
     await load_chat_context(turn)
     system_plan = turn.plan_path
-    system = await prompt.system_text(turn.chat_id, turn.owner_id, turn.policy, system_plan)
+    system = (await prompt.for_turn(turn)).text
     files: dict[uuid.UUID, InlineFile] = {}  # attachments read once per turn
     payer = spending.Payer(turn.owner_id, turn.chat_id, turn.root_id or turn.chat_id)
     for _ in range(turn.settings.max_steps):
         if turn.plan_path != system_plan:  # create_workspace gave the chat its plan file
             system_plan = turn.plan_path
-            system = await prompt.system_text(turn.chat_id, turn.owner_id, turn.policy, system_plan)
+            system = (await prompt.for_turn(turn)).text
         request = ModelRequest(
             model=model.model,
             system=system,
