@@ -15,7 +15,6 @@ million tokens). A model without input or output price is unpriced: its cost is
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -104,8 +103,9 @@ def cost_micros(prices: ModelPrices, usage: Usage) -> int | None:
 
 
 def micros_for_tokens(tokens: int, price_micros: int) -> int:
-    """What ``tokens`` cost at one price, rounded up."""
-    return math.ceil(tokens * price_micros / TOKENS_PER_PRICE_UNIT) if tokens else 0
+    """What ``tokens`` cost at one price, rounded up (in integers: a float
+    quotient of a large product can round below the true value)."""
+    return -(-tokens * price_micros // TOKENS_PER_PRICE_UNIT)
 
 
 def _count(value: Any) -> int:
@@ -128,7 +128,10 @@ def usage_from_openai(body: Mapping[str, Any]) -> Usage:
         prompt, output = _count(body.get("input_tokens")), _count(body.get("output_tokens"))
         prompt_details = _section(body, "input_tokens_details")
         output_details = _section(body, "output_tokens_details")
-    cache_read = _count(prompt_details.get("cached_tokens"))
+    # DeepSeek-style compatible servers name cache hits at the top level instead.
+    cache_read = _count(prompt_details.get("cached_tokens")) or _count(
+        body.get("prompt_cache_hit_tokens")
+    )
     cache_write = _count(prompt_details.get("cache_write_tokens"))
     return Usage(
         input_tokens=max(prompt - cache_read - cache_write, 0),
@@ -142,20 +145,18 @@ def usage_from_openai(body: Mapping[str, Any]) -> Usage:
 def usage_from_anthropic(body: Mapping[str, Any], before: Usage | None = None) -> Usage:
     """An Anthropic ``usage`` object; cache reads and writes are outside
     ``input_tokens``. Streams send usage twice (``message_start`` then a
-    cumulative ``message_delta``): counts present in ``body`` replace those of
-    ``before``, absent ones are kept."""
+    cumulative ``message_delta``): each count is the larger of ``body``'s and
+    ``before``'s. Cumulative counts never shrink, and compatible servers send 0
+    for the input side of ``message_delta`` (or of ``message_start``): taking it
+    as a replacement would bill a call's prompt at nothing."""
     base = before or Usage()
 
     def pick(key: str, old: int) -> int:
-        return _count(body[key]) if body.get(key) is not None else old
+        return max(_count(body.get(key)), old)
 
     details = _section(body, "output_tokens_details")
     output = pick("output_tokens", base.output_tokens)
-    reasoning = (
-        _count(details.get("thinking_tokens"))
-        if details.get("thinking_tokens") is not None
-        else base.reasoning_tokens
-    )
+    reasoning = max(_count(details.get("thinking_tokens")), base.reasoning_tokens)
     return Usage(
         input_tokens=pick("input_tokens", base.input_tokens),
         output_tokens=output,

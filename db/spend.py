@@ -7,7 +7,9 @@
    still covers the worst case (a second round trip, only then).
 2. ``settle``: in the transaction that writes the message (or log row), replace
    the hold by the actual cost on all three period counters and upsert the day
-   rollups — one statement.
+   rollups — one statement. Counter rows are always locked in one order
+   (user, period, period start), by settle and sweep alike, so two of them
+   touching the same user's counters wait for each other instead of deadlocking.
 3. ``release``: a call that failed gives its hold back; holds of workers that
    died expire (renewed while their worker lives) and ``sweep`` returns them.
 
@@ -110,7 +112,7 @@ WITH released AS (
   ) x(period, period_start, spent) GROUP BY period, period_start
 ), counters AS (
   INSERT INTO spend_counters AS c (user_id, period, period_start, spent_micros, reserved_micros)
-  SELECT $2::uuid, period, period_start, spent, 0 FROM periods
+  SELECT $2::uuid, period, period_start, spent, 0 FROM periods ORDER BY period, period_start
   ON CONFLICT (user_id, period, period_start) DO UPDATE SET
     spent_micros = c.spent_micros + EXCLUDED.spent_micros,
     reserved_micros = greatest(c.reserved_micros - coalesce((SELECT sum(r.amount_micros)
@@ -156,10 +158,15 @@ WITH gone AS (
 ), sums AS (
   SELECT user_id, period, period_start, sum(amount_micros) AS amount, count(*) AS holds
   FROM gone GROUP BY user_id, period, period_start
+), locked AS (
+  SELECT c.id FROM spend_counters c JOIN sums s
+    ON c.user_id = s.user_id AND c.period = s.period AND c.period_start = s.period_start
+  ORDER BY c.user_id, c.period, c.period_start FOR UPDATE OF c
 ), updated AS (
   UPDATE spend_counters c SET reserved_micros = greatest(c.reserved_micros - s.amount, 0)
   FROM sums s
-  WHERE c.user_id = s.user_id AND c.period = s.period AND c.period_start = s.period_start
+  WHERE c.id IN (SELECT id FROM locked)
+    AND c.user_id = s.user_id AND c.period = s.period AND c.period_start = s.period_start
   RETURNING 1
 )
 SELECT coalesce(sum(holds), 0) AS swept, (SELECT count(*) FROM updated) AS counters FROM sums
