@@ -132,7 +132,7 @@ WITH released AS (
 ), chat_day AS (
   INSERT INTO cost_chat_days AS d (user_id, chat_id, root_chat_id, day, {_COLUMNS})
   SELECT $2::uuid, $16::uuid, $17::uuid, $9::date, {_VALUES} WHERE $16::uuid IS NOT NULL
-  ON CONFLICT (chat_id, day) DO UPDATE SET {_SUMS.format(t="d")}
+  ON CONFLICT (chat_id, day, user_id) DO UPDATE SET {_SUMS.format(t="d")}
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM counters) + (SELECT count(*) FROM user_day)

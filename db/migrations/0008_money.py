@@ -55,7 +55,7 @@ class Migration(migrations.Migration):
                 ('cache_read_tokens', fields.BigIntField(default=0)),
                 ('cache_write_tokens', fields.BigIntField(default=0)),
             ],
-            options={'table': 'cost_chat_days', 'app': 'models', 'unique_together': (('chat_id', 'day'),), 'indexes': [Index(fields=['user_id', 'day']), Index(fields=['root_chat_id', 'day'])], 'pk_attr': 'id', 'table_description': "One chat's spend on one UTC day; ``root_chat_id`` rolls sub-agents up."},
+            options={'table': 'cost_chat_days', 'app': 'models', 'unique_together': (('chat_id', 'day', 'user'),), 'indexes': [Index(fields=['user_id', 'day']), Index(fields=['root_chat_id', 'day'])], 'pk_attr': 'id', 'table_description': "One chat's spend on one UTC day; ``root_chat_id`` rolls sub-agents up."},
             bases=['Model'],
         ),
         ops.CreateModel(

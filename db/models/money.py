@@ -128,7 +128,8 @@ class CostModelDay(Model):
 
 class CostChatDay(Model):
     """One chat's spend on one UTC day; ``root_chat_id`` rolls sub-agents up.
-    No foreign key to chats: a deleted chat's spend stays in the ledger."""
+    No foreign key to chats: a deleted chat's spend stays in the ledger. Gateway
+    requests have no chat: they are rows of the nil chat id, one per user."""
 
     id = fields.BigIntField(primary_key=True)
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
@@ -148,5 +149,5 @@ class CostChatDay(Model):
 
     class Meta:
         table = "cost_chat_days"
-        unique_together = (("chat_id", "day"),)
+        unique_together = (("chat_id", "day", "user"),)
         indexes = (("user_id", "day"), ("root_chat_id", "day"))
