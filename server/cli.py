@@ -139,13 +139,18 @@ def cmd_createuser(args: argparse.Namespace) -> int:
 def cmd_seed(args: argparse.Namespace) -> int:
     import time
 
-    from db.seed import seed_chats
+    from db.seed import seed_chats, seed_costed_history
     from server.database import database
 
     async def run() -> int:
         async with database(_settings(args)) as db:
             started = time.perf_counter()
-            result = await seed_chats(db.url, args.owner, args.chats, args.messages)
+            if args.costed:
+                result = await seed_costed_history(
+                    db.url, args.owner, args.chats, args.messages, days=args.days
+                )
+            else:
+                result = await seed_chats(db.url, args.owner, args.chats, args.messages)
             elapsed = time.perf_counter() - started
         print(
             f"agentgql: seeded {len(result.chat_ids)} chats, {result.messages} messages "
@@ -156,7 +161,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
     try:
         return asyncio.run(run())
-    except LookupError as exc:
+    except (LookupError, ValueError) as exc:
         print(f"agentgql: {exc.args[0]}", file=sys.stderr)
         return 2
 
@@ -206,6 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--owner", required=True, help="an existing username")
     seed.add_argument("--chats", type=int, default=10)
     seed.add_argument("--messages", type=int, default=100, help="messages per chat")
+    seed.add_argument(
+        "--costed",
+        action="store_true",
+        help="costed history: assistant messages with usage, prices and cost, and the "
+        "spend rollups, spread over the last --days days",
+    )
+    seed.add_argument("--days", type=int, default=365, help="with --costed: days of history")
     seed.set_defaults(func=cmd_seed)
 
     export = sub.add_parser("export-schema", help="print the GraphQL SDL")
