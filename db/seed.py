@@ -286,7 +286,7 @@ ON CONFLICT (user_id, day, model_config_id) DO UPDATE SET {_SUMS}""",
     f"""INSERT INTO cost_chat_days AS d (user_id, chat_id, root_chat_id, day, {_COLUMNS})
 SELECT owner_id, chat_id, root_id, day, {_AGGREGATES}
 FROM seeded_ledger GROUP BY owner_id, chat_id, root_id, day
-ON CONFLICT (chat_id, day) DO UPDATE SET {_SUMS}""",
+ON CONFLICT (chat_id, day, user_id) DO UPDATE SET {_SUMS}""",
     """INSERT INTO spend_counters AS c (user_id, period, period_start, spent_micros,
   reserved_micros)
 SELECT owner_id, period, start, sum(cost), 0 FROM (
