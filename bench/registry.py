@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench import analysis, messages, uploads, viewer
+from bench import analysis, costs, messages, uploads, viewer
 from bench.benchmark import Benchmark
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         messages.BENCHMARK,
         messages.DEEP_BENCHMARK,
         uploads.BENCHMARK,
+        costs.BENCHMARK,
     )
 }
 
