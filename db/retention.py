@@ -1,4 +1,5 @@
-"""Deleting what the retention period has passed: archived chats, orphaned files.
+"""Deleting what the retention period has passed: archived chats, orphaned files,
+and debug runs (their own period, ``db.debug_runs``; steps cascade).
 
 One replica at a time: the purge runs only while it holds a session-level
 advisory lock, on the same connection that does the deletes. Deletes go in
@@ -11,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from db import raw_sql
+from db import debug_runs, raw_sql
 from db.chat_config import chat_retention_days
 from db.vocabulary import PURGE_BATCH
 
@@ -35,9 +36,10 @@ _FILES = (
 
 @dataclass(frozen=True)
 class PurgeResult:
-    ran: bool  # False: retention is off, or another replica holds the lock
+    ran: bool  # False: another replica holds the lock
     chats: int = 0
     files: int = 0
+    debug_runs: int = 0
 
 
 def _count(status: str) -> int:
@@ -56,17 +58,28 @@ async def _drain(conn: object, sql: str, before: datetime, batch: int) -> int:
 async def purge_expired(now: datetime | None = None, batch: int = PURGE_BATCH) -> PurgeResult:
     """One purge pass, if retention is on and no other replica is purging."""
     days = await chat_retention_days()
-    if days == 0:
-        return PurgeResult(ran=False)
-    before = (now or datetime.now(UTC)) - timedelta(days=days)
+    debug_days = (await debug_runs.read_settings()).retention_days  # never 0
+    at = now or datetime.now(UTC)
+    chats = files = runs = 0
     async with raw_sql.pool().acquire() as conn:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", PURGE_LOCK_KEY):
             return PurgeResult(ran=False)
         try:
-            chats = await _drain(conn, _CHATS, before, batch)
-            files = await _drain(conn, _FILES, before, batch)
+            if days:
+                before = at - timedelta(days=days)
+                chats = await _drain(conn, _CHATS, before, batch)
+                files = await _drain(conn, _FILES, before, batch)
+            debug_before = at - timedelta(days=debug_days)
+            runs = await _drain(
+                conn, debug_runs.PURGE_SQL, debug_before, min(batch, debug_runs.PURGE_BATCH)
+            )
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", PURGE_LOCK_KEY)
-    if chats or files:
-        log.info("retention purge: %d archived chat(s), %d file(s) deleted", chats, files)
-    return PurgeResult(ran=True, chats=chats, files=files)
+    if chats or files or runs:
+        log.info(
+            "retention purge: %d archived chat(s), %d file(s), %d debug run(s) deleted",
+            chats,
+            files,
+            runs,
+        )
+    return PurgeResult(ran=True, chats=chats, files=files, debug_runs=runs)

@@ -12,12 +12,14 @@ import uuid
 from datetime import datetime
 
 from db.vocabulary import ChatListEventKind, ChatStatus
-from events.channels import WORK_CHANNEL, chat_channel, git_channel, owner_channel
+from events.channels import WORK_CHANNEL, chat_channel, debug_channel, git_channel, owner_channel
 from events.hub import EventHub
 from events.payloads import (
     ChatErrorInfo,
     ChatFailed,
     ChatListChanged,
+    DebugRunChanged,
+    DebugRunPhase,
     GitChanged,
     GitRefreshRequested,
     HistoryReset,
@@ -97,6 +99,13 @@ class ChatAnnouncer:
     async def request_title(self, chat_id: uuid.UUID) -> None:
         """Ask a daemon to regenerate the chat's title."""
         await self.hub.publish(WORK_CHANNEL, TitleRequested(chat_id))
+
+    async def debug_run(
+        self, chat_id: uuid.UUID, run_id: uuid.UUID, phase: DebugRunPhase | str
+    ) -> None:
+        """A debug run of the chat started, recorded a step, or finished."""
+        event = DebugRunChanged(chat_id, run_id, DebugRunPhase(phase))
+        await self.hub.publish(debug_channel(chat_id), event)
 
     async def git_changed(
         self,

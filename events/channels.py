@@ -18,6 +18,7 @@ __all__ = [
     "SESSIONS_CHANNEL",
     "WORK_CHANNEL",
     "chat_channel",
+    "debug_channel",
     "git_channel",
     "owner_channel",
 ]
@@ -34,6 +35,12 @@ def chat_channel(chat_id: uuid.UUID | str) -> str:
 
 def owner_channel(owner_id: uuid.UUID | str) -> str:
     return f"owner:{owner_id}"
+
+
+def debug_channel(chat_id: uuid.UUID | str) -> str:
+    """A chat's debug runs as they start, record steps and finish (``debugRuns``):
+    apart from ``chat:`` so chat streams never carry them."""
+    return f"debug:{chat_id}"
 
 
 def git_channel(workspace_id: uuid.UUID | str) -> str:

@@ -42,6 +42,8 @@ class EventKind(StrEnum):
     GIT_REFRESH = "git_refresh"
     # git:<workspace>
     GIT = "git"
+    # debug:<chat>
+    DEBUG_RUN = "debug_run"
     # sessions
     SESSION_ENDED = "session_ended"
     # config
@@ -205,6 +207,25 @@ class GitRefreshRequested:
     workspace_id: uuid.UUID
 
 
+# ---- a chat's debug channel -------------------------------------------------
+
+
+class DebugRunPhase(StrEnum):
+    STARTED = "started"
+    STEP = "step"
+    FINISHED = "finished"
+
+
+@dataclass(frozen=True)
+class DebugRunChanged:
+    """A debug run started, recorded a step, or finished; read it from its row."""
+
+    kind: ClassVar[EventKind] = EventKind.DEBUG_RUN
+    chat_id: uuid.UUID
+    run_id: uuid.UUID
+    phase: DebugRunPhase
+
+
 # ---- a workspace's git channel, sessions, config ----------------------------
 
 
@@ -260,4 +281,13 @@ ChatEvent = (
 )
 OwnerEvent = ChatListChanged | TitleFailed
 WorkEvent = WorkAvailable | TitleRequested | GitRefreshRequested
-Event = ChatEvent | OwnerEvent | WorkEvent | GitChanged | SessionEnd | ConfigChanged | Resync
+Event = (
+    ChatEvent
+    | OwnerEvent
+    | WorkEvent
+    | GitChanged
+    | DebugRunChanged
+    | SessionEnd
+    | ConfigChanged
+    | Resync
+)

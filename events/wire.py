@@ -25,6 +25,8 @@ from events.payloads import (
     ChatFailed,
     ChatListChanged,
     ConfigChanged,
+    DebugRunChanged,
+    DebugRunPhase,
     Event,
     EventKind,
     GitChanged,
@@ -108,6 +110,13 @@ def as_json(event: Event) -> Json:
                 "removed": list(removed),
                 "scannedAt": scanned_at.isoformat(),
             }
+        case DebugRunChanged(chat_id, run_id, phase):
+            return {
+                "kind": event.kind.value,
+                "chatId": str(chat_id),
+                "runId": str(run_id),
+                "phase": phase.value,
+            }
         case SessionEnd(user_id, token_id, role_changed):
             return {
                 "kind": event.kind.value,
@@ -187,6 +196,9 @@ _DECODERS: dict[str, Callable[[Json], Event]] = {
         _roots(r.get("changed")),
         _roots(r.get("removed")),
         datetime.fromisoformat(str(r["scannedAt"])),
+    ),
+    EventKind.DEBUG_RUN: lambda r: DebugRunChanged(
+        _chat(r), uuid.UUID(str(r["runId"])), DebugRunPhase(r["phase"])
     ),
     EventKind.SESSION_ENDED: lambda r: SessionEnd(
         uuid.UUID(str(r["userId"])), _token(r), bool(r.get("roleChanged", False))
