@@ -2,11 +2,12 @@
 
 # Imported for its effect: output columns are cleaned on every save (NUL, lone surrogates).
 from db.models import stored_output  # noqa: F401
-from db.models.api_token import ApiToken
+from db.models.api_token import ApiToken, TokenScope
 from db.models.chat import Chat, ChatMessage, ChatQueuedMessage
 from db.models.config import SiteConfig, UserConfig
 from db.models.debug import DebugRun, DebugRunKind, DebugStatus, DebugStep
 from db.models.file import ChatFile, ChatFileLink
+from db.models.gateway import AiRequestLog
 from db.models.login_throttle import LoginThrottle, ThrottleKind
 from db.models.money import (
     CostChatDay,
@@ -26,6 +27,7 @@ from db.models.workspace import (
 )
 
 __all__ = [
+    "AiRequestLog",
     "ApiToken",
     "Chat",
     "ChatDiffStatus",
@@ -49,6 +51,7 @@ __all__ = [
     "SpendCounter",
     "SpendHold",
     "ThrottleKind",
+    "TokenScope",
     "UsageLimitSettings",
     "User",
     "UserConfig",

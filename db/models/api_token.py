@@ -7,11 +7,21 @@ equality per request.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from tortoise import fields
 from tortoise.models import Model
 
 from db.models.user import User
 from db.vocabulary import TokenKind
+
+
+class TokenScope(StrEnum):
+    """What an API token opens: everything, or only the AI gateway (``/v1/…``),
+    for a coding client that should not be able to act through the GraphQL API."""
+
+    ALL = "all"
+    GATEWAY = "gateway"
 
 
 class ApiToken(Model):
@@ -20,6 +30,7 @@ class ApiToken(Model):
         "models.User", related_name="tokens", on_delete=fields.CASCADE
     )
     kind = fields.CharEnumField(TokenKind, max_length=16)
+    scope = fields.CharEnumField(TokenScope, max_length=16, default=TokenScope.ALL)
     name = fields.CharField(max_length=100)
     token_hash = fields.CharField(max_length=64, unique=True)
     # The first characters of the secret, so a user can tell tokens apart.
