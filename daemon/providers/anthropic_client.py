@@ -10,8 +10,7 @@ no sampling parameters.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -45,12 +44,13 @@ from daemon.providers.base import (
     ModelRequest,
     ReasoningDelta,
     StreamEvent,
+    StreamingClient,
     TextDelta,
     ToolCall,
     ToolCallDelta,
     Usage,
 )
-from daemon.providers.errors import ProviderError, classify
+from daemon.providers.errors import ProviderError
 from daemon.providers.transcript import joined_text, parse_tool_args, result_text
 from db.costing import usage_from_anthropic
 from db.parts import ToolCallPart, ToolResultPart
@@ -98,23 +98,8 @@ class _ToolBlock:
         return ToolCall(self.tool_call_id, self.tool_name, args)
 
 
-@dataclass(slots=True)
-class _UsageCounts:
-    """The stream's usage so far: ``message_start`` then cumulative deltas."""
-
-    usage: Usage | None = None
-
-    def update(self, usage: AnthropicUsage | MessageDeltaUsage) -> None:
-        self.usage = usage_from_anthropic(usage.model_dump(), self.usage)
-
-    def frozen(self) -> Usage:
-        return self.usage or Usage()
-
-
-class AnthropicClient:
+class AnthropicClient(StreamingClient):
     """Streams Messages API replies; prompt caching marks the last block by default."""
-
-    provider = ANTHROPIC
 
     def __init__(
         self,
@@ -126,35 +111,32 @@ class AnthropicClient:
         prompt_cache: bool = True,
     ) -> None:
         if not api_key:
-            raise ProviderError(ChatErrorKind.MISSING_KEY, provider=self.provider)
-        self._api_key = api_key
+            raise ProviderError(ChatErrorKind.MISSING_KEY, provider=ANTHROPIC)
         self._prompt_cache = prompt_cache
         # A bare number would be the connect timeout too.
-        self._sdk = _Sdk(
+        sdk = _Sdk(
             api_key=api_key,
             base_url=base_url,
             max_retries=0,
             timeout=anthropic.Timeout(timeout, connect=connect_timeout),
         )
+        super().__init__(provider=ANTHROPIC, api_key=api_key, sdk=sdk)
+        self._client = sdk
 
-    async def aclose(self) -> None:
-        await self._sdk.close()
+    @staticmethod
+    def normalise_usage(raw: Mapping[str, Any], before: Usage | None = None) -> Usage:
+        """``message_start`` then cumulative ``message_delta`` counts: later ones win."""
+        return usage_from_anthropic(raw, before)
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
-        try:
-            async with aclosing(self._events(request)) as events:
-                async for event in events:
-                    yield event
-        except Exception as exc:
-            # ``from None``: the SDK exception carries the request and its headers.
-            raise classify(exc, self.provider).redact(self._api_key) from None
+    def _count(self, usage: AnthropicUsage | MessageDeltaUsage, before: Usage | None) -> Usage:
+        return self.normalise_usage(usage.model_dump(), before)
 
     async def _events(self, request: ModelRequest) -> AsyncGenerator[StreamEvent, None]:
         tools: list[ToolParam] = [
             {"name": t.name, "description": t.description, "input_schema": t.parameters}
             for t in request.tools
         ]
-        raw_events = await self._sdk.messages.create(
+        raw_events = await self._client.messages.create(
             model=request.model,
             max_tokens=request.max_output_tokens or DEFAULT_MAX_TOKENS,
             messages=to_anthropic_messages(request),
@@ -164,13 +146,13 @@ class AnthropicClient:
             stream=True,
         )
         blocks: dict[int, _ToolBlock] = {}
-        counts = _UsageCounts()
+        counts: Usage | None = None
         stop_reason: str | None = None
         finished = False
         async with raw_events:
             async for event in raw_events:
                 if isinstance(event, RawMessageStartEvent):
-                    counts.update(event.message.usage)
+                    counts = self._count(event.message.usage, counts)
                 elif isinstance(event, RawContentBlockStartEvent):
                     block = event.content_block
                     if block.type == "tool_use":
@@ -185,19 +167,14 @@ class AnthropicClient:
                     if (tool := blocks.get(event.index)) is not None:
                         yield tool.complete(self.provider)
                 elif isinstance(event, RawMessageDeltaEvent):
-                    counts.update(event.usage)
+                    counts = self._count(event.usage, counts)
                     stop_reason = event.delta.stop_reason or stop_reason
                 elif isinstance(event, RawMessageStopEvent):
                     finished = True
                     break
         if not finished:
-            raise ProviderError(
-                ChatErrorKind.GENERIC,
-                provider=self.provider,
-                message="The model provider ended the stream before the reply was complete.",
-                retryable=True,
-            )
-        yield counts.frozen()
+            raise self.incomplete()
+        yield counts or Usage()
         if stop_reason == "refusal":
             raise ProviderError(ChatErrorKind.CONTENT_FILTER, provider=self.provider)
         yield Finish(_FINISH.get(stop_reason or "end_turn", stop_reason or FINISH_STOP))

@@ -2,19 +2,26 @@
 
 A turn, a title and a summary all go through ``LlmClient.stream``: the daemon
 builds a ``ModelRequest`` from stored message parts and consumes a provider-
-neutral event stream, so retries, persistence and live deltas never depend on
-which SDK produced them.
+neutral event stream, so retries, persistence, live deltas and debug recording
+(``daemon.debug_recorder`` wraps ``stream``) never depend on which SDK produced
+them. The two SDK clients share ``StreamingClient``: the streaming loop with its
+error classification and key redaction, closing, the incomplete-stream error,
+and the usage hook (each maps its wire usage through ``db.costing``).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from daemon.providers.errors import ProviderError, classify
 from db.costing import Usage as Usage  # re-exported: the clients report it
 from db.parts import FilePart, Part
+from db.vocabulary import ChatErrorKind
 
 # Provider kinds, as ``make_client`` and the provider configs name them.
 OPENAI = "openai"
@@ -137,6 +144,52 @@ class LlmClient(Protocol):
     provider: str
 
     def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]: ...
+
+
+class _Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+class StreamingClient(ABC):
+    """The SDK clients' common part; a subclass turns one request into events
+    (``_events``) and maps its wire usage (``normalise_usage``)."""
+
+    provider: str
+
+    def __init__(self, *, provider: str, api_key: str | None, sdk: _Closable) -> None:
+        self.provider = provider
+        self._api_key = api_key
+        self._sdk = sdk
+
+    async def aclose(self) -> None:
+        await self._sdk.close()
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        try:
+            async with aclosing(self._events(request)) as events:
+                async for event in events:
+                    yield event
+        except Exception as exc:
+            # ``from None``: the SDK exception carries the request and its headers.
+            raise classify(exc, self.provider).redact(self._api_key) from None
+
+    @abstractmethod
+    def _events(self, request: ModelRequest) -> AsyncGenerator[StreamEvent, None]:
+        """The provider's stream as events; ends with ``Usage`` then ``Finish``."""
+
+    @staticmethod
+    @abstractmethod
+    def normalise_usage(raw: Mapping[str, Any], before: Usage | None = None) -> Usage:
+        """The wire's usage object (``before``: what the stream reported so far)."""
+
+    def incomplete(self) -> ProviderError:
+        """The stream ended without its final event: a dropped connection, retried."""
+        return ProviderError(
+            ChatErrorKind.GENERIC,
+            provider=self.provider,
+            message="The model provider ended the stream before the reply was complete.",
+            retryable=True,
+        )
 
 
 async def complete_text(client: LlmClient, request: ModelRequest) -> tuple[str, Usage | None]:

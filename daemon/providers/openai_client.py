@@ -8,13 +8,11 @@ backoff and publishes each attempt.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import openai
-from openai.types import CompletionUsage
 from openai.types.chat import (
     ChatCompletionAssistantMessageParam,
     ChatCompletionChunk,
@@ -34,12 +32,13 @@ from daemon.providers.base import (
     ModelRequest,
     ReasoningDelta,
     StreamEvent,
+    StreamingClient,
     TextDelta,
     ToolCall,
     ToolCallDelta,
     Usage,
 )
-from daemon.providers.errors import ProviderError, classify
+from daemon.providers.errors import ProviderError
 from daemon.providers.transcript import joined_text, parse_tool_args, result_text, value_text
 from db.costing import usage_from_openai as normalise_openai
 from db.parts import ToolCallPart, ToolResultPart
@@ -56,7 +55,7 @@ class _PendingCall:
     args: str = ""
 
 
-class OpenAIClient:
+class OpenAIClient(StreamingClient):
     """Streams chat completions; ``provider`` is ``openai`` or ``openai_compatible``."""
 
     def __init__(
@@ -70,10 +69,8 @@ class OpenAIClient:
     ) -> None:
         if not api_key and provider == OPENAI:
             raise ProviderError(ChatErrorKind.MISSING_KEY, provider=provider)
-        self.provider = provider
-        self._api_key = api_key
         # Local compatible servers often need no key; an empty one sends no header.
-        self._sdk = openai.AsyncOpenAI(
+        sdk = openai.AsyncOpenAI(
             api_key=api_key or "",
             base_url=base_url,
             max_retries=0,
@@ -81,25 +78,20 @@ class OpenAIClient:
             timeout=openai.Timeout(timeout, connect=connect_timeout),
             _enforce_credentials=False,
         )
+        super().__init__(provider=provider, api_key=api_key, sdk=sdk)
+        self._client = sdk
 
-    async def aclose(self) -> None:
-        await self._sdk.close()
-
-    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
-        try:
-            async with aclosing(self._events(request)) as events:
-                async for event in events:
-                    yield event
-        except Exception as exc:
-            # ``from None``: the SDK exception carries the request and its headers.
-            raise classify(exc, self.provider).redact(self._api_key) from None
+    @staticmethod
+    def normalise_usage(raw: Mapping[str, Any], before: Usage | None = None) -> Usage:
+        """Chat completions report usage once, in the last chunk."""
+        return normalise_openai(raw)
 
     async def _events(self, request: ModelRequest) -> AsyncGenerator[StreamEvent, None]:
         limit = request.max_output_tokens
         # Compatible servers know ``max_tokens``; OpenAI's reasoning models only the new name.
         new_limit = limit if limit is not None and self.provider == OPENAI else openai.omit
         old_limit = limit if limit is not None and self.provider != OPENAI else openai.omit
-        chunks = await self._sdk.chat.completions.create(
+        chunks = await self._client.chat.completions.create(
             model=request.model,
             messages=to_openai_messages(request),
             stream=True,
@@ -118,7 +110,7 @@ class OpenAIClient:
         async with chunks:
             async for chunk in chunks:
                 if chunk.usage is not None:
-                    usage = usage_from_openai(chunk.usage)
+                    usage = self.normalise_usage(chunk.usage.model_dump())
                 for event in _chunk_deltas(chunk, calls):
                     yield event
                 chunk_reason = chunk.choices[0].finish_reason if chunk.choices else None
@@ -127,12 +119,7 @@ class OpenAIClient:
                     for event in self._completed_calls(calls):
                         yield event
         if reason is None:
-            raise ProviderError(
-                ChatErrorKind.GENERIC,
-                provider=self.provider,
-                message="The model provider ended the stream before the reply was complete.",
-                retryable=True,
-            )
+            raise self.incomplete()
         if usage is not None:
             yield usage
         if reason == "content_filter":
@@ -180,11 +167,6 @@ def _chunk_deltas(chunk: ChatCompletionChunk, calls: dict[int, _PendingCall]) ->
             call.args += function.arguments
             events.append(ToolCallDelta(call.tool_call_id, call.tool_name, function.arguments))
     return events
-
-
-def usage_from_openai(usage: CompletionUsage) -> Usage:
-    """The SDK's usage object through the one normaliser (``db.costing``)."""
-    return normalise_openai(usage.model_dump())
 
 
 def to_openai_messages(request: ModelRequest) -> list[ChatCompletionMessageParam]:
