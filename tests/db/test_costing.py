@@ -314,7 +314,7 @@ async def test_anthropic_client_reports_the_recorded_message_usage(llm: FakeLlm)
         "stop_reason": None,
         "usage": {**body["usage"], "output_tokens": 1},
     }
-    events = [
+    events: list[tuple[str | None, Any]] = [
         ("message_start", {"type": "message_start", "message": start}),
         (
             "message_delta",
