@@ -28,6 +28,7 @@ from schema.limits import LimitGuard, QueryLimits
 from schema.message import Message, QueuedMessage
 from schema.model_config import ModelConfigMutations, ModelConfigQueries
 from schema.node_queries import NodeQueries
+from schema.prompt_config import PromptConfigMutations
 from schema.provider import ModelConfig, Provider, ProviderMutations, ProviderQueries
 from schema.shared_execution import SharedEventExecutor
 from schema.subscription import Subscription
@@ -87,6 +88,7 @@ Mutation = merge_types(
         GitMutations,
         FileMutations,
         ChatConfigMutations,
+        PromptConfigMutations,
         ProviderMutations,
         ModelConfigMutations,
         WorkspaceMutations,

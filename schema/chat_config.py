@@ -7,7 +7,9 @@ from typing import cast
 import strawberry
 
 from resolvers import chat_config
+from resolvers.prompt_config import system_prompt_config
 from schema.info import Info
+from schema.prompt_config import SystemPromptConfig
 from schema.provider import ModelConfig
 
 
@@ -50,6 +52,13 @@ class ChatConfig:
     )
     async def plan_mode_instructions(self, info: Info) -> str | None:
         return await chat_config.plan_mode_instructions(info.context)
+
+    @strawberry.field(
+        description="The system prompt every chat starts with. Needs MANAGE_DEPLOYMENT_CONFIG "
+        "(null with a FORBIDDEN error otherwise)."
+    )
+    async def system_prompt(self, info: Info) -> SystemPromptConfig | None:
+        return cast(SystemPromptConfig, await system_prompt_config(info.context))
 
 
 @strawberry.input(description="Only the fields given (and not null) change.")

@@ -11,6 +11,7 @@ from db import models
 from db.vocabulary import Permission, TokenKind, UserRole
 from resolvers import permissions, tokens, users
 from resolvers.pagination import PageArgs
+from resolvers.prompt_config import personal_instructions
 from schema.connection import Connection, connection_of
 from schema.info import Info
 from schema.node import Node, global_id_field, row_is
@@ -64,6 +65,13 @@ class Viewer:
     ) -> Connection[ApiToken]:
         page = await tokens.api_tokens(info.context, PageArgs(first, after, last, before))
         return cast(Connection[ApiToken], connection_of(page))
+
+    @strawberry.field(
+        description="Added to the prompt of every turn of the viewer's chats, as "
+        "<user-instructions>; empty when unset."
+    )
+    async def personal_instructions(self, info: Info) -> str:
+        return await personal_instructions(info.context)
 
 
 @strawberry.input

@@ -46,6 +46,20 @@ CONTRACT = {
     "Mutation.signUp": "AuthPayload!",
     "Mutation.login": "AuthPayload!",
     "Mutation.logout": "Boolean!",
+    # prompt configuration
+    "SystemPromptConfig.customPrompt": "String!",
+    "SystemPromptConfig.includeDefaultSystemPrompt": "Boolean!",
+    "SystemPromptConfig.defaultSystemPrompt": "String!",
+    "SystemPromptConfig.effectivePrompt": "String!",
+    "ChatConfig.systemPrompt": "SystemPromptConfig",
+    "Viewer.personalInstructions": "String!",
+    "UpdateSystemPromptConfigInput.customPrompt": "String!",
+    "UpdateSystemPromptConfigInput.includeDefaultSystemPrompt": "Boolean!",
+    "UpdateSystemPromptConfigPayload.systemPromptConfig": "SystemPromptConfig!",
+    "UpdatePersonalInstructionsInput.instructions": "String!",
+    "UpdatePersonalInstructionsPayload.viewer": "Viewer!",
+    "Mutation.updateSystemPromptConfig": "UpdateSystemPromptConfigPayload!",
+    "Mutation.updatePersonalInstructions": "UpdatePersonalInstructionsPayload!",
 }
 ENUMS = {
     "UserRole": {"ADMIN", "MEMBER"},
