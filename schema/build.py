@@ -28,6 +28,7 @@ from schema.limits import LimitGuard, QueryLimits
 from schema.message import Message, QueuedMessage
 from schema.model_config import ModelConfigMutations, ModelConfigQueries
 from schema.node_queries import NodeQueries
+from schema.pr_insights import PullRequestInsightsQueries
 from schema.prompt_config import PromptConfigMutations
 from schema.provider import ModelConfig, Provider, ProviderMutations, ProviderQueries
 from schema.shared_execution import SharedEventExecutor
@@ -77,6 +78,7 @@ Query = merge_types(
         ProviderQueries,
         ModelConfigQueries,
         WorkspaceQueries,
+        PullRequestInsightsQueries,
     ),
 )
 Mutation = merge_types(
