@@ -6,17 +6,19 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
+from tortoise.transactions import in_transaction
 
 from db import spend
 from db.costing import ModelPrices, Usage
 from db.models import CostUserDay, SpendCounter, SpendHold, User
-from db.usage_limits import LimitSettings, limit_status, write_settings
+from db.usage_limits import LimitSettings, limit_status, period_start, write_settings
 from db.vocabulary import UsageLimitPeriod, UsageLimitSource
 from resolvers.accounts import create_user
-from tests.harness import PASSWORD
+from tests.harness import PASSWORD, counted_queries
 
 # $1 per million input tokens, $2 per million output tokens.
 PRICES = ModelPrices(input_micros=1_000_000, output_micros=2_000_000)
@@ -63,8 +65,6 @@ async def test_no_limit_takes_no_hold_but_counts_spend(spender: User) -> None:
         at=NOW,
     )
     assert got == spend.NO_HOLD
-    from tortoise.transactions import in_transaction
-
     async with in_transaction() as conn:
         await spend.settle(conn, got, _charge(spender, Usage(1000, 100)))
     status = await limit_status(spender.id, NOW)
@@ -119,3 +119,255 @@ async def test_sweep_returns_expired_holds(spender: User) -> None:
     assert (await limit_status(spender.id, NOW)).reserved_micros == h.amount_micros
     assert await spend.sweep(NOW + timedelta(seconds=2)) >= 1
     assert (await limit_status(spender.id, NOW)).reserved_micros == 0
+
+
+async def _hold(user: User, at: datetime = NOW, **kwargs: Any) -> spend.Hold:
+    values: dict[str, Any] = {
+        "model": "m",
+        "input_tokens": 1000,
+        "max_output_tokens": 1000,
+        "worker_id": None,
+        "at": at,
+    }
+    return await spend.hold(user.id, PRICES, **{**values, **kwargs})
+
+
+async def _settle(hold: spend.Hold, charge: spend.Charge) -> None:
+    async with in_transaction() as conn:
+        await spend.settle(conn, hold, charge)
+
+
+async def _counter(user: User, period: UsageLimitPeriod, at: datetime) -> tuple[int, int]:
+    """(spent, reserved) of the counter of ``period`` containing ``at``."""
+    row = await SpendCounter.filter(
+        user_id=user.id, period=period, period_start=period_start(period, at)
+    ).first()
+    return (row.spent_micros, row.reserved_micros) if row is not None else (0, 0)
+
+
+async def _limit(user: User, limit: int, period: UsageLimitPeriod = UsageLimitPeriod.DAY) -> None:
+    await write_settings(LimitSettings(True, period, None))
+    user.spend_limit_micros = limit
+    await user.save(update_fields=["spend_limit_micros"])
+
+
+# -- clamping ------------------------------------------------------------------------------
+
+
+async def test_a_tight_budget_lowers_the_calls_max_output_tokens(spender: User) -> None:
+    await _limit(spender, 10_000)
+    # 1000 input tokens hold 1000 µ$ at $1/M; what is left buys 4500 output tokens at $2/M
+    got = await _hold(spender, max_output_tokens=None)
+    assert got.id is not None
+    assert got.max_output_tokens == 4500
+    assert got.amount_micros == 10_000
+    assert (await limit_status(spender.id, NOW)).remaining_micros == 0
+
+
+async def test_an_untight_budget_keeps_the_models_maximum(spender: User) -> None:
+    await _limit(spender, 1_000_000)
+    got = await _hold(spender, max_output_tokens=2000)
+    assert got.max_output_tokens == 2000
+    assert got.amount_micros == 1000 + 4000
+    # no maximum set: the default is held, and then sent, so the hold covers it
+    default = await _hold(spender, max_output_tokens=None)
+    assert default.max_output_tokens == spend.DEFAULT_OUTPUT_TOKENS
+
+
+async def test_a_clamp_below_the_minimum_output_is_refused(spender: User) -> None:
+    # 1000 µ$ of input leaves room for 255 output tokens: too few to say anything
+    await _limit(spender, 1000 + 2 * (spend.MIN_OUTPUT_TOKENS - 1))
+    with pytest.raises(spend.UsageLimitExceeded) as refused:
+        await _hold(spender)
+    facts = refused.value.facts
+    assert facts.source is UsageLimitSource.USER
+    assert facts.period is UsageLimitPeriod.DAY
+    assert (facts.limit_micros, facts.spent_micros, facts.reserved_micros) == (1510, 0, 0)
+    assert facts.resets_at == datetime(2026, 3, 3, tzinfo=UTC)
+    assert await SpendHold.filter(user_id=spender.id).count() == 0
+    assert (await limit_status(spender.id, NOW)).reserved_micros == 0
+    # one more micro-dollar's worth of room is exactly the minimum
+    await _limit(spender, 1000 + 2 * spend.MIN_OUTPUT_TOKENS)
+    assert (await _hold(spender)).max_output_tokens == spend.MIN_OUTPUT_TOKENS
+
+
+async def test_a_spent_budget_refuses_with_the_facts(spender: User) -> None:
+    await _limit(spender, 5000, UsageLimitPeriod.WEEK)
+    await _settle(spend.NO_HOLD, _charge(spender, Usage(1000, 2000)))  # 5000 µ$
+    with pytest.raises(spend.UsageLimitExceeded) as refused:
+        await _hold(spender)
+    facts = refused.value.facts
+    assert (facts.spent_micros, facts.limit_micros) == (5000, 5000)
+    assert facts.resets_at == datetime(2026, 3, 9, tzinfo=UTC)  # the next Monday
+
+
+async def test_an_unpriced_model_under_a_limit_is_refused_not_free(spender: User) -> None:
+    await _limit(spender, 1_000_000)
+    with pytest.raises(spend.UnpricedModel, match="administrator must set"):
+        await spend.hold(
+            spender.id,
+            ModelPrices(input_micros=1_000_000),
+            model="local-llama",
+            input_tokens=10,
+            max_output_tokens=10,
+            worker_id=None,
+            at=NOW,
+        )
+    # without a limit nothing is held and the call is recorded as unpriced
+    await write_settings(LimitSettings(False, UsageLimitPeriod.DAY, None))
+    assert (
+        await spend.hold(
+            spender.id,
+            ModelPrices(),
+            model="x",
+            input_tokens=1,
+            max_output_tokens=1,
+            worker_id=None,
+        )
+        == spend.NO_HOLD
+    )
+
+
+# -- periods -------------------------------------------------------------------------------
+
+BOUNDARIES = [
+    # (the limit's period, the hold's time, the settle's time)
+    (UsageLimitPeriod.DAY, datetime(2026, 3, 3, 23, 59, 59, tzinfo=UTC)),  # Tue → Wed
+    (UsageLimitPeriod.WEEK, datetime(2026, 3, 8, 23, 59, 59, tzinfo=UTC)),  # Sun → Mon
+    (UsageLimitPeriod.MONTH, datetime(2026, 3, 31, 23, 59, 59, tzinfo=UTC)),  # Mar → Apr
+]
+
+
+@pytest.mark.parametrize(("period", "before"), BOUNDARIES, ids=["midnight", "monday", "the-1st"])
+async def test_a_call_settled_after_a_period_boundary(
+    spender: User, period: UsageLimitPeriod, before: datetime
+) -> None:
+    await _limit(spender, 1_000_000, period)
+    after = before + timedelta(seconds=2)
+    held = await _hold(spender, at=before)
+    assert await _counter(spender, period, before) == (0, held.amount_micros)
+
+    await _settle(held, _charge(spender, Usage(1000, 500), at=after))  # 2000 µ$
+
+    # the hold's counter loses its reservation and gains nothing...
+    assert await _counter(spender, period, before) == (0, 0)
+    # ...the spend is in the new period's counters, every period's
+    for each in UsageLimitPeriod:
+        assert await _counter(spender, each, after) == (2000, 0), each
+    status = await limit_status(spender.id, after)
+    assert (status.spent_micros, status.reserved_micros) == (2000, 0)
+    assert status.period_start == period_start(period, after) > before
+    day = await CostUserDay.get(user_id=spender.id)
+    assert day.day == after.date()
+    assert day.cost_micros == 2000
+
+
+async def test_every_periods_counter_is_kept_so_switching_keeps_exact_spend(
+    spender: User,
+) -> None:
+    charges = [
+        (datetime(2026, 2, 27, 9, tzinfo=UTC), 1),  # a Friday in February
+        (datetime(2026, 3, 2, 9, tzinfo=UTC), 20),  # Monday
+        (datetime(2026, 3, 4, 9, tzinfo=UTC), 300),  # Wednesday, same week
+        (datetime(2026, 3, 9, 9, tzinfo=UTC), 4000),  # the next Monday
+        (datetime(2026, 3, 9, 18, tzinfo=UTC), 50000),  # the same day
+    ]
+    for at, input_tokens in charges:
+        await _settle(spend.NO_HOLD, _charge(spender, Usage(input_tokens, 0), at=at))
+    at = datetime(2026, 3, 9, 20, tzinfo=UTC)
+    expected = {
+        UsageLimitPeriod.DAY: 54000,
+        UsageLimitPeriod.WEEK: 54000,
+        UsageLimitPeriod.MONTH: 54320,
+    }
+    for period, spent in expected.items():
+        await _limit(spender, 10_000_000, period)
+        status = await limit_status(spender.id, at)
+        assert status.spent_micros == spent, period
+    await _limit(spender, 10_000_000, UsageLimitPeriod.WEEK)
+    assert (await limit_status(spender.id, datetime(2026, 3, 5, tzinfo=UTC))).spent_micros == 320
+
+
+# -- release and sweep ---------------------------------------------------------------------
+
+
+async def test_release_is_idempotent(spender: User) -> None:
+    await _limit(spender, 1_000_000)
+    first, second = await _hold(spender), await _hold(spender)
+    await spend.release(first)
+    await spend.release(first)
+    assert (await limit_status(spender.id, NOW)).reserved_micros == second.amount_micros
+    await spend.release(spend.NO_HOLD)
+    await spend.release(None)
+    assert (await limit_status(spender.id, NOW)).reserved_micros == second.amount_micros
+
+
+async def test_a_swept_hold_settled_later_is_not_subtracted_twice(spender: User) -> None:
+    await _limit(spender, 1_000_000)
+    dead = await _hold(spender, ttl=timedelta(seconds=1), worker_id=uuid.uuid4())
+    alive = await _hold(spender, worker_id=uuid.uuid4())
+    assert await spend.sweep(NOW + timedelta(seconds=5)) == 1
+    assert (await limit_status(spender.id, NOW)).reserved_micros == alive.amount_micros
+
+    # the worker was only slow: its call ends and settles after the sweep
+    await _settle(dead, _charge(spender, Usage(1000, 500)))
+    status = await limit_status(spender.id, NOW)
+    assert (status.spent_micros, status.reserved_micros) == (2000, alive.amount_micros)
+    assert await spend.sweep(NOW + timedelta(seconds=5)) == 0
+
+
+async def test_sweep_and_settle_racing_give_the_hold_back_once(spender: User) -> None:
+    await _limit(spender, 10_000_000)
+    alive = await _hold(spender, worker_id=uuid.uuid4())
+    for _ in range(10):
+        dead = await _hold(spender, ttl=timedelta(seconds=1), worker_id=uuid.uuid4())
+        await asyncio.gather(
+            spend.sweep(NOW + timedelta(seconds=5)),
+            _settle(dead, _charge(spender, Usage(1000, 500))),
+        )
+    status = await limit_status(spender.id, NOW)
+    assert (status.spent_micros, status.reserved_micros) == (20_000, alive.amount_micros)
+
+
+async def test_renewal_keeps_a_live_workers_holds(spender: User) -> None:
+    await _limit(spender, 1_000_000)
+    worker = uuid.uuid4()
+    mine = await _hold(spender, ttl=timedelta(seconds=1), worker_id=worker)
+    await spend.renew(worker, at=NOW)
+    assert await spend.sweep(NOW + timedelta(seconds=5)) == 0
+    assert (await limit_status(spender.id, NOW)).reserved_micros == mine.amount_micros
+    assert await spend.sweep(NOW + spend.HOLD_TTL + timedelta(seconds=1)) == 1
+
+
+# -- round trips ---------------------------------------------------------------------------
+
+
+async def test_hold_and_settle_are_one_statement_each(spender: User) -> None:
+    await _limit(spender, 1_000_000)
+    with counted_queries() as sent:
+        held = await _hold(spender)
+    assert held.id is not None
+    assert len(sent) == 1, sent
+    async with in_transaction() as conn:
+        message_like = await conn.execute_query("SELECT 1")  # the caller's own write
+        assert message_like
+        with counted_queries() as sent:
+            await spend.settle(conn, held, _charge(spender, Usage(1000, 500)))
+    assert len(sent) == 1, sent
+    with counted_queries() as sent:
+        await spend.release(await _hold(spender))
+    assert len(sent) == 2, sent  # the hold, then the release
+
+
+async def test_without_a_limit_the_hold_is_one_statement_too(spender: User) -> None:
+    with counted_queries() as sent:
+        assert await _hold(spender) == spend.NO_HOLD
+    assert len(sent) == 1, sent
+
+
+async def test_only_a_tight_budget_costs_a_second_statement(spender: User) -> None:
+    await _limit(spender, 10_000)
+    with counted_queries() as sent:
+        got = await _hold(spender, max_output_tokens=None)
+    assert got.max_output_tokens == 4500
+    assert len(sent) == 2, sent
