@@ -7,10 +7,11 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from daemon import compaction, prompt
+from daemon import compaction, prompt, spending
 from daemon.providers import Usage, make_client
-from db.model_resolution import KeySource, ModelPrices, ResolvedModel
-from db.models import Chat, ChatMessage, User
+from db.costing import ModelPrices
+from db.model_resolution import KeySource, ResolvedModel
+from db.models import Chat, ChatMessage, CostChatDay, User
 from db.vocabulary import MessageRole, ProviderKind, Visibility
 
 MODEL = ResolvedModel(
@@ -58,7 +59,8 @@ async def test_summary_becomes_the_start_of_later_prompts(app) -> None:
         usage_percent=80.0, threshold=70, context_tokens=800, context_limit=1000
     )
     client = make_client("scripted", api_key=None, base_url=None)
-    assert await compaction.compact(chat_id, MODEL, client, load, None)
+    payer = spending.Payer(user.id, chat_id, chat_id)
+    assert await compaction.compact(chat_id, MODEL, client, load, None, payer)
 
     history = await prompt.history(chat_id)
     assert len(history) == 1
@@ -73,3 +75,7 @@ async def test_summary_becomes_the_start_of_later_prompts(app) -> None:
     assert card["result"]["usage_percent"] == 80.0
     charged = await ChatMessage.filter(chat_id=chat_id, total_cost_micros__isnull=False)
     assert len(charged) == 1
+    # the summary's cost is the owner's, in the chat's rollup too
+    rollup = await CostChatDay.get(chat_id=chat_id)
+    assert (rollup.user_id, rollup.priced_count) == (user.id, 1)  # type: ignore[attr-defined]
+    assert rollup.cost_micros == charged[0].total_cost_micros
