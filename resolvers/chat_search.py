@@ -2,8 +2,10 @@
 
 ``archived:true|false|any`` (default false), ``status:<status>``,
 ``title:<substring>``, ``has_unread:true|false``, ``label:key=value``
-(repeatable, all must match). A bare word or an unknown key is an error that
-names it, so a typo never silently widens or empties a list.
+(repeatable, all must match), ``pr_status:open|draft|merged|closed|none``
+(repeatable, any may match; ``none``: no pull request, or no branch at all).
+A bare word or an unknown key is an error that names it, so a typo never
+silently widens or empties a list.
 
 The string is split in one pass (quotes and backslashes as in a POSIX shell),
 with a cap on its length and on its number of terms checked as it goes: a
@@ -16,10 +18,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from db.vocabulary import LABEL_KEY_MAX, LABEL_VALUE_MAX, LABELS_MAX, ChatStatus
+from tortoise.expressions import Q, Subquery
+
+from db.models import ChatDiffStatus
+from db.vocabulary import LABEL_KEY_MAX, LABEL_VALUE_MAX, LABELS_MAX, ChatStatus, PullRequestState
 from resolvers.errors import bad_input
 
-KEYS = ("archived", "status", "title", "has_unread", "label")
+KEYS = ("archived", "status", "title", "has_unread", "label", "pr_status")
+# ``pr_status:`` values: a pull request's state, or none (no pull request).
+PR_STATUSES: dict[str, PullRequestState | None] = {
+    **{state.value: state for state in PullRequestState},
+    "none": None,
+}
 _BOOL = {"true": True, "false": False}
 # Enough for a label term per label a chat can have, at full length, and the rest.
 SEARCH_MAX_TERMS = LABELS_MAX + 14
@@ -34,6 +44,7 @@ class ChatFilter:
     title: str | None = None
     has_unread: bool | None = None
     labels: list[tuple[str, str]] = field(default_factory=list)  # all must match
+    pr_statuses: list[PullRequestState | None] = field(default_factory=list)  # any; None = none
 
     def label_sets(self) -> list[dict[str, str]]:
         """The label terms as few containments as can express them: one, unless
@@ -154,6 +165,26 @@ def parse_chat_query(query: str | None) -> ChatFilter:
             if not eq or not name:
                 raise bad_input("query", f"label: expected key=value, got {value!r}")
             result.labels.append((name, wanted))
+        elif key == "pr_status":
+            low = value.lower()
+            if low not in PR_STATUSES:
+                names = ", ".join(PR_STATUSES)
+                raise bad_input("query", f"pr_status: unknown {value!r} (one of {names})")
+            result.pr_statuses.append(PR_STATUSES[low])
         else:
             raise bad_input("query", f"unknown key {key!r} (one of {', '.join(KEYS)})", key=key)
     return result
+
+
+def pr_status_condition(wanted: list[PullRequestState | None]) -> Q:
+    """Chats whose pull request is in one of the states (``None``: chats with no
+    pull request — no diff-status row, or a row the provider reported none for)."""
+    states = [state for state in wanted if state is not None]
+    conditions: list[Q] = []
+    if states:
+        having = ChatDiffStatus.filter(pull_request_state__in=states).values("chat_id")
+        conditions.append(Q(id__in=Subquery(having)))
+    if None in wanted:
+        with_pr = ChatDiffStatus.filter(pull_request_state__isnull=False).values("chat_id")
+        conditions.append(~Q(id__in=Subquery(with_pr)))
+    return Q(*conditions, join_type=Q.OR)

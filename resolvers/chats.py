@@ -33,7 +33,7 @@ from db.vocabulary import (
 )
 from events.announcer import ChatAnnouncer
 from resolvers import global_id
-from resolvers.chat_search import parse_chat_query
+from resolvers.chat_search import parse_chat_query, pr_status_condition
 from resolvers.context import RequestContext
 from resolvers.errors import bad_input, not_found
 from resolvers.files import require_own_files
@@ -113,6 +113,8 @@ async def chats(ctx: RequestContext, args: PageArgs, query: str | None) -> Page[
     # nests the SQL tree a level deeper, and hundreds overflowed Python's stack.
     for labels in wanted.label_sets():
         rows = rows.filter(labels__contains=labels)
+    if wanted.pr_statuses:
+        rows = rows.filter(pr_status_condition(wanted.pr_statuses))
     return await paginate(rows, LIST_ORDER, args)
 
 

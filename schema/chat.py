@@ -149,7 +149,8 @@ class ChatQueries:
     @strawberry.field(
         description="Your top-level chats: pinned first, then most recently updated. "
         "`query` filters with key:value terms: archived:true|false|any (default false), "
-        "status:<status>, title:<text>, has_unread:true|false, label:key=value."
+        "status:<status>, title:<text>, has_unread:true|false, label:key=value, "
+        "pr_status:open|draft|merged|closed|none (none: no pull request)."
     )
     async def chats(
         self,

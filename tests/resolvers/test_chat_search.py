@@ -139,16 +139,18 @@ def test_terms_are_separated_by_any_whitespace() -> None:
     [
         (
             "hello",
-            "query: bare term 'hello': use key:value (archived, status, title, has_unread, label)",
+            "query: bare term 'hello': use key:value (archived, status, title, has_unread, "
+            "label, pr_status)",
         ),
         (
             '"two words"',
             "query: bare term 'two words': use key:value (archived, status, "
-            "title, has_unread, label)",
+            "title, has_unread, label, pr_status)",
         ),
         (
             "archived:true hello",
-            "query: bare term 'hello': use key:value (archived, status, title, has_unread, label)",
+            "query: bare term 'hello': use key:value (archived, status, title, has_unread, "
+            "label, pr_status)",
         ),
     ],
 )
@@ -158,12 +160,12 @@ def test_bare_terms_are_named(query: str, message: str) -> None:
 
 @pytest.mark.parametrize(
     ("query", "key"),
-    [("colour:red", "colour"), ("PR_STATUS:open", "pr_status"), (":x", ""), ("titel:x", "titel")],
+    [("colour:red", "colour"), ("PR_STATE:open", "pr_state"), (":x", ""), ("titel:x", "titel")],
 )
 def test_unknown_keys_are_named(query: str, key: str) -> None:
     error = refused(query)
     assert error.message == (
-        f"query: unknown key {key!r} (one of archived, status, title, has_unread, label)"
+        f"query: unknown key {key!r} (one of archived, status, title, has_unread, label, pr_status)"
     )
     assert error.extensions["key"] == key
 
