@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from daemon import claims
+from daemon.debug_recorder import close_stale
 from daemon.periodic import every
 from daemon.titles import auto_title, regenerate_title
 from daemon.tool_registry import ToolRegistry
@@ -179,6 +180,8 @@ class ChatDaemon:
                 for row in await claims.recover_stale(stale_after):
                     log.warning("recovered a stale chat", extra={"chat_id": str(row["id"])})
                     await self._released(row)
+                # Debug runs of dead workers (a crash, a restart) end INTERRUPTED.
+                await close_stale(self.events, self.settings.stale_after_s)
             except asyncio.CancelledError:
                 raise
             except Exception:

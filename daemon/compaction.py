@@ -20,10 +20,11 @@ from datetime import UTC, datetime
 from tortoise.transactions import in_transaction
 
 from daemon import prompt, spending
+from daemon.debug_recorder import GENERATE, DebugRecorder
 from daemon.providers import LlmClient, ModelMessage, ModelRequest, Usage, complete_text
 from db import spend
 from db.model_resolution import ResolvedModel
-from db.models import ChatMessage
+from db.models import ChatMessage, DebugRunKind
 from db.parts import TextPart
 from db.vocabulary import MessageRole, Visibility
 from events.announcer import ChatAnnouncer
@@ -90,15 +91,21 @@ async def compact(
     except spend.SpendRefused as exc:
         log.info("compaction skipped: %s", exc, extra={"chat_id": str(chat_id)})
         return False
+    recorder = await DebugRecorder.start(chat_id, DebugRunKind.COMPACTION, model, events, worker_id)
+    recording = recorder.step(request, GENERATE)
     try:
         async with asyncio.timeout(TIMEOUT_S):
-            summary, usage = await complete_text(client, request)
+            summary, usage = await complete_text(recording.wrap(client), request)
     except BaseException as exc:
+        await recording.end(exc)
+        await recorder.finish(exc)
         await asyncio.shield(spend.release(held))
         if not isinstance(exc, Exception):
             raise
         log.warning("compaction failed; the full history stays in the prompt", exc_info=True)
         return False
+    await recording.end()
+    await recorder.finish()
     charge = spending.charge(payer, model, usage) if usage is not None else None
     if not summary.strip():
         await _settle_alone(held, charge)

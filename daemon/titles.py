@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from tortoise.transactions import in_transaction
 
 from daemon import spending
+from daemon.debug_recorder import GENERATE, DebugRecorder
 from daemon.providers import ModelMessage, ModelRequest, Usage, complete_text, make_client
 from db import spend
 from db.model_resolution import ModelUnavailable, ResolvedModel, resolve_model
-from db.models import Chat, ChatMessage, ModelConfig
+from db.models import Chat, ChatMessage, DebugRunKind, ModelConfig
 from db.parts import Part, TextPart, parts_from_json
 from db.secret_box import SecretBox
 from db.titles import fallback_title, normalize_title
@@ -68,21 +69,25 @@ def _payer(chat: Chat) -> spending.Payer:
     return spending.Payer(chat.owner_id, chat.id, chat.root_id)  # type: ignore[attr-defined]
 
 
-async def _ask(chat: Chat, secrets: SecretBox, prompt_text: str) -> TitleResult:
+async def _ask(
+    chat: Chat, secrets: SecretBox, prompt_text: str, events: ChatAnnouncer | None = None
+) -> TitleResult:
     """The first model that answers; a failing cheap model falls back to the chat's.
     A refused hold (``spend.SpendRefused``) ends the attempt: no model is free."""
     models = await _models(chat, secrets)
     for model in models[:-1]:
         try:
-            return await _ask_model(chat, model, prompt_text)
+            return await _ask_model(chat, model, prompt_text, events)
         except spend.SpendRefused:
             raise
         except Exception:
             log.info("title model %s failed; trying the next", model.model, exc_info=True)
-    return await _ask_model(chat, models[-1], prompt_text)
+    return await _ask_model(chat, models[-1], prompt_text, events)
 
 
-async def _ask_model(chat: Chat, model: ResolvedModel, prompt_text: str) -> TitleResult:
+async def _ask_model(
+    chat: Chat, model: ResolvedModel, prompt_text: str, events: ChatAnnouncer | None = None
+) -> TitleResult:
     request = ModelRequest(
         model=model.model,
         system=INSTRUCTION,
@@ -92,10 +97,17 @@ async def _ask_model(chat: Chat, model: ResolvedModel, prompt_text: str) -> Titl
     payer = _payer(chat)
     held, request = await spending.reserve(payer, model, request, None)
     client = make_client(model.provider_kind.value, api_key=model.api_key, base_url=model.base_url)
+    # Debug logging, when it applies: one run per title call (its model may differ).
+    recorder = await DebugRecorder.start(
+        chat.id, DebugRunKind.TITLE_GENERATION, model, events, None
+    )
+    recording = recorder.step(request, GENERATE)
     try:
         async with asyncio.timeout(TIMEOUT_S):
-            text, usage = await complete_text(client, request)
-    except BaseException:
+            text, usage = await complete_text(recording.wrap(client), request)
+    except BaseException as exc:
+        await recording.end(exc)
+        await recorder.finish(exc)
         await asyncio.shield(spend.release(held))
         raise
     finally:
@@ -103,6 +115,8 @@ async def _ask_model(chat: Chat, model: ResolvedModel, prompt_text: str) -> Titl
         if close is not None:
             with contextlib.suppress(Exception):
                 await close()
+    await recording.end()
+    await recorder.finish()
     title = normalize_title(text)
     await _record(chat, model, held, usage, title)
     return TitleResult(title, usage, model)
@@ -171,7 +185,7 @@ async def auto_title(chat_id: uuid.UUID, secrets: SecretBox, events: ChatAnnounc
     if chat.title != fallback_title([TextPart(users[0])]):
         return  # renamed by someone meanwhile
     try:
-        result = await _ask(chat, secrets, users[0][:CONVERSATION_MAX])
+        result = await _ask(chat, secrets, users[0][:CONVERSATION_MAX], events)
     except Exception:
         log.info("automatic title failed; the fallback stays", exc_info=True)
         return
@@ -206,7 +220,7 @@ async def regenerate_title(
     if chat is None:
         return None
     turns = await _visible_turns(chat_id)
-    result = await _ask(chat, secrets, regeneration_prompt(turns))
+    result = await _ask(chat, secrets, regeneration_prompt(turns), events)
     if result.title:
         await set_title(chat, result.title, events)
     return result.title

@@ -24,6 +24,7 @@ from tortoise.transactions import in_transaction
 
 from daemon import claims, compaction, prompt, spending
 from daemon.chat_context import load_chat_context
+from daemon.debug_recorder import DebugRecorder
 from daemon.providers import (
     InlineFile,
     LlmClient,
@@ -41,7 +42,7 @@ from daemon.workspace_backend import WorkspaceBackend
 from db import spend
 from db.chat_queue import promote_queue_head
 from db.model_resolution import ModelUnavailable, ResolvedModel, resolve_model
-from db.models import Chat, ChatMessage
+from db.models import Chat, ChatMessage, DebugRunKind
 from db.secret_box import SecretBox
 from db.text_rules import storable
 from db.vocabulary import ChatErrorKind, ChatStatus, MessageRole
@@ -287,8 +288,18 @@ async def _steps(turn: Turn, model: ResolvedModel) -> None:
         base_url=model.base_url,
         connect_timeout=turn.settings.connect_timeout_s,
     )
+    # Debug logging, when it applies to the chat: one run for the turn (EXPLORE for
+    # an explore child), closed INTERRUPTED when the turn is cancelled.
+    recorder = await DebugRecorder.start(
+        turn.chat_id, DebugRunKind.CHAT_TURN, model, turn.events, turn.worker_id
+    )
     try:
-        await _run_steps(turn, model, client)
+        await _run_steps(turn, model, client, recorder)
+    except BaseException as exc:
+        await recorder.finish(exc)
+        raise
+    else:
+        await recorder.finish()
     finally:
         close = getattr(client, "aclose", None)
         if close is not None:
@@ -296,7 +307,9 @@ async def _steps(turn: Turn, model: ResolvedModel) -> None:
                 await close()
 
 
-async def _run_steps(turn: Turn, model: ResolvedModel, client: LlmClient) -> None:
+async def _run_steps(
+    turn: Turn, model: ResolvedModel, client: LlmClient, recorder: DebugRecorder
+) -> None:
     await load_chat_context(turn)
     system_plan = turn.plan_path
     system = (await prompt.for_turn(turn)).text
@@ -316,9 +329,11 @@ async def _run_steps(turn: Turn, model: ResolvedModel, client: LlmClient) -> Non
         held, request = await spending.reserve(payer, model, request, turn.worker_id)
         step = StepStream(turn.chat_id, turn.events, turn.settings.coalesce_s, run_of(turn))
         started = time.perf_counter()
+        recording = recorder.step(request)
         try:
-            usage = await _stream_step(turn, client, request, step)
-        except BaseException:
+            usage = await _stream_step(turn, recording.wrap(client), request, step)
+        except BaseException as exc:
+            await recording.end(exc)
             await asyncio.shield(spend.release(held))
             await step.close()
             await _persist_partial(turn, step, started)
@@ -326,6 +341,7 @@ async def _run_steps(turn: Turn, model: ResolvedModel, client: LlmClient) -> Non
             await asyncio.shield(step.end(discarded=turn.stop_reason == "lost"))
             raise
         await step.close()
+        await recording.end()
         runtime_ms = int((time.perf_counter() - started) * 1000)
         if usage is None:
             log.warning(
