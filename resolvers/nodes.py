@@ -14,6 +14,7 @@ from resolvers import global_id
 from resolvers.chats import chats_by_ids
 from resolvers.context import RequestContext
 from resolvers.files import files_by_ids
+from resolvers.groups import groups_by_ids
 from resolvers.messages import messages_by_ids, queued_by_ids
 from resolvers.model_configs import model_configs_by_ids
 from resolvers.providers import providers_by_ids
@@ -36,6 +37,7 @@ _FETCHERS: dict[str, tuple[Callable[[str], Any], Fetch]] = {
     "ChatFile": (uuid.UUID, files_by_ids),
     "Workspace": (uuid.UUID, workspaces_by_ids),
     "WorkspaceTemplate": (uuid.UUID, templates_by_ids),
+    "Group": (uuid.UUID, groups_by_ids),
 }
 
 

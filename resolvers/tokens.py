@@ -29,7 +29,7 @@ _TOKEN_COLUMNS = (
 )  # fmt: skip
 _USER_COLUMNS = (
     "id", "username", "name", "email", "password_hash", "role", "disabled", "created_at",
-    "updated_at",
+    "updated_at", "spend_limit_micros", "granted_permissions",
 )  # fmt: skip
 # Every request runs this: one prepared statement, no query building.
 TOKEN_SQL = (

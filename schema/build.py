@@ -24,6 +24,7 @@ from schema.extension_runner import ExtensionsRunner
 from schema.fast_execution import FastExecutor
 from schema.fast_lane import QueryFastLane
 from schema.file import ChatFile, FileMutations
+from schema.group import Group, GroupMutations, GroupQueries
 from schema.limits import LimitGuard, QueryLimits
 from schema.message import Message, QueuedMessage
 from schema.model_config import ModelConfigMutations, ModelConfigQueries
@@ -73,6 +74,7 @@ Query = merge_types(
     (
         NodeQueries,
         UserQueries,
+        GroupQueries,
         ChatQueries,
         ChatConfigQueries,
         ProviderQueries,
@@ -86,6 +88,7 @@ Mutation = merge_types(
     (
         AuthMutations,
         UserMutations,
+        GroupMutations,
         ChatMutations,
         GitMutations,
         FileMutations,
@@ -122,6 +125,7 @@ def build_schema(
         types=[
             User,
             ApiToken,
+            Group,
             Chat,
             ChatFile,
             Message,

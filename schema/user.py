@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 
 from db import models
 from db.vocabulary import Permission, TokenKind, UserRole
 from resolvers import permissions, tokens, users
+from resolvers.groups import groups_of
 from resolvers.pagination import PageArgs
 from resolvers.prompt_config import personal_instructions
 from schema.connection import Connection, connection_of
 from schema.info import Info
 from schema.node import Node, global_id_field, row_is
+
+if TYPE_CHECKING:
+    from schema.group import Group
 
 
 @strawberry.type(description="A person with an account.")
@@ -27,6 +31,15 @@ class User(Node):
     disabled: bool
     created_at: datetime
     is_type_of = row_is(models.User)
+
+    @strawberry.field(
+        description="The user's groups by name: for the user themself and MANAGE_USERS "
+        "(empty for anyone else)."
+    )
+    async def groups(
+        self, root: models.User, info: Info
+    ) -> list[Annotated[Group, strawberry.lazy("schema.group")]]:
+        return cast(list[Any], await groups_of(info.context, root))
 
 
 @strawberry.type(description="A bearer token. The secret is shown once, when created.")

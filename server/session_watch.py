@@ -92,7 +92,8 @@ class SessionSocket(BaseGraphQLTransportWSHandler[RequestContext, None]):
         await super().shutdown()
 
     async def still_valid(self) -> bool:
-        """Whether the socket's token still stands for the same user with the same role."""
+        """Whether the socket's token still stands for the same user with the same role
+        and group grants."""
         token, viewer = self.context.token, self.context.viewer
         if token is None or viewer is None:
             return True  # anonymous: nothing to revoke
@@ -100,7 +101,8 @@ class SessionSocket(BaseGraphQLTransportWSHandler[RequestContext, None]):
             user, _ = await authenticate_hash(token.token_hash)
         except ApiError:
             return False
-        return user.id == viewer.id and user.role is viewer.role
+        same_grants = user.granted_permissions == viewer.granted_permissions
+        return user.id == viewer.id and user.role is viewer.role and same_grants
 
     async def end(self) -> None:
         """Stop every operation, then close with 4403; the client must authenticate again."""

@@ -60,6 +60,18 @@ CONTRACT = {
     "UpdatePersonalInstructionsPayload.viewer": "Viewer!",
     "Mutation.updateSystemPromptConfig": "UpdateSystemPromptConfigPayload!",
     "Mutation.updatePersonalInstructions": "UpdatePersonalInstructionsPayload!",
+    # groups
+    "Group.id": "ID!",
+    "Group.name": "String!",
+    "Group.members": "UserConnection!",
+    "Group.memberCount": "Int!",
+    "Group.usageLimitMicros": "BigInt",
+    "Query.groups": "[Group!]!",
+    "Mutation.createGroup": "GroupPayload!",
+    "Mutation.updateGroup": "GroupPayload!",
+    "Mutation.deleteGroup": "DeleteGroupPayload!",
+    "Mutation.addGroupMembers": "GroupPayload!",
+    "Mutation.removeGroupMembers": "GroupPayload!",
 }
 ENUMS = {
     "UserRole": {"ADMIN", "MEMBER"},
