@@ -116,7 +116,8 @@ def table(summary: Summary) -> str:
         )
     rows.append(
         f"{summary.info.benchmark}: graphql {summary.graphql.rps_median:.0f} req/s, "
-        f"baseline {summary.baseline.rps_median:.0f} req/s, ratio {summary.ratio:.2f}"
+        f"baseline {summary.baseline.rps_median:.0f} req/s, ratio {summary.ratio:.2f}; "
+        f"p50 graphql/baseline {summary.graphql.p50_ms / (summary.baseline.p50_ms or 1):.2f}"
     )
     return "\n".join(rows)
 
