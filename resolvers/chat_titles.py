@@ -23,6 +23,7 @@ from events.payloads import ChatListChanged, TitleFailed
 from resolvers.chats import own_chat
 from resolvers.context import RequestContext
 from resolvers.errors import conflict
+from resolvers.usage_limits import require_spendable
 
 LOCK_STALE = timedelta(minutes=1)
 WAIT_S = 35.0
@@ -30,6 +31,7 @@ WAIT_S = 35.0
 
 async def regenerate_chat_title(ctx: RequestContext, gid: str) -> Chat:
     own = await own_chat(ctx, gid)
+    await require_spendable(own.owner_id, own.model_config_id)  # type: ignore[attr-defined]
     now = datetime.now(UTC)
     async with in_transaction() as conn:
         chat = await Chat.filter(id=own.id).using_db(conn).select_for_update().get()

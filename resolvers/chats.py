@@ -41,6 +41,7 @@ from resolvers.message_input import PartInputLike, parse_content
 from resolvers.model_configs import chat_model_config_key
 from resolvers.pagination import PageArgs, paginate
 from resolvers.permissions import require_permission, require_viewer
+from resolvers.usage_limits import require_spendable
 from resolvers.workspaces import own_workspace_key
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ async def create_chat(
     workspace_key = await own_workspace_key(ctx, workspace_id) if workspace_id else None
     # An enabled, non-deleted config; none given → the default (BAD_USER_INPUT if unset).
     model_key = await chat_model_config_key(model_config_id, use_default=True)
+    await require_spendable(viewer.id, model_key)  # nothing is written for a refused send
     now = datetime.now(UTC)
     chat_id = uuid.uuid4()
     async with in_transaction() as conn:

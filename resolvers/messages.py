@@ -35,6 +35,7 @@ from resolvers.message_input import PartInputLike, parse_content
 from resolvers.model_configs import chat_model_config_key
 from resolvers.pagination import PageArgs
 from resolvers.permissions import require_viewer
+from resolvers.usage_limits import require_spendable
 
 _DIGITS = re.compile(r"[0-9]{1,19}")
 BIGINT_MAX = 2**63 - 1
@@ -90,6 +91,7 @@ async def send_message(
     own = await own_chat(ctx, chat_id, "chatId")
     if own.archived:
         raise bad_input("chatId", "the chat is archived; unarchive it first")
+    await require_spendable(viewer.id, model_key or own.model_config_id)
     result: SendResult
     interrupted = touched_queue = False
     async with in_transaction() as conn:
@@ -174,6 +176,7 @@ async def edit_message(
         raise not_found("message")
     if original.role is not MessageRole.USER:
         raise bad_input("messageId", "only user messages can be edited")
+    await require_spendable(viewer.id, original.model_config_id, chat_id=original.chat_id)  # type: ignore[attr-defined]
     async with in_transaction() as conn:
         chat = (
             await Chat.filter(id=original.chat_id)  # type: ignore[attr-defined]
@@ -237,6 +240,7 @@ async def promote_queued_message(ctx: RequestContext, gid: str) -> SendResult:
     """Move a queued message into the history now; an idle chat starts its turn."""
     viewer = require_viewer(ctx)
     queued = await _own_queued(ctx, gid)
+    await require_spendable(viewer.id, queued.model_config_id, chat_id=queued.chat_id)  # type: ignore[attr-defined]
     async with in_transaction() as conn:
         chat = (
             await Chat.filter(id=queued.chat_id)  # type: ignore[attr-defined]

@@ -35,6 +35,7 @@ from schema.provider import ModelConfig, Provider, ProviderMutations, ProviderQu
 from schema.shared_execution import SharedEventExecutor
 from schema.subscription import Subscription
 from schema.text_input import TextInputGuard
+from schema.usage_limit import UsageLimitMutations
 from schema.user import ApiToken, User, UserMutations, UserQueries
 from schema.workspace import (
     Workspace,
@@ -96,6 +97,7 @@ Mutation = merge_types(
         PromptConfigMutations,
         ProviderMutations,
         ModelConfigMutations,
+        UsageLimitMutations,
         WorkspaceMutations,
     ),
 )

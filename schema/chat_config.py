@@ -6,11 +6,12 @@ from typing import cast
 
 import strawberry
 
-from resolvers import chat_config
+from resolvers import chat_config, usage_limits
 from resolvers.prompt_config import system_prompt_config
 from schema.info import Info
 from schema.prompt_config import SystemPromptConfig
 from schema.provider import ModelConfig
+from schema.usage_limit import UsageLimitConfig
 
 
 @strawberry.type(description="The model explore sub-agents run on.")
@@ -59,6 +60,13 @@ class ChatConfig:
     )
     async def system_prompt(self, info: Info) -> SystemPromptConfig | None:
         return cast(SystemPromptConfig, await system_prompt_config(info.context))
+
+    @strawberry.field(
+        description="Spend limits and their overrides. Needs MANAGE_DEPLOYMENT_CONFIG (null "
+        "with a FORBIDDEN error otherwise)."
+    )
+    async def usage_limits(self, info: Info) -> UsageLimitConfig | None:
+        return cast(UsageLimitConfig, await usage_limits.usage_limit_config(info.context))
 
 
 @strawberry.input(description="Only the fields given (and not null) change.")
