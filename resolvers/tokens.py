@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from db.keyset import Page, SortKey
-from db.models import ApiToken, User
+from db.models import ApiToken, TokenScope, User
 from db.raw_sql import fetchrow
 from db.text_rules import forbidden_character
 from db.vocabulary import TOKEN_NAME_MAX, TOKEN_TOUCH_INTERVAL_S, TokenKind
@@ -25,7 +25,7 @@ TOKEN_PREFIX = "agq_"
 # The token's columns, then its user's, read by position (aliases keep names apart).
 _TOKEN_COLUMNS = (
     "id", "user_id", "kind", "name", "token_hash", "prefix", "created_at", "expires_at",
-    "last_used_at", "revoked_at",
+    "last_used_at", "revoked_at", "scope",
 )  # fmt: skip
 _USER_COLUMNS = (
     "id", "username", "name", "email", "password_hash", "role", "disabled", "created_at",
@@ -42,6 +42,11 @@ TOKEN_SQL = (
 _SPLIT = len(_TOKEN_COLUMNS)
 _EXPIRES, _REVOKED = _TOKEN_COLUMNS.index("expires_at"), _TOKEN_COLUMNS.index("revoked_at")
 _DISABLED = _SPLIT + _USER_COLUMNS.index("disabled")
+_SCOPE = _TOKEN_COLUMNS.index("scope")
+GATEWAY_ONLY_MESSAGE = (
+    "this token is scoped to the AI gateway (/v1/...) only; "
+    "the GraphQL API needs a session or an API token without that scope"
+)
 _ORDER = (SortKey("created_at", descending=True, kind="datetime"), SortKey("id", kind="uuid"))
 
 
@@ -61,12 +66,17 @@ class IssuedToken:
 
 
 async def issue_token(
-    user: User, kind: TokenKind, name: str, expires_at: datetime | None
+    user: User,
+    kind: TokenKind,
+    name: str,
+    expires_at: datetime | None,
+    scope: TokenScope = TokenScope.ALL,
 ) -> IssuedToken:
     secret = new_secret()
     row = await ApiToken.create(
         user=user,
         kind=kind,
+        scope=scope,
         name=name,
         token_hash=hash_token(secret),
         prefix=secret[: len(TOKEN_PREFIX) + 6],
@@ -75,16 +85,17 @@ async def issue_token(
     return IssuedToken(token=row, user=user, secret=secret)
 
 
-async def authenticate(raw: str) -> tuple[User, ApiToken]:
-    """The user behind a presented token; UNAUTHENTICATED says why not."""
+async def authenticate(raw: str, *, gateway: bool = False) -> tuple[User, ApiToken]:
+    """The user behind a presented token; UNAUTHENTICATED says why not.
+    Gateway-only tokens pass only for the AI gateway (``gateway``)."""
     # A control character or lone surrogate (a WebSocket's JSON can carry one)
     # is no token of ours: refused like any other, before hashing could fail.
     if not raw.startswith(TOKEN_PREFIX) or forbidden_character(raw) is not None:
         raise unauthenticated("invalid token")
-    return await authenticate_hash(hash_token(raw))
+    return await authenticate_hash(hash_token(raw), gateway=gateway)
 
 
-async def authenticate_hash(token_hash: str) -> tuple[User, ApiToken]:
+async def authenticate_hash(token_hash: str, *, gateway: bool = False) -> tuple[User, ApiToken]:
     """``authenticate`` by the stored hash: an open WebSocket checks again with it
     before each operation (it keeps the token row, not the secret)."""
     row = await fetchrow(TOKEN_SQL, token_hash)
@@ -100,6 +111,8 @@ async def authenticate_hash(token_hash: str) -> tuple[User, ApiToken]:
         raise unauthenticated("token expired")
     if row[_DISABLED]:
         raise unauthenticated("account disabled")
+    if row[_SCOPE] == TokenScope.GATEWAY.value and not gateway:
+        raise unauthenticated(GATEWAY_ONLY_MESSAGE)
     token = ApiToken._init_from_db(**dict(zip(_TOKEN_COLUMNS, row[:_SPLIT], strict=True)))
     token.user = User._init_from_db(**dict(zip(_USER_COLUMNS, row[_SPLIT:], strict=True)))
     stale = now - timedelta(seconds=TOKEN_TOUCH_INTERVAL_S)
@@ -111,7 +124,10 @@ async def authenticate_hash(token_hash: str) -> tuple[User, ApiToken]:
 
 
 async def create_api_token(
-    ctx: RequestContext, name: str, expires_at: datetime | None
+    ctx: RequestContext,
+    name: str,
+    expires_at: datetime | None,
+    scope: TokenScope = TokenScope.ALL,
 ) -> IssuedToken:
     viewer = require_viewer(ctx)
     name = name.strip()
@@ -122,7 +138,7 @@ async def create_api_token(
             raise bad_input("expiresAt", "must carry a time zone")
         if expires_at <= datetime.now(UTC):
             raise bad_input("expiresAt", "must be in the future")
-    return await issue_token(viewer, TokenKind.API, name, expires_at)
+    return await issue_token(viewer, TokenKind.API, name, expires_at, scope)
 
 
 async def api_tokens(ctx: RequestContext, args: PageArgs) -> Page[ApiToken]:

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import strawberry
 
 from db import models
+from db.models.api_token import TokenScope
 from db.vocabulary import Permission, TokenKind, UserRole
-from resolvers import permissions, tokens, usage_limits, users
+from resolvers import permissions, tokens, users
 from resolvers.groups import groups_of
 from resolvers.pagination import PageArgs
 from resolvers.prompt_config import personal_instructions
@@ -19,7 +20,6 @@ from schema.node import Node, global_id_field, row_is
 
 if TYPE_CHECKING:
     from schema.group import Group
-    from schema.usage_limit import UsageLimitStatus
 
 
 @strawberry.type(description="A person with an account.")
@@ -43,10 +43,19 @@ class User(Node):
         return cast(list[Any], await groups_of(info.context, root))
 
 
+strawberry.enum(
+    TokenScope,
+    name="TokenScope",
+    description="What an API token opens: ALL, or GATEWAY (only the AI gateway's /v1/... "
+    "routes, for a coding client; the GraphQL API refuses it).",
+)
+
+
 @strawberry.type(description="A bearer token. The secret is shown once, when created.")
 class ApiToken(Node):
     id: strawberry.ID = global_id_field("ApiToken")
     kind: TokenKind
+    scope: TokenScope
     name: str
     prefix: str = strawberry.field(
         description="The secret's first characters, to tell tokens apart."
@@ -80,12 +89,6 @@ class Viewer:
         page = await tokens.api_tokens(info.context, PageArgs(first, after, last, before))
         return cast(Connection[ApiToken], connection_of(page))
 
-    @strawberry.field(description="The viewer's spend limit and spend in the current period.")
-    async def usage_limit(
-        self, info: Info
-    ) -> Annotated[UsageLimitStatus, strawberry.lazy("schema.usage_limit")]:
-        return cast("UsageLimitStatus", await usage_limits.viewer_usage_limit(info.context))
-
     @strawberry.field(
         description="Added to the prompt of every turn of the viewer's chats, as "
         "<user-instructions>; empty when unset."
@@ -98,6 +101,9 @@ class Viewer:
 class CreateApiTokenInput:
     name: str
     expires_at: datetime | None = None
+    scope: TokenScope | None = strawberry.field(
+        default=None, description="GATEWAY: usable only for the AI gateway. Default ALL."
+    )
 
 
 @strawberry.type
@@ -168,7 +174,9 @@ class UserMutations:
     async def create_api_token(
         self, info: Info, input: CreateApiTokenInput
     ) -> CreateApiTokenPayload:
-        issued = await tokens.create_api_token(info.context, input.name, input.expires_at)
+        issued = await tokens.create_api_token(
+            info.context, input.name, input.expires_at, input.scope or TokenScope.ALL
+        )
         return CreateApiTokenPayload(token=_row(issued.token), secret=issued.secret, warnings=[])
 
     @strawberry.mutation(description="Revoke one of the viewer's API tokens.")

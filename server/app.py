@@ -24,6 +24,7 @@ from server.body_limit import BodyLimitMiddleware
 from server.database import database
 from server.error_responses import EXCEPTION_HANDLERS
 from server.file_routes import file_routes
+from server.gateway_mount import make_gateway
 from server.graphiql import graphiql_assets_route
 from server.graphql_view import AgentGraphQL
 from server.health import healthz, readyz
@@ -59,6 +60,7 @@ def create_app(
 
     backend = LocalWorkspaceBackend(settings.resolved_workspaces_dir())
     provision = functools.partial(create_workspace, backend)
+    gateway = make_gateway()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -83,6 +85,7 @@ def create_app(
             finally:
                 if daemon is not None:
                     await daemon.stop()
+                await gateway.aclose()
                 await hub.disconnect()
 
     app = Starlette(
@@ -94,6 +97,7 @@ def create_app(
             Route("/readyz", readyz),
             Route("/metrics", metrics.endpoint),
             *file_routes(),
+            *gateway.routes(),
         ],
         middleware=[
             Middleware(RequestIdMiddleware),
@@ -107,4 +111,5 @@ def create_app(
     app.state.metrics = metrics
     app.state.workspace_backend = backend
     app.state.provision_workspace = provision
+    app.state.gateway = gateway
     return app

@@ -69,10 +69,14 @@ class FakeLlm:
         self.url = ""  # set by ``serve``
         self.replies: deque[Reply] = deque()
         self.requests: list[Recorded] = []
+        # Streams whose client left before the last event (the gateway tests).
+        self.disconnects = asyncio.Event()
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._openai, methods=["POST"]),
+                Route("/v1/responses", self._openai, methods=["POST"]),
                 Route("/v1/messages", self._anthropic, methods=["POST"]),
+                Route("/v1/messages/count_tokens", self._anthropic, methods=["POST"]),
             ]
         )
 
@@ -81,6 +85,7 @@ class FakeLlm:
         self.keys = set(self._initial_keys)
         self.replies.clear()
         self.requests.clear()
+        self.disconnects = asyncio.Event()
 
     def push(self, *replies: Reply) -> None:
         self.replies.extend(replies)
@@ -106,14 +111,16 @@ class FakeLlm:
             return JSONResponse({"error": {"message": "too late"}}, status_code=500)
         if isinstance(reply, JsonReply):
             return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
-        return _SseResponse(reply)
+        return _SseResponse(reply, self.disconnects)
 
 
 class _SseResponse(Response):
-    """Writes events one by one; returning early without the final chunk cuts the stream."""
+    """Writes events one by one; returning early without the final chunk cuts the stream.
+    A client that leaves mid-stream stops it and sets ``disconnected``."""
 
-    def __init__(self, reply: SseReply) -> None:
+    def __init__(self, reply: SseReply, disconnected: asyncio.Event | None = None) -> None:
         super().__init__(status_code=200)
+        self.disconnected = disconnected or asyncio.Event()
         # No content-length: the body is chunked, so a cut leaves it unfinished.
         self.raw_headers = [
             (b"content-type", b"text/event-stream"),
@@ -123,14 +130,22 @@ class _SseResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        for sent, (event, data) in enumerate(self.reply.events):
-            if self.reply.cut_after is not None and sent >= self.reply.cut_after:
-                return  # uvicorn closes the connection: the chunked body never ends
-            if self.reply.delay:
-                await asyncio.sleep(self.reply.delay)
-            payload = data if isinstance(data, str) else json.dumps(data)
-            frame = (f"event: {event}\n" if event else "") + f"data: {payload}\n\n"
-            await send({"type": "http.response.body", "body": frame.encode(), "more_body": True})
+        left = asyncio.ensure_future(receive())  # the body is read: next is a disconnect
+        try:
+            for sent, (event, data) in enumerate(self.reply.events):
+                if self.reply.cut_after is not None and sent >= self.reply.cut_after:
+                    return  # uvicorn closes the connection: the chunked body never ends
+                if self.reply.delay:
+                    await asyncio.wait([left], timeout=self.reply.delay)
+                if left.done():
+                    self.disconnected.set()
+                    return
+                payload = data if isinstance(data, str) else json.dumps(data)
+                frame = (f"event: {event}\n" if event else "") + f"data: {payload}\n\n"
+                body = frame.encode()
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        finally:
+            left.cancel()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
