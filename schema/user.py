@@ -10,7 +10,7 @@ import strawberry
 from db import models
 from db.models.api_token import TokenScope
 from db.vocabulary import Permission, TokenKind, UserRole
-from resolvers import permissions, tokens, users
+from resolvers import permissions, tokens, usage_limits, users
 from resolvers.groups import groups_of
 from resolvers.pagination import PageArgs
 from resolvers.prompt_config import personal_instructions
@@ -20,6 +20,7 @@ from schema.node import Node, global_id_field, row_is
 
 if TYPE_CHECKING:
     from schema.group import Group
+    from schema.usage_limit import UsageLimitStatus
 
 
 @strawberry.type(description="A person with an account.")
@@ -88,6 +89,12 @@ class Viewer:
     ) -> Connection[ApiToken]:
         page = await tokens.api_tokens(info.context, PageArgs(first, after, last, before))
         return cast(Connection[ApiToken], connection_of(page))
+
+    @strawberry.field(description="The viewer's spend limit and spend in the current period.")
+    async def usage_limit(
+        self, info: Info
+    ) -> Annotated[UsageLimitStatus, strawberry.lazy("schema.usage_limit")]:
+        return cast("UsageLimitStatus", await usage_limits.viewer_usage_limit(info.context))
 
     @strawberry.field(
         description="Added to the prompt of every turn of the viewer's chats, as "
