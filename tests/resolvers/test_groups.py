@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
+from httpx_ws import WebSocketDisconnect
 from starlette.applications import Starlette
 
 from db.models import User
@@ -23,6 +24,7 @@ from tests.harness import (
     GraphQLClient,
     Person,
     counted_queries,
+    graphql_ws,
     listening,
     new_person,
     nothing_more,
@@ -410,3 +412,44 @@ async def test_two_groups_changed_at_once_leave_the_shared_member_right(
         )
         expected = {"CREATE_CHAT", *perms, *costs}
         assert await permissions(gql, member) == expected
+
+
+async def socket_permissions(ws: Any, op: str) -> set[str]:
+    await ws.send_json({"id": op, "type": "subscribe", "payload": {"query": PERMISSIONS}})
+    message = await ws.receive_json(timeout=5)
+    assert message["type"] == "next", message
+    return set(message["payload"]["data"]["viewer"]["permissions"])
+
+
+async def closed_code(ws: Any) -> int:
+    """The close code once the server closes (a receive times out otherwise)."""
+    try:
+        while True:  # the "complete" of an earlier operation may come first
+            await ws.receive_json(timeout=5)
+    except WebSocketDisconnect as closed:
+        return int(closed.code)
+
+
+async def test_an_open_socket_reconnects_with_the_new_grants(
+    app: Starlette, gql: GraphQLClient, admin_token: str
+) -> None:
+    member = await new_person("ws")
+    group = await create(gql, admin_token, permissions=["VIEW_INSIGHTS"])
+    async with graphql_ws(app, init={"authToken": member.token}) as ws:
+        assert await socket_permissions(ws, "1") == {"CREATE_CHAT"}
+        await add(gql, admin_token, group, member)
+        assert await closed_code(ws) == 4403
+    async with graphql_ws(app, init={"authToken": member.token}) as ws:
+        assert await socket_permissions(ws, "1") == {"CREATE_CHAT", "VIEW_INSIGHTS"}
+
+
+async def test_a_socket_cannot_start_an_operation_on_stale_grants_even_unannounced(
+    app: Starlette,
+) -> None:
+    member = await new_person("wu")
+    async with graphql_ws(app, init={"authToken": member.token}) as ws:
+        assert await socket_permissions(ws, "1") == {"CREATE_CHAT"}
+        # Granted behind the server's back: no announcement, only the re-check.
+        await User.filter(id=member.user.id).update(granted_permissions=["view_all_costs"])
+        await ws.send_json({"id": "2", "type": "subscribe", "payload": {"query": PERMISSIONS}})
+        assert await closed_code(ws) == 4403
