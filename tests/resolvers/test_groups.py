@@ -180,6 +180,20 @@ async def test_group_list_costs_the_same_queries_for_more_groups(
     assert len(after) == len(before)
 
 
+async def test_adding_many_members_costs_the_same_statements_as_one(
+    gql: GraphQLClient, admin_token: str
+) -> None:
+    """Membership and the grants' recompute are set-based: one statement each."""
+    group = await create(gql, admin_token, permissions=["VIEW_ALL_COSTS"])
+    people = [await new_person("n") for _ in range(51)]
+    with counted_queries() as one:
+        await add(gql, admin_token, group, people[0])
+    with counted_queries() as fifty:
+        await add(gql, admin_token, group, *people[1:])
+    assert len(fifty) == len(one)
+    assert await permissions(gql, people[-1]) == {"CREATE_CHAT", "VIEW_ALL_COSTS"}
+
+
 # ---------------------------------------------------------------- bad input
 
 
