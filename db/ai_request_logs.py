@@ -117,10 +117,13 @@ class LogFilter:
     model: str | None = None
     started_from: datetime | None = None
     started_to: datetime | None = None
+    empty: bool = False  # matches nothing (a member asking for another user's rows)
 
 
 def filtered(where: LogFilter) -> QuerySet[AiRequestLog]:
     query = AiRequestLog.all()
+    if where.empty:
+        return query.filter(id__lt=0)  # ids are positive
     if where.user_id is not None:
         query = query.filter(user_id=where.user_id)
     if where.clients:

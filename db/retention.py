@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from db import debug_runs, raw_sql
+from db import ai_request_logs, debug_runs, raw_sql
 from db.chat_config import chat_retention_days
 from db.vocabulary import PURGE_BATCH
 
@@ -40,6 +40,7 @@ class PurgeResult:
     chats: int = 0
     files: int = 0
     debug_runs: int = 0
+    ai_request_logs: int = 0
 
 
 def _count(status: str) -> int:
@@ -60,7 +61,7 @@ async def purge_expired(now: datetime | None = None, batch: int = PURGE_BATCH) -
     days = await chat_retention_days()
     debug_days = (await debug_runs.read_settings()).retention_days  # never 0
     at = now or datetime.now(UTC)
-    chats = files = runs = 0
+    chats = files = runs = logs = 0
     async with raw_sql.pool().acquire() as conn:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", PURGE_LOCK_KEY):
             return PurgeResult(ran=False)
@@ -73,13 +74,17 @@ async def purge_expired(now: datetime | None = None, batch: int = PURGE_BATCH) -
             runs = await _drain(
                 conn, debug_runs.PURGE_SQL, debug_before, min(batch, debug_runs.PURGE_BATCH)
             )
+            logs_before = at - timedelta(days=ai_request_logs.RETENTION_DAYS)
+            logs = await _drain(conn, ai_request_logs.PURGE_SQL, logs_before, batch)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", PURGE_LOCK_KEY)
-    if chats or files or runs:
+    if chats or files or runs or logs:
         log.info(
-            "retention purge: %d archived chat(s), %d file(s), %d debug run(s) deleted",
+            "retention purge: %d archived chat(s), %d file(s), %d debug run(s), "
+            "%d AI request log(s) deleted",
             chats,
             files,
             runs,
+            logs,
         )
-    return PurgeResult(ran=True, chats=chats, files=files, debug_runs=runs)
+    return PurgeResult(ran=True, chats=chats, files=files, debug_runs=runs, ai_request_logs=logs)

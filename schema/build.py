@@ -14,6 +14,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from schema.ai_request_log import AiRequestLog, AiRequestLogQueries
 from schema.auth import AuthMutations
 from schema.chat import Chat, ChatQueries
 from schema.chat_config import ChatConfigMutations, ChatConfigQueries
@@ -78,6 +79,7 @@ Query = merge_types(
         GroupQueries,
         ChatQueries,
         ChatConfigQueries,
+        AiRequestLogQueries,
         ProviderQueries,
         ModelConfigQueries,
         WorkspaceQueries,
@@ -127,6 +129,7 @@ def build_schema(
         types=[
             User,
             ApiToken,
+            AiRequestLog,
             Group,
             Chat,
             ChatFile,
