@@ -15,7 +15,7 @@ from db.vocabulary import ProviderKind, PullRequestState
 from resolvers import global_id
 from resolvers.errors import ApiError
 from resolvers.pr_insights import insight_window
-from tests.harness import GraphQLClient
+from tests.harness import GraphQLClient, counted_queries
 
 QUERY = """
 query($from: DateTime, $to: DateTime, $first: Int) {
@@ -218,6 +218,20 @@ async def test_recent_is_newest_first_and_shows_only_the_viewers_chats(
     ]
     everything = await _insights(gql, admin_token, first=100)
     assert [pr["number"] for pr in everything["recent"]] == [9, 6, 4, 2, 1]
+
+
+async def test_each_part_is_one_statement_however_many_prs_are_listed(
+    gql: GraphQLClient, admin_token: str, world: World
+) -> None:
+    counts = []
+    for first in (2, 5):  # both with chats of the viewer to load
+        with counted_queries() as sent:
+            got = await _insights(gql, admin_token, first=first)
+        assert len(got["recent"]) == first
+        # summary, byDay, byModel, recent: one statement each, and the chats in one batch
+        assert sum("chat_diff_statuses" in sql for sql in sent) == 4
+        counts.append(len(sent))
+    assert counts[0] == counts[1]
 
 
 async def test_members_are_refused(gql: GraphQLClient, member_token: str, world: World) -> None:
