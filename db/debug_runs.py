@@ -27,7 +27,7 @@ import orjson
 from db import raw_sql
 from db.chat_config import read_raw, write_raw
 from db.costing import Usage
-from db.models import UserConfig
+from db.models import DebugStep, SiteConfig, UserConfig
 from db.models.debug import DebugRunKind, DebugStatus
 from db.redaction import redact
 from db.vocabulary import ChatMode
@@ -72,6 +72,12 @@ def parse_settings(value: Any) -> DebugLoggingSettings:
 
 async def read_settings() -> DebugLoggingSettings:
     return parse_settings(await read_raw(SETTINGS_KEY))
+
+
+async def read_raw_in(conn: Any, key: str) -> Any:
+    """A setting read inside ``conn``'s transaction."""
+    row = await SiteConfig.filter(key=key).using_db(conn).first()
+    return None if row is None else row.value
 
 
 async def write_settings(settings: DebugLoggingSettings, conn: Any = None) -> None:
@@ -301,3 +307,14 @@ PURGE_SQL = (
     "WITH doomed AS (SELECT id FROM chat_debug_runs WHERE started_at < $1"
     " ORDER BY started_at LIMIT $2) DELETE FROM chat_debug_runs r USING doomed d WHERE r.id = d.id"
 )
+
+
+# ---------------------------------------------------------------- reading
+
+
+async def steps_of_runs(run_ids: list[uuid.UUID]) -> list[list[DebugStep]]:
+    """Each run's steps in order, one query for all of them (a page's dataloader)."""
+    found: dict[uuid.UUID, list[DebugStep]] = {key: [] for key in run_ids}
+    for row in await DebugStep.filter(run_id__in=run_ids).order_by("run_id", "step_index"):
+        found[row.run_id].append(row)  # type: ignore[attr-defined]
+    return [found[key] for key in run_ids]
