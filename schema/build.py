@@ -20,6 +20,7 @@ from schema.chat import Chat, ChatQueries
 from schema.chat_config import ChatConfigMutations, ChatConfigQueries
 from schema.chat_diff import GitMutations
 from schema.chat_mutations import ChatMutations
+from schema.cost import CostQueries
 from schema.errors import ErrorShaping, shape_errors
 from schema.extension_runner import ExtensionsRunner
 from schema.fast_execution import FastExecutor
@@ -79,6 +80,7 @@ Query = merge_types(
         GroupQueries,
         ChatQueries,
         ChatConfigQueries,
+        CostQueries,
         AiRequestLogQueries,
         ProviderQueries,
         ModelConfigQueries,

@@ -14,6 +14,7 @@ from resolvers import chat_diffs, chats, messages, workspaces
 from resolvers.pagination import PageArgs
 from schema.chat_diff import ChatDiff, DiffStatus
 from schema.connection import Connection, connection_of
+from schema.cost import chat_cost_field
 from schema.file import ChatFile
 from schema.info import Info
 from schema.message import Message, QueuedMessage
@@ -69,6 +70,7 @@ class Chat(Node):
     created_at: datetime
     updated_at: datetime
     last_error: ChatError | None = strawberry.field(resolver=_last_error)
+    cost = chat_cost_field()
     is_type_of = row_is(ChatRow)
 
     @strawberry.field

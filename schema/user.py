@@ -15,6 +15,7 @@ from resolvers.groups import groups_of
 from resolvers.pagination import PageArgs
 from resolvers.prompt_config import personal_instructions
 from schema.connection import Connection, connection_of
+from schema.cost import viewer_cost_field
 from schema.info import Info
 from schema.node import Node, global_id_field, row_is
 
@@ -70,6 +71,8 @@ class ApiToken(Node):
 
 @strawberry.type(description="The signed-in user and what they may do.")
 class Viewer:
+    cost = viewer_cost_field()
+
     @strawberry.field
     def user(self, info: Info) -> User:
         return cast(User, info.context.viewer)
