@@ -13,6 +13,7 @@ from db.models import Chat, ChatMessage
 from db.titles import clean_title
 from db.vocabulary import BUSY_STATUSES, TITLE_MAX, UNPINNED_RANK, ChatStatus
 from events.announcer import ChatAnnouncer
+from resolvers import debug_settings
 from resolvers.chats import check_labels, own_chat, publish
 from resolvers.context import RequestContext
 from resolvers.errors import bad_input
@@ -34,6 +35,14 @@ class ChatChanges:
     labels: Any = _UNSET
     plan_mode: Any = _UNSET
     workspace_id: Any = _UNSET
+    debug_logging_override: Any = _UNSET
+
+    def only_debug_override(self) -> bool:
+        """An admin may change this one field on anyone's chat (nothing else)."""
+        others = (self.title, self.archived, self.pin_order, self.labels, self.plan_mode)
+        return self.debug_logging_override is not _UNSET and all(
+            value is _UNSET for value in (*others, self.workspace_id)
+        )
 
 
 async def _lock(conn: Any, chat_id: uuid.UUID) -> Chat:
@@ -101,7 +110,10 @@ async def _archive(conn: Any, chat: Chat, archived: bool) -> tuple[list[Chat], l
 
 
 async def update_chat(ctx: RequestContext, gid: str, changes: ChatChanges) -> Chat:
-    own = await own_chat(ctx, gid)
+    if changes.only_debug_override():
+        own = await debug_settings.overridable_chat(ctx, gid)
+    else:
+        own = await own_chat(ctx, gid)
     list_events: list[tuple[uuid.UUID, str]] = []
     status_changed: list[Chat] = []
     async with in_transaction() as conn:
@@ -128,6 +140,10 @@ async def update_chat(ctx: RequestContext, gid: str, changes: ChatChanges) -> Ch
                 await own_workspace_key(ctx, changes.workspace_id) if changes.workspace_id else None
             )
             fields.append("workspace_id")
+        if changes.debug_logging_override is not _UNSET:
+            value = changes.debug_logging_override
+            chat.debug_logging_override = await debug_settings.check_override(ctx, chat, value)
+            fields.append("debug_logging_override")
         if fields:
             await chat.save(update_fields=fields, using_db=conn)
         if changes.archived is not _UNSET:

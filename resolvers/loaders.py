@@ -17,6 +17,7 @@ from typing import Any
 from aiodataloader import DataLoader
 
 from db.chat_files import FileMeta, file_metas, linked_files
+from db.debug_runs import steps_of_runs
 from db.keyset import InvalidCursor
 from db.message_rows import message_page, message_pages
 from db.models import (
@@ -180,3 +181,4 @@ class Loaders:
         self.git_snapshots: Any = SafeLoader(_git_snapshots)
         self.workspaces: Any = SafeLoader(_workspaces)
         self.workspace_templates: Any = SafeLoader(_workspace_templates)
+        self.debug_steps: Any = SafeLoader(steps_of_runs)

@@ -13,6 +13,7 @@ from typing import Any
 from resolvers import global_id
 from resolvers.chats import chats_by_ids
 from resolvers.context import RequestContext
+from resolvers.debug_runs import runs_by_ids
 from resolvers.files import files_by_ids
 from resolvers.groups import groups_by_ids
 from resolvers.messages import messages_by_ids, queued_by_ids
@@ -30,6 +31,7 @@ _FETCHERS: dict[str, tuple[Callable[[str], Any], Fetch]] = {
     "User": (uuid.UUID, users_by_ids),
     "ApiToken": (uuid.UUID, tokens_by_ids),
     "Chat": (uuid.UUID, chats_by_ids),
+    "DebugRun": (uuid.UUID, runs_by_ids),
     "Message": (global_id.parse_bigint, messages_by_ids),
     "QueuedMessage": (global_id.parse_bigint, queued_by_ids),
     "Provider": (uuid.UUID, providers_by_ids),

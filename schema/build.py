@@ -21,6 +21,8 @@ from schema.chat_config import ChatConfigMutations, ChatConfigQueries
 from schema.chat_diff import GitMutations
 from schema.chat_mutations import ChatMutations
 from schema.cost import CostQueries
+from schema.debug import DebugRun
+from schema.debug_settings import DebugSettingsMutations
 from schema.errors import ErrorShaping, shape_errors
 from schema.extension_runner import ExtensionsRunner
 from schema.fast_execution import FastExecutor
@@ -98,6 +100,7 @@ Mutation = merge_types(
         GitMutations,
         FileMutations,
         ChatConfigMutations,
+        DebugSettingsMutations,
         PromptConfigMutations,
         ProviderMutations,
         ModelConfigMutations,
@@ -135,6 +138,7 @@ def build_schema(
             Group,
             Chat,
             ChatFile,
+            DebugRun,
             Message,
             QueuedMessage,
             Provider,

@@ -15,6 +15,7 @@ from resolvers.pagination import PageArgs
 from schema.chat_diff import ChatDiff, DiffStatus
 from schema.connection import Connection, connection_of
 from schema.cost import chat_cost_field
+from schema.debug import chat_debug_runs_field
 from schema.file import ChatFile
 from schema.info import Info
 from schema.message import Message, QueuedMessage
@@ -70,6 +71,11 @@ class Chat(Node):
     created_at: datetime
     updated_at: datetime
     last_error: ChatError | None = strawberry.field(resolver=_last_error)
+    debug_logging_override: bool | None = strawberry.field(
+        description="Debug logging for this chat whatever its owner chose; null follows "
+        "the owner (see DebugLoggingConfig). Set with updateChat (owner or admin)."
+    )
+    debug_runs = chat_debug_runs_field()
     cost = chat_cost_field()
     is_type_of = row_is(ChatRow)
 

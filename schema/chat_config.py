@@ -8,6 +8,7 @@ import strawberry
 
 from resolvers import chat_config, usage_limits
 from resolvers.prompt_config import system_prompt_config
+from schema.debug_settings import DebugLoggingConfig, debug_logging_config_field
 from schema.info import Info
 from schema.prompt_config import SystemPromptConfig
 from schema.provider import ModelConfig
@@ -39,6 +40,7 @@ class ChatConfig:
     template_allowlist: list[strawberry.ID] = strawberry.field(
         description="The workspace templates members may use; empty allows every template."
     )
+    debug_logging: DebugLoggingConfig = debug_logging_config_field()
 
     @strawberry.field(
         description="Needs MANAGE_DEPLOYMENT_CONFIG (null with a FORBIDDEN error otherwise)."

@@ -110,6 +110,12 @@ class UpdateChatInput:
     labels: JSON | None = strawberry.UNSET
     plan_mode: bool | None = strawberry.UNSET
     workspace_id: strawberry.ID | None = strawberry.UNSET
+    debug_logging_override: bool | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Debug logging for this chat: true or false whatever its owner chose, "
+        "null to follow the owner. The owner (while the deployment allows users to choose) "
+        "or an admin, who may set it on any chat.",
+    )
 
 
 @strawberry.input
@@ -129,7 +135,8 @@ def _row(value: Any) -> Any:
 
 def _changes(data: UpdateChatInput) -> chat_updates.ChatChanges:
     changes = chat_updates.ChatChanges()
-    for name in ("title", "archived", "pin_order", "labels", "plan_mode", "workspace_id"):
+    names = ("title", "archived", "pin_order", "labels", "plan_mode", "workspace_id")
+    for name in (*names, "debug_logging_override"):
         value = getattr(data, name)
         if value is not strawberry.UNSET:
             setattr(changes, name, value)

@@ -15,9 +15,17 @@ import strawberry
 
 from db.parts import from_json
 from db.vocabulary import ChatListEventKind, ChatStatus, MessageRole
-from resolvers import chat_event_rows, chat_list_stream, chat_stream, git_stream, global_id
+from resolvers import (
+    chat_event_rows,
+    chat_list_stream,
+    chat_stream,
+    debug_runs,
+    git_stream,
+    global_id,
+)
 from schema.chat import Chat, ChatError, chat_error
 from schema.chat_diff import GitChanges
+from schema.debug import DebugRun
 from schema.info import Info
 from schema.message import Message, MessagePart, QueuedMessage
 from schema.node import row_is
@@ -193,3 +201,13 @@ class Subscription:
     )
     def git_changes(self, info: Info, chat_id: strawberry.ID) -> AsyncGenerator[GitChanges, None]:
         return cast(AsyncGenerator[GitChanges, None], git_stream.git_changes(info.context, chat_id))
+
+    @strawberry.subscription(
+        description="The chat's debug runs: its newest run as it is now, then each run as "
+        "it starts, as each step ends and as it ends (the run with its steps so far). "
+        "Your own chats only, like chatEvents; after a resync the newest run is sent again."
+    )
+    def debug_runs(self, info: Info, chat_id: strawberry.ID) -> AsyncGenerator[DebugRun, None]:
+        return cast(
+            AsyncGenerator[DebugRun, None], debug_runs.stream_debug_runs(info.context, chat_id)
+        )

@@ -16,6 +16,7 @@ from resolvers.pagination import PageArgs
 from resolvers.prompt_config import personal_instructions
 from schema.connection import Connection, connection_of
 from schema.cost import viewer_cost_field
+from schema.debug_settings import viewer_opt_in_field
 from schema.info import Info
 from schema.node import Node, global_id_field, row_is
 
@@ -71,6 +72,7 @@ class ApiToken(Node):
 
 @strawberry.type(description="The signed-in user and what they may do.")
 class Viewer:
+    debug_logging_opt_in = viewer_opt_in_field()
     cost = viewer_cost_field()
 
     @strawberry.field

@@ -1,0 +1,87 @@
+"""Reading debug runs: a chat's, newest first; one by id; live as they change.
+
+A chat's runs are read through the chat, so only who may read the chat reads
+them. By id (``node``) a run is its chat owner's, or any for an admin
+(MANAGE_DEPLOYMENT_CONFIG); for anyone else it does not exist. The live stream
+``debugRuns`` has ``chatEvents``' access rule: the viewer's own chat or NOT_FOUND.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from db.keyset import Page, SortKey
+from db.models import Chat, DebugRun
+from db.vocabulary import Permission
+from events.channels import debug_channel
+from events.payloads import DebugRunChanged, Resync
+from resolvers.chats import own_chat
+from resolvers.context import RequestContext
+from resolvers.pagination import PageArgs, paginate
+from resolvers.permissions import has_permission
+
+NEWEST_FIRST = (
+    SortKey("started_at", descending=True, kind="datetime"),
+    SortKey("id", descending=True, kind="uuid"),
+)
+PAGE_DEFAULT = 50
+PAGE_MAX = 100
+
+
+async def chat_debug_runs(chat: Chat, first: int | None, after: str | None) -> Page[DebugRun]:
+    """Newest first, keyset-paged: at most 100 per page (50 by default)."""
+    return await paginate(
+        DebugRun.filter(chat_id=chat.id),
+        NEWEST_FIRST,
+        PageArgs(first=first, after=after),
+        default_size=PAGE_DEFAULT,
+        maximum=PAGE_MAX,
+    )
+
+
+async def runs_by_ids(ctx: RequestContext, keys: list[uuid.UUID]) -> dict[uuid.UUID, DebugRun]:
+    """``node``/``nodes``: the viewer's chats' runs, or any run for an admin."""
+    if ctx.viewer is None or ctx.auth_error is not None:
+        return {}
+    rows = DebugRun.filter(id__in=keys)
+    if not has_permission(ctx, Permission.MANAGE_DEPLOYMENT_CONFIG):
+        rows = rows.filter(chat__owner_id=ctx.viewer.id)
+    return {row.id: row for row in await rows}
+
+
+async def run_chat(run: DebugRun) -> Chat:
+    return await Chat.get(id=run.chat_id)  # type: ignore[attr-defined]
+
+
+async def _latest(chat_id: uuid.UUID) -> DebugRun | None:
+    return await DebugRun.filter(chat_id=chat_id).order_by("-started_at", "-id").first()
+
+
+async def stream_debug_runs(ctx: RequestContext, chat_gid: str) -> AsyncIterator[Any]:
+    """The chat's newest run as it is now (when there is one), then each run as it
+    starts, as each of its steps ends and as it ends. After a resync the newest
+    run is sent again (changes in between may have been missed)."""
+    chat = await own_chat(ctx, chat_gid, "chatId")
+    if ctx.events is None:
+        raise RuntimeError("no event hub")
+    hub = ctx.events.hub
+    while True:
+        resynced = False
+        async with hub.subscribe(debug_channel(chat.id)) as subscription:
+            latest = await _latest(chat.id)
+            if latest is not None:
+                yield latest
+            async for event in subscription:
+                ctx.reset_loaders()  # loaders live for one event, never the connection
+                match event:
+                    case DebugRunChanged(run_id=run_id):
+                        row = await DebugRun.filter(id=run_id, chat_id=chat.id).first()
+                        if row is not None:
+                            yield row
+                    case Resync():
+                        resynced = True
+                        break
+        if not resynced:
+            return
