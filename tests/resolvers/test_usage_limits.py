@@ -23,7 +23,8 @@ from db.models import Chat, ChatMessage, ChatQueuedMessage, Group, GroupMember, 
 from db.usage_limits import DEFAULT_SETTINGS, write_settings
 from db.vocabulary import TITLE_LOCK_WORKER, USAGE_LIMIT_MAX_MICROS
 from resolvers import global_id
-from tests.harness import GraphQLClient, Person, new_person
+from resolvers.usage_limits import require_spendable
+from tests.harness import GraphQLClient, Person, counted_queries, new_person
 
 STATUS = """
 fragment S on UsageLimitStatus {
@@ -548,3 +549,18 @@ async def test_an_unpriced_model_is_usable_where_no_limit_applies(
     await limits(gql, admin_token, enabled=True, default=None)
     await new_chat(gql, me, modelConfigId=unpriced)
     assert await Chat.filter(owner_id=me.user.id).count() == 2
+
+
+async def test_the_check_costs_one_statement_with_limits_off(
+    gql: GraphQLClient, admin_token: str
+) -> None:
+    me = await new_person()
+    await limits(gql, admin_token, enabled=False, default=DOLLAR)
+    with counted_queries() as sent:
+        await require_spendable(me.user.id)
+    assert len(sent) == 1
+    # With a limit: the settings, the user's status, and the model's prices.
+    await limits(gql, admin_token, default=DOLLAR)
+    with counted_queries() as sent:
+        await require_spendable(me.user.id)
+    assert len(sent) == 3
