@@ -75,7 +75,7 @@ RULES: tuple[Rule, ...] = (
     Rule("CLINE", _any(_ua_prefix("cline/"), _header("x-title", "cline"),
                        _header("http-referer", "cline.bot"))),
     Rule("ROO_CODE", _any(_ua_prefix("roo-code/", "roocode/"), _header("x-title", "roo code"),
-                          _header("http-referer", "roo"))),
+                          _header("http-referer", "roovetgit", "roocode"))),
     Rule("KILO_CODE", _any(_ua_prefix("kilo-code/", "kilocode/"), _header("x-title", "kilo"))),
     Rule("OPENCODE", _ua_prefix("opencode/")),
     Rule("CONTINUE", _any(_ua_prefix("continue/"), _header("x-title", "continue"))),
