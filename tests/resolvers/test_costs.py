@@ -399,3 +399,42 @@ async def test_a_summary_costs_the_same_statements_for_any_number_of_messages(
     assert counts[0] == counts[1]
     # token, totals, by model, its configs, by chat, its chats, by day, limit settings + status
     assert counts[0] == 9
+
+
+LIST_COSTS = """query($n: Int) {
+  chats(first: $n) {
+    nodes { id cost { costMicros count } children { id cost { costMicros count } } }
+  }
+}"""
+
+
+async def test_chat_costs_of_a_list_cost_the_same_statements_for_any_length(
+    gql: GraphQLClient, table: list[Model]
+) -> None:
+    at = datetime(2026, 3, 4, 8, tzinfo=UTC)
+    family = await new_family()
+    history = [Spent(slot, 0, at, Usage(1_000 * (slot + 1), 10)) for slot in (ROOT_A, SUB_A)]
+    history += [Spent(slot, 1, at, Usage(2_000, 20)) for slot in (ROOT_B, SUB_B)]
+    await record(family, history, table)
+    for i in range(4):
+        root, child = uuid.uuid4(), uuid.uuid4()
+        await Chat.create(id=root, owner=family.user, root_id=root, title=f"r{i}", updated_at=at)
+        await Chat.create(
+            id=child, owner=family.user, parent_id=root, root_id=root, title="s", updated_at=at
+        )  # four more families, never charged
+    token = await signed_in(family)
+    await gql.ok("{ viewer { user { id } } }", token=token)  # its lastUsedAt write
+    counts = []
+    for n in (1, 6):
+        with counted_queries() as sent:
+            data = await gql.ok(LIST_COSTS, {"n": n}, token=token)
+        assert len(data["chats"]["nodes"]) == n
+        counts.append(len(sent))
+    assert counts[0] == counts[1]
+    costs = {key(c["id"]): c["cost"]["costMicros"] for c in data["chats"]["nodes"]}
+    for c in data["chats"]["nodes"]:
+        costs.update({key(s["id"]): s["cost"]["costMicros"] for s in c["children"]})
+    for slot in (ROOT_A, SUB_A, ROOT_B, SUB_B):
+        want = all_time(family, history, table, subtree(slot))
+        assert costs[family.chats[slot]] == want.cost_micros, slot
+    assert sum(1 for v in costs.values() if v == 0) == 8  # the four new roots and sub-agents
