@@ -71,7 +71,6 @@ class Chat(Node):
     created_at: datetime
     updated_at: datetime
     last_error: ChatError | None = strawberry.field(resolver=_last_error)
-    cost = chat_cost_field()
     debug_logging_override: bool | None = strawberry.field(
         description="Debug logging for this chat whatever its owner chose; null follows "
         "the owner (see DebugLoggingConfig). Set with updateChat (owner or admin)."

@@ -72,8 +72,6 @@ class ApiToken(Node):
 
 @strawberry.type(description="The signed-in user and what they may do.")
 class Viewer:
-    cost = viewer_cost_field()
-
     debug_logging_opt_in = viewer_opt_in_field()
     cost = viewer_cost_field()
 
