@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench import analysis, costs, messages, uploads, viewer
+from bench import analysis, costs, gateway, messages, uploads, viewer
 from bench.benchmark import Benchmark
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -23,4 +23,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     )
 }
 
-IN_PROCESS: dict[str, Callable[[list[str]], int]] = {analysis.NAME: analysis.main}
+IN_PROCESS: dict[str, Callable[[list[str]], int]] = {
+    analysis.NAME: analysis.main,
+    gateway.NAME: gateway.main,
+}
