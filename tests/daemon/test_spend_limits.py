@@ -69,7 +69,7 @@ DAEMON = DaemonSettings(
     heartbeat_s=0.1,
     hold_sweep_s=0.1,
     stale_after_s=30.0,
-    max_chats=10,
+    max_chats=SENT,  # every chat claimed at once: their holds race
     turn=TurnSettings(coalesce_s=0.02, retry_base_s=0.02, retry_max_s=0.05),
 )
 
@@ -332,17 +332,19 @@ async def test_fifty_turns_at_once_on_two_daemons_never_overshoot(
             await asyncio.sleep(0.02)
 
     watcher = asyncio.create_task(watch())
+    # All fifty are sent before either daemon is up, so both claim at once and
+    # every turn's hold races the others' for the last dollar.
+    answers = await asyncio.gather(*(send(i) for i in range(SENT)))
+    chat_ids: list[uuid.UUID] = []
+    refused_at_send = 0
+    for answer in answers:
+        if answer.get("errors"):
+            codes = {e["extensions"]["code"] for e in answer["errors"]}
+            assert codes == {"USAGE_LIMIT_EXCEEDED"}, answer
+            refused_at_send += 1
+        else:
+            chat_ids.append(chat_uuid(answer["data"]["createChat"]["chat"]["id"]))
     async with daemons(app) as started:
-        answers = await asyncio.gather(*(send(i) for i in range(SENT)))
-        chat_ids: list[uuid.UUID] = []
-        refused_at_send = 0
-        for answer in answers:
-            if answer.get("errors"):
-                codes = {e["extensions"]["code"] for e in answer["errors"]}
-                assert codes == {"USAGE_LIMIT_EXCEEDED"}, answer
-                refused_at_send += 1
-            else:
-                chat_ids.append(chat_uuid(answer["data"]["createChat"]["chat"]["id"]))
         chats = await settled(chat_ids)
         await idle(started)
     done.set()
