@@ -26,6 +26,9 @@ from db.parts import to_json as part_to_json
 # thousand tokens at any provider's largest size), are added on top.
 MESSAGE_OVERHEAD_TOKENS = 16
 IMAGE_TOKENS_MAX = 6_400
+# Providers add a tool-use system prompt of their own when tools are sent
+# (Anthropic documents up to 346 tokens): not in the request's bytes, so added.
+TOOLS_OVERHEAD_TOKENS = 512
 
 
 def _part_bytes(part: Part) -> int:
@@ -40,6 +43,8 @@ def input_token_bound(request: ModelRequest) -> int:
     for message in request.messages:
         total += MESSAGE_OVERHEAD_TOKENS + sum(_part_bytes(p) for p in message.parts)
         total += IMAGE_TOKENS_MAX * sum(isinstance(p, FilePart) for p in message.parts)
+    if request.tools:
+        total += TOOLS_OVERHEAD_TOKENS
     for tool in request.tools:
         total += MESSAGE_OVERHEAD_TOKENS + len(tool.name) + len(tool.description.encode())
         total += len(orjson.dumps(tool.parameters))

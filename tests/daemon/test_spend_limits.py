@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +22,8 @@ import pytest
 from starlette.applications import Starlette
 
 from daemon.chat_daemon import ChatDaemon, DaemonSettings
+from daemon.providers import ModelMessage, ModelRequest, ToolSpec
+from daemon.spending import IMAGE_TOKENS_MAX, TOOLS_OVERHEAD_TOKENS, input_token_bound
 from daemon.tool_registry import ToolRegistry
 from daemon.turn_runner import TurnSettings
 from db import spend
@@ -37,7 +39,7 @@ from db.models import (
     SpendHold,
     User,
 )
-from db.parts import TextPart
+from db.parts import FilePart, TextPart
 from db.raw_sql import fetch
 from db.titles import fallback_title
 from db.usage_limits import LimitSettings, limit_status, period_start, write_settings
@@ -418,6 +420,40 @@ async def test_a_turn_stopped_by_the_limit_mid_way_keeps_what_it_streamed(
     assert kept[1].total_cost_micros == TURN_COST
     assert kept[2].parts[0]["result"] == {"echoed": {"x": 1}}
     assert (await month_counter(spender.user)).spent_micros == TURN_COST
+
+
+async def test_a_tight_budget_caps_what_the_provider_is_asked_for(
+    app: Starlette, gql: GraphQLClient, llm: FakeLlm, models: Models
+) -> None:
+    """USD 0.03 left buys 600 of the model's 1000 output tokens: the call is sent
+    with that maximum, so what it can cost is what was held."""
+    spender = await member(gql, limit=30_000)
+    llm.push(SseReply(openai_stream(text=["Short."], usage=openai_usage(900, 600))))
+    chat = await pending_chat(spender.user, models.billed, "Be brief", title="Tight")
+    async with daemons(app) as started:
+        for daemon in started:
+            daemon.wake()
+        (done,) = await settled([chat.id])
+        await idle(started)
+    assert done.status is ChatStatus.WAITING
+    assert [r.body["max_completion_tokens"] for r in llm.requests] == [600]
+    counter = await month_counter(spender.user)
+    assert (counter.spent_micros, counter.reserved_micros) == (30_000, 0)
+
+
+def test_the_input_bound_covers_text_images_and_tools() -> None:
+    text = "héllo wörld " * 100  # non-ASCII: more bytes than characters
+    image = FilePart(file_id=str(uuid.uuid4()))
+    request = ModelRequest(
+        model="m",
+        system="Be terse.",
+        messages=[ModelMessage("user", [TextPart(text), image])],
+    )
+    bare = input_token_bound(request)
+    assert bare >= len(text.encode()) + len(b"Be terse.") + IMAGE_TOKENS_MAX
+    spec = ToolSpec("echo", "Return the arguments.", {"type": "object", "properties": {}})
+    with_tool = input_token_bound(replace(request, tools=[spec]))
+    assert with_tool >= bare + TOOLS_OVERHEAD_TOKENS + len(spec.description)
 
 
 # -- holds of a dead daemon ----------------------------------------------------------------
