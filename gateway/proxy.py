@@ -72,6 +72,8 @@ class GatewaySettings:
     # the longest call may, then the sweep returns them.
     hold_ttl: timedelta = timedelta(hours=2)
     error_body_max: int = 1 << 20
+    # How long a routing decision is reused (``routing.RouteCache``); 0: never.
+    route_cache_s: float = 5.0
 
     def timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.read_timeout, connect=self.connect_timeout)
@@ -170,6 +172,7 @@ class Gateway:
         self.authenticate = authenticate
         self.settings = settings or GatewaySettings()
         self._http: httpx.AsyncClient | None = None
+        self.route_cache = routing.RouteCache()
 
     def routes(self) -> list[Route]:
         return [
@@ -187,7 +190,11 @@ class Gateway:
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:  # created in the serving loop, on first use
-            limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+            # Idle connections are dropped before a server's usual 5 s keep-alive
+            # would close them under a request (a POST is never retried blindly).
+            limits = httpx.Limits(
+                max_connections=1000, max_keepalive_connections=200, keepalive_expiry=4.0
+            )
             self._http = httpx.AsyncClient(limits=limits, timeout=self.settings.timeout())
         return self._http
 
@@ -259,7 +266,13 @@ class Gateway:
         if not isinstance(name, str) or not name.strip():
             return error_response(wire, 400, "model: required (a model name or config id).")
         try:
-            target = await routing.route(name.strip(), endpoint, user.id, request.app.state.secrets)
+            target = await self.route_cache.route(
+                name.strip(),
+                endpoint,
+                user.id,
+                request.app.state.secrets,
+                self.settings.route_cache_s,
+            )
         except routing.RoutingError as exc:
             return error_response(wire, exc.status, exc.message, exc.code, retry=False)
         headers = request.headers

@@ -10,6 +10,7 @@ unusable is refused here with the catalog's reason.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -88,6 +89,41 @@ async def route(name: str, endpoint: Endpoint, user_id: uuid.UUID, secrets: Secr
         code = (reason or ModelUnavailableReason.MISSING_API_KEY).value
         raise RoutingError(403, exc.message, code) from None
     return Target(model=model, url=upstream_url(model, endpoint))
+
+
+class RouteCache:
+    """Routing decisions, kept for a few seconds per (user, model name, endpoint).
+
+    Routing reads the model config, the provider, the user's key and settings
+    (four queries) on a path whose every millisecond is added latency; a coding
+    client sends many requests a minute with the same model. A change an admin
+    makes (a disabled model, a new key) applies within ``ttl_s``; refusals are
+    never kept, so a fixed configuration works at once.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[uuid.UUID, str, str], tuple[float, Target]] = {}
+
+    async def route(
+        self, name: str, endpoint: Endpoint, user_id: uuid.UUID, secrets: SecretBox, ttl_s: float
+    ) -> Target:
+        if ttl_s <= 0:
+            return await route(name, endpoint, user_id, secrets)
+        key = (user_id, name, endpoint.name)
+        now = time.monotonic()
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        target = await route(name, endpoint, user_id, secrets)
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key] = (now + ttl_s, target)
+        return target
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 @dataclass(frozen=True, slots=True)

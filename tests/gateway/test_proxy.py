@@ -282,6 +282,7 @@ async def test_a_silent_provider_is_a_504_and_an_unreachable_one_a_502(
     assert (await last_log()).status == 504
     provider = await Provider.get(id=models.anthropic.provider_id)  # type: ignore[attr-defined]
     await Provider.filter(id=provider.id).update(base_url="http://127.0.0.1:9")
+    app.state.gateway.route_cache.clear()
     try:
         with pytest.raises(anthropic.APIStatusError) as down:
             await claude(live_server, admin_token).messages.create(
@@ -289,6 +290,7 @@ async def test_a_silent_provider_is_a_504_and_an_unreachable_one_a_502(
             )
     finally:
         await Provider.filter(id=provider.id).update(base_url=provider.base_url)
+        app.state.gateway.route_cache.clear()
     assert down.value.status_code == 502
     assert down.value.body["error"]["type"] == "api_error"  # type: ignore[index]
 
