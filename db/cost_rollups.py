@@ -118,31 +118,43 @@ _IN_RANGE = "user_id = $1 AND day >= $2 AND day < $3"
 
 _TOTALS = f"SELECT {_SUMS} FROM cost_user_days WHERE {_IN_RANGE}"
 
+# Provider and model names from each config's latest day (one index lookup each).
 _BY_MODEL = f"""
-SELECT model_config_id, (array_agg(provider ORDER BY day DESC))[1] AS provider,
-  (array_agg(model ORDER BY day DESC))[1] AS model, {_SUMS}
-FROM cost_model_days WHERE {_IN_RANGE}
-GROUP BY model_config_id
-ORDER BY cost_micros DESC, model, model_config_id
+WITH g AS (
+  SELECT model_config_id, max(day) AS last_day, {_SUMS}
+  FROM cost_model_days WHERE {_IN_RANGE}
+  GROUP BY model_config_id
+)
+SELECT g.*, l.provider, l.model FROM g
+JOIN cost_model_days l
+  ON l.user_id = $1 AND l.day = g.last_day AND l.model_config_id = g.model_config_id
+ORDER BY g.cost_micros DESC, l.model, g.model_config_id
 """
 
-_BY_DAY = """
-SELECT g.day::date AS day, coalesce(d.cost_micros, 0)::bigint AS cost_micros
-FROM generate_series($2::date, $3::date - 1, interval '1 day') AS g(day)
-LEFT JOIN cost_user_days d ON d.user_id = $1 AND d.day = g.day::date
-ORDER BY g.day
-"""
+_BY_DAY = f"SELECT day, cost_micros FROM cost_user_days WHERE {_IN_RANGE}"
 
-# Root chats, most expensive first; $4/$5 the cursor (NULL: the first page).
+# Root chats, most expensive first; $4/$5 the cursor (NULL: the first page). Only
+# the cost is summed for every root chat (to rank them); the other sums are taken
+# for the page's rows alone, through the (root_chat_id, day) index.
 _BY_CHAT = f"""
 WITH t AS (
-  SELECT root_chat_id, {_SUMS} FROM cost_chat_days WHERE {_IN_RANGE} GROUP BY root_chat_id
+  SELECT root_chat_id, sum(cost_micros)::bigint AS cost_micros
+  FROM cost_chat_days WHERE {_IN_RANGE} GROUP BY root_chat_id
+), page AS (
+  SELECT * FROM t
+  WHERE $4::bigint IS NULL OR t.cost_micros < $4::bigint
+    OR (t.cost_micros = $4::bigint AND t.root_chat_id > $5::uuid)
+  ORDER BY t.cost_micros DESC, t.root_chat_id
+  LIMIT $6
 )
-SELECT t.*, c.title, c.owner_id FROM t LEFT JOIN chats c ON c.id = t.root_chat_id
-WHERE $4::bigint IS NULL OR t.cost_micros < $4::bigint
-  OR (t.cost_micros = $4::bigint AND t.root_chat_id > $5::uuid)
-ORDER BY t.cost_micros DESC, t.root_chat_id
-LIMIT $6
+SELECT page.root_chat_id, s.*, c.title, c.owner_id
+FROM page
+CROSS JOIN LATERAL (
+  SELECT {_SUMS} FROM cost_chat_days d
+  WHERE d.root_chat_id = page.root_chat_id AND d.day >= $2 AND d.day < $3 AND d.user_id = $1
+) s
+LEFT JOIN chats c ON c.id = page.root_chat_id
+ORDER BY page.cost_micros DESC, page.root_chat_id
 """
 
 # Users, biggest spender first; $3/$4 the cursor; chat counts for the page only.
@@ -220,7 +232,8 @@ async def by_model(user_id: uuid.UUID, days: DayRange) -> list[ModelCostRow]:
 async def by_day(user_id: uuid.UUID, days: DayRange) -> list[DayCostRow]:
     """Every day of the range in order, zero where nothing was charged."""
     rows = await fetch(_BY_DAY, user_id, days.first, days.end)
-    return [DayCostRow(r["day"], int(r["cost_micros"])) for r in rows]
+    spent = {r["day"]: int(r["cost_micros"]) for r in rows}
+    return [DayCostRow(day, spent.get(day, 0)) for day in days.days()]
 
 
 def _seek(after: str | None, order: tuple[SortKey, ...]) -> tuple[int | None, uuid.UUID | None]:
