@@ -14,7 +14,7 @@ from tortoise.transactions import in_transaction
 
 from db import spend
 from db.costing import ModelPrices, Usage
-from db.models import CostUserDay, SpendCounter, SpendHold, User
+from db.models import CostUserDay, Group, GroupMember, SpendCounter, SpendHold, User
 from db.usage_limits import LimitSettings, limit_status, period_start, write_settings
 from db.vocabulary import UsageLimitPeriod, UsageLimitSource
 from resolvers.accounts import create_user
@@ -371,3 +371,40 @@ async def test_only_a_tight_budget_costs_a_second_statement(spender: User) -> No
         got = await _hold(spender, max_output_tokens=None)
     assert got.max_output_tokens == 4500
     assert len(sent) == 2, sent
+
+
+# -- whose limit the hold enforces -----------------------------------------------------------
+
+
+async def _refusal_source(user: User) -> tuple[UsageLimitSource, int]:
+    """Hold more than any limit here allows: the refusal names the limit applied."""
+    with pytest.raises(spend.UsageLimitExceeded) as refused:
+        await _hold(user, input_tokens=10_000_000, max_output_tokens=None)
+    return refused.value.facts.source, refused.value.facts.limit_micros
+
+
+async def test_the_hold_applies_user_then_lowest_group_then_default(spender: User) -> None:
+    """The hold's single statement resolves the limit as ``limit_status`` does."""
+    tag = uuid.uuid4().hex[:6]
+    generous = await Group.create(name=f"generous-{tag}", spend_limit_micros=9_000_000)
+    strict = await Group.create(name=f"strict-{tag}", spend_limit_micros=7_000_000)
+    unlimited = await Group.create(name=f"open-{tag}")
+    for group in (generous, strict, unlimited):
+        await GroupMember.create(group=group, user=spender)
+    try:
+        await write_settings(LimitSettings(True, UsageLimitPeriod.DAY, 8_000_000))
+        assert await _refusal_source(spender) == (UsageLimitSource.GROUP, 7_000_000)
+        spender.spend_limit_micros = 5_000_000
+        await spender.save(update_fields=["spend_limit_micros"])
+        assert await _refusal_source(spender) == (UsageLimitSource.USER, 5_000_000)
+        spender.spend_limit_micros = None
+        await spender.save(update_fields=["spend_limit_micros"])
+        await GroupMember.filter(user_id=spender.id, group_id__in=[generous.id, strict.id]).delete()
+        assert await _refusal_source(spender) == (UsageLimitSource.DEPLOYMENT, 8_000_000)
+        status = await limit_status(spender.id, NOW)
+        assert (status.source, status.limit_micros) == (UsageLimitSource.DEPLOYMENT, 8_000_000)
+        # limits off: nothing is held, whatever the overrides say
+        await write_settings(LimitSettings(False, UsageLimitPeriod.DAY, 8_000_000))
+        assert await _hold(spender, input_tokens=10_000_000) == spend.NO_HOLD
+    finally:
+        await Group.filter(id__in=[generous.id, strict.id, unlimited.id]).delete()
