@@ -232,10 +232,12 @@ def affordable_output(
 ) -> int:
     """The most output tokens (≤ ``wanted``) whose worst case fits ``budget``."""
     _, out, _, _ = prices.effective()
-    if out == 0:
-        return wanted
     numerator = budget_micros * 1_000_000 - input_tokens * prices.worst_input_micros()
-    return max(min(numerator // out, wanted), 0)
+    if numerator < 0:
+        return 0  # the prompt alone does not fit
+    if out == 0:
+        return wanted  # free output: the prompt is all it costs
+    return min(numerator // out, wanted)
 
 
 def hold_amount(prices: ModelPrices, input_tokens: int, output_tokens: int) -> int:

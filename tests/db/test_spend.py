@@ -408,3 +408,20 @@ async def test_the_hold_applies_user_then_lowest_group_then_default(spender: Use
         assert await _hold(spender, input_tokens=10_000_000) == spend.NO_HOLD
     finally:
         await Group.filter(id__in=[generous.id, strict.id, unlimited.id]).delete()
+
+
+async def test_a_prompt_that_alone_exceeds_the_budget_is_refused_at_once(spender: User) -> None:
+    """Free output cannot make room for a prompt the budget cannot pay for."""
+    await _limit(spender, 500)
+    free_output = ModelPrices(input_micros=1_000_000, output_micros=0)
+    with counted_queries() as sent, pytest.raises(spend.UsageLimitExceeded):
+        await spend.hold(
+            spender.id,
+            free_output,
+            model="m",
+            input_tokens=1000,
+            max_output_tokens=100,
+            worker_id=None,
+            at=NOW,
+        )
+    assert len(sent) == 1, sent
