@@ -10,6 +10,7 @@ unusable is refused here with the catalog's reason.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -98,13 +99,15 @@ class RouteCache:
     (four queries) on a path whose every millisecond is added latency; a coding
     client sends many requests a minute with the same model. A change an admin
     makes (a disabled model, a new key) applies within ``ttl_s``; refusals are
-    never kept, so a fixed configuration works at once.
+    never kept, so a fixed configuration works at once. Concurrent misses of one
+    key share one lookup (a client's burst of parallel calls routes once).
     """
 
     MAX_ENTRIES = 10_000
 
     def __init__(self) -> None:
         self._entries: dict[tuple[uuid.UUID, str, str], tuple[float, Target]] = {}
+        self._pending: dict[tuple[uuid.UUID, str, str], asyncio.Future[Target]] = {}
 
     async def route(
         self, name: str, endpoint: Endpoint, user_id: uuid.UUID, secrets: SecretBox, ttl_s: float
@@ -116,7 +119,13 @@ class RouteCache:
         hit = self._entries.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        target = await route(name, endpoint, user_id, secrets)
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(route(name, endpoint, user_id, secrets))
+            self._pending[key] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(key, None))
+        # Shielded: one waiter leaving must not cancel the lookup the others await.
+        target = await asyncio.shield(pending)
         if len(self._entries) >= self.MAX_ENTRIES:
             self._entries.clear()
         self._entries[key] = (now + ttl_s, target)
