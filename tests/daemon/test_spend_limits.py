@@ -44,6 +44,7 @@ from db.raw_sql import fetch
 from db.titles import fallback_title
 from db.usage_limits import LimitSettings, limit_status, period_start, write_settings
 from db.vocabulary import ChatStatus, MessageRole, ProviderKind, UsageLimitPeriod
+from events.channels import WORK_CHANNEL
 from resolvers import global_id
 from resolvers.accounts import create_user
 from tests.conftest import login_token, make_settings
@@ -187,8 +188,15 @@ async def daemons(app: Starlette, count: int = 2) -> AsyncIterator[list[ChatDaem
         )
         for _ in range(count)
     ]
+    hub = app.state.event_hub
+    listening = hub.channels.get(WORK_CHANNEL, 0)
     for daemon in started:
         await daemon.start()
+
+    async def subscribed() -> bool:  # a title request published now reaches them
+        return bool(hub.channels.get(WORK_CHANNEL, 0) >= listening + count)
+
+    await eventually(subscribed)
     try:
         yield started
     finally:
