@@ -53,12 +53,12 @@ class AgentSchema(strawberry.Schema):
     """Errors are shaped (and unexpected ones logged once) by ``process_errors``
     instead of Strawberry's traceback logging: client errors are not server events."""
 
-    fast: FastExecutor
-    fast_lane: QueryFastLane
+    fast: FastExecutor | None = None
+    fast_lane: QueryFastLane | None = None
 
     def _get_execute_function(self) -> Callable[..., Any]:
-        # Queries run through compiled plans; everything else through graphql-core.
-        return self.fast
+        # Queries run through compiled plans (when on); everything else through graphql-core.
+        return self.fast if self.fast is not None else super()._get_execute_function()
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -113,9 +113,11 @@ Mutation = merge_types(
 def build_schema(
     limits: QueryLimits | None = None,
     extra_extensions: Sequence[Callable[[], SchemaExtension]] = (),
+    compiled_queries: bool = True,
 ) -> strawberry.Schema:
     """The schema with its extensions; ``extra_extensions`` come from the server
-    (metrics), so this package does not depend on it."""
+    (metrics), so this package does not depend on it. ``compiled_queries=False``
+    leaves every operation to graphql-core (the compiled engine's off switch)."""
     chosen = limits or QueryLimits()
 
     def limit_guard() -> SchemaExtension:
@@ -151,8 +153,9 @@ def build_schema(
         execution_context_class=SharedEventExecutor,
         config=StrawberryConfig(sort_schema=True),
     )
-    schema.fast = FastExecutor()
-    schema.fast_lane = QueryFastLane(schema._schema, schema.fast, chosen)
+    if compiled_queries:
+        schema.fast = FastExecutor()
+        schema.fast_lane = QueryFastLane(schema._schema, schema.fast, chosen)
     return schema
 
 

@@ -7,16 +7,26 @@ plans (``schema.query_plan``), and the plans into Python source
 (``schema.plan_codegen``); each run then calls the generated root function and
 awaits what the resolvers left pending (``schema.query_run``).
 
-Anything unusual — a mutation or subscription, a directive, introspection, a
-non-null field that resolves to null, any exception — makes the whole operation
-run again through graphql-core, which then produces the normal result and
-errors. Queries have no side effects, so running twice is safe.
+A resolver that raises does not stop a run: the plan produces graphql-core's
+located errors itself (``schema.field_errors``: same message, path, locations
+and extensions, nulled at the nearest nullable parent). What the plans do not
+cover — a mutation or subscription, a directive, introspection, variables that
+need coercion, a non-null field that resolves to null, a value that fails to
+serialize — makes the operation run through graphql-core instead (queries have
+no side effects, so that is safe); every such fallback is counted by reason in
+``FastExecutor.fallbacks``.
+
+Shadow mode (``AGENTGQL_COMPILED_SHADOW=1``, or pytest's ``--shadow-compiled``)
+runs every compiled answer through graphql-core as well and records any
+difference in ``SHADOW_DIFFERENCES`` (and logs it): the tests fail on one.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import os
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,17 +41,47 @@ from graphql import (
 )
 from graphql.execution.values import get_variable_values
 
+from schema.field_errors import settle
 from schema.plan_codegen import Codegen
 from schema.query_plan import Compiler, Fallback, FieldPlan
 from schema.query_run import Run, SimpleVariable, coerce_simple, simple_variables
 
 log = logging.getLogger(__name__)
 
+SHADOW_ENV = "AGENTGQL_COMPILED_SHADOW"
+
+
+@dataclass
+class ShadowDifference:
+    """A compiled answer that graphql-core answered differently."""
+
+    query: str
+    variables: dict[str, Any] | None
+    compiled: dict[str, Any]
+    expected: dict[str, Any]
+
+
+SHADOW_DIFFERENCES: list[ShadowDifference] = []
+"""Every difference shadow mode found, in this process (tests assert it stays empty)."""
+
+
+def shadow_from_environment() -> bool:
+    return os.environ.get(SHADOW_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def comparable(result: ExecutionResult) -> dict[str, Any]:
+    """What a client sees of a result before error shaping: data and errors."""
+    return {
+        "data": result.data,
+        "errors": [e.formatted for e in result.errors] if result.errors else None,
+    }
+
 
 @dataclass
 class Compiled:
     """A query compiled once, kept per document and run as often as it comes."""
 
+    document: DocumentNode
     operation: OperationDefinitionNode
     root: list[FieldPlan]
     run_root: Callable[[Run, Any], dict[str, Any]]
@@ -63,50 +103,69 @@ def compile_query(
     assert root is not None
     plans = Compiler(schema, document).plans(root, [operation.selection_set])
     run_root = Codegen().build(plans, root.name)
-    return Compiled(operation, plans, run_root, simple_variables(schema, operation))
+    return Compiled(document, operation, plans, run_root, simple_variables(schema, operation))
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, Fallback) else f"error: {type(exc).__name__}"
 
 
 class FastExecutor:
     """``execute`` with the same signature as graphql-core's, for Strawberry."""
 
-    def __init__(self, max_documents: int = 512) -> None:
-        self._compiled: dict[int, tuple[DocumentNode, str | None, Compiled | None]] = {}
+    def __init__(self, max_documents: int = 512, shadow: bool | None = None) -> None:
+        self._compiled: dict[int, tuple[DocumentNode, str | None, Compiled | None, str]] = {}
         self._max = max_documents
+        self.shadow = shadow_from_environment() if shadow is None else shadow
+        self.fallbacks: Counter[str] = Counter()
+        """Operations left to graphql-core, by reason (the plans' coverage)."""
+        self.runs = 0
+        """Compiled runs started."""
 
     def plan(
         self, schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
     ) -> Compiled | None:
+        return self._plan(schema, document, operation_name)[0]
+
+    def _plan(
+        self, schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
+    ) -> tuple[Compiled | None, str]:
         key = id(document)
         cached = self._compiled.get(key)
         if cached is not None and cached[0] is document and cached[1] == operation_name:
-            return cached[2]
+            return cached[2], cached[3]
+        reason = ""
         try:
             compiled: Compiled | None = compile_query(schema, document, operation_name)
         except Exception as exc:  # anything odd about the document: graphql-core's job
             log.debug("not compiled: %r", exc)
-            compiled = None
+            compiled, reason = None, _reason(exc)
         if len(self._compiled) >= self._max:
             self._compiled.clear()
-        self._compiled[key] = (document, operation_name, compiled)
-        return compiled
+        self._compiled[key] = (document, operation_name, compiled, reason)
+        return compiled, reason
 
     def __call__(self, schema: GraphQLSchema, document: DocumentNode, **kwargs: Any) -> Any:
-        middleware = kwargs.get("middleware")
-        plain = middleware is None or not getattr(middleware, "middlewares", ())
-        compiled = self.plan(schema, document, kwargs.get("operation_name")) if plain else None
-        if compiled is None:
+        middleware: Any = kwargs.get("middleware")
+        if middleware is not None and getattr(middleware, "middlewares", None):
+            self.fallbacks["middleware"] += 1
             return execute(schema, document, **kwargs)
-        return self._run(compiled, schema, document, kwargs)
+        compiled, reason = self._plan(schema, document, kwargs.get("operation_name"))
+        if compiled is None:
+            self.fallbacks[reason] += 1
+            return execute(schema, document, **kwargs)
+        return self._run_or_fall_back(compiled, schema, kwargs)
 
-    async def run_data(
+    async def run(
         self,
         compiled: Compiled,
         schema: GraphQLSchema,
         variables: dict[str, Any] | None,
         context: Any,
         root_value: Any = None,
-    ) -> dict[str, Any]:
-        """The ``data`` of a successful run; ``Fallback`` for anything else."""
+    ) -> ExecutionResult:
+        """The result of a compiled run, field errors included (unshaped, as
+        graphql-core returns them); ``Fallback`` for what the plans do not cover."""
         simple = compiled.simple_variables
         coerced = coerce_simple(simple, variables or {}) if simple is not None else None
         if coerced is None:
@@ -115,32 +174,82 @@ class FastExecutor:
             if isinstance(found, list):
                 raise Fallback("variables")
             coerced = found
+        self.runs += 1
         run = Run(schema, context, coerced)
         try:
             data = compiled.run_root(run, root_value)
             if run.pending:
                 await run.drain()
-            return data
         except Exception as exc:
             for _, _, awaitable in run.pending:
                 if inspect.iscoroutine(awaitable):
                     awaitable.close()
             log.debug("fast path fell back: %r", exc)
-            raise Fallback(repr(exc)) from exc
+            raise Fallback(_reason(exc)) from exc
+        if not run.failures:
+            return ExecutionResult(data=data)
+        settled, errors = settle(data, compiled.root, run.failures)
+        return ExecutionResult(data=settled, errors=errors)
 
-    async def _run(
-        self, compiled: Compiled, schema: GraphQLSchema, document: DocumentNode, kwargs: Any
+    async def execute(
+        self,
+        compiled: Compiled,
+        schema: GraphQLSchema,
+        variables: dict[str, Any] | None,
+        context: Any,
+        root_value: Any = None,
+        operation_name: str | None = None,
+    ) -> ExecutionResult:
+        """The compiled result, or graphql-core's when the plan does not cover
+        this run (counted); checked against graphql-core in shadow mode."""
+        return await self._run_or_fall_back(
+            compiled,
+            schema,
+            {
+                "variable_values": variables,
+                "context_value": context,
+                "root_value": root_value,
+                "operation_name": operation_name,
+            },
+        )
+
+    async def _run_or_fall_back(
+        self, compiled: Compiled, schema: GraphQLSchema, kwargs: dict[str, Any]
     ) -> ExecutionResult:
         try:
-            data = await self.run_data(
+            result = await self.run(
                 compiled,
                 schema,
                 kwargs.get("variable_values"),
                 kwargs.get("context_value"),
                 kwargs.get("root_value"),
             )
-            return ExecutionResult(data=data)
-        except Fallback:
-            pass  # every failure is retried the ordinary way
-        result = execute(schema, document, **kwargs)
-        return await result if inspect.isawaitable(result) else result
+        except Fallback as fallback:
+            self.fallbacks[str(fallback)] += 1
+            return await _graphql_core(schema, compiled.document, kwargs)
+        if self.shadow:
+            await self._compare(result, compiled, schema, kwargs)
+        return result
+
+    async def _compare(
+        self,
+        result: ExecutionResult,
+        compiled: Compiled,
+        schema: GraphQLSchema,
+        kwargs: dict[str, Any],
+    ) -> None:
+        expected = comparable(await _graphql_core(schema, compiled.document, kwargs))
+        answered = comparable(result)
+        if answered != expected:
+            loc = compiled.operation.loc
+            query = loc.source.body if loc is not None else str(compiled.operation)
+            difference = ShadowDifference(query, kwargs.get("variable_values"), answered, expected)
+            SHADOW_DIFFERENCES.append(difference)
+            log.error("compiled answer differs from graphql-core's: %r", difference)
+
+
+async def _graphql_core(
+    schema: GraphQLSchema, document: DocumentNode, kwargs: dict[str, Any]
+) -> ExecutionResult:
+    result = execute(schema, document, **kwargs)
+    return await result if inspect.isawaitable(result) else result

@@ -4,10 +4,13 @@ machinery, when nothing about it is unusual.
 Parse (cached), the size limits (before validation, as ``LimitGuard`` does),
 validate (cached), the same limits as ``LimitGuard`` (cached), then the
 compiled plan. Anything else — a syntax or validation error, a limit
-exceeded, a mutation, a fallback during execution — returns None and the
+exceeded, a mutation, a document the plans do not cover — returns None and the
 request takes the ordinary Strawberry path, which produces the same errors and
-extensions it always does. A successful answer is exactly what that path would
-have returned: ``data`` and ``extensions.cost``.
+extensions it always does. An answer is exactly what that path would have
+returned: ``data``, field errors shaped as ``process_errors`` shapes them, and
+``extensions.cost``. A run the plan gives up on half-way goes through
+graphql-core here, with the context already made (one token check, one
+execution more, not the whole request again).
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from typing import Any
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, specified_rules
 from strawberry.schema.schema import validate_document
 
+from schema.errors import shape_errors
 from schema.fast_execution import FastExecutor
 from schema.limits import QueryLimits, measure_cached, parse_cached, refusal
-from schema.query_plan import Fallback
 from schema.text_input import text_refusal
 
 _RULES = tuple(specified_rules)
@@ -29,9 +32,10 @@ _RULES = tuple(specified_rules)
 
 @dataclass
 class FastAnswer:
-    data: dict[str, Any]
+    data: dict[str, Any] | None
     cost: int
     operation_name: str | None
+    errors: list[GraphQLError] | None = None  # shaped: codes set, the unexpected masked
 
 
 class QueryFastLane:
@@ -82,9 +86,15 @@ class QueryFastLane:
         if compiled is None:
             return None
         context = await make_context()
-        try:
-            data = await self.executor.run_data(compiled, self.schema, variables, context)
-        except Fallback:
-            return None
+        result = await self.executor.execute(
+            compiled, self.schema, variables, context, operation_name=operation_name
+        )
+        if result.errors:
+            shape_errors(result.errors, context)
         named = compiled.operation.name
-        return FastAnswer(data=data, cost=found.cost, operation_name=named.value if named else None)
+        return FastAnswer(
+            data=result.data,
+            cost=found.cost,
+            operation_name=named.value if named else None,
+            errors=result.errors,
+        )

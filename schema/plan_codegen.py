@@ -3,8 +3,9 @@
 One function per selection set builds its response dict in a single
 expression: attribute reads inlined, leaves already in wire form passed
 through, lists as comprehensions, union members picked by a per-class table.
-A null in a non-null position or an unresolvable abstract type raises
-``Fallback``.
+A resolver that raises leaves None and a recorded failure, located and
+nulled once the run is over (``schema.field_errors``). A null in a non-null
+position or an unresolvable abstract type raises ``Fallback``.
 """
 
 from __future__ import annotations
@@ -101,13 +102,19 @@ class Codegen:
                 lines.append(f"    out[{key}] = {self.read(plan, type_name)}")
                 continue
             completer = self.completer(plan)
+            held = self.name("P", plan)
             lines += [
-                f"    r = {self.call(plan)}",
-                "    if isawaitable(r):",
+                "    try:",
+                f"        r = {self.call(plan)}",
+                "    except Exception as e:",
                 f"        out[{key}] = None",
-                f"        run.pending.append((out, {self.name('P', plan)}, r))",
+                f"        run.fail(e, out, {held})",
                 "    else:",
-                f"        out[{key}] = {completer}(run, r)",
+                "        if isawaitable(r):",
+                f"            out[{key}] = None",
+                f"            run.pending.append((out, {held}, r))",
+                "        else:",
+                f"            out[{key}] = {completer}(run, r)",
             ]
         lines.append("    return out")
         self.functions.append("\n".join(lines))

@@ -46,7 +46,12 @@ DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
 
 
 class Fallback(Exception):
-    """Leave this operation to graphql-core."""
+    """Leave this operation to graphql-core; the message is the reason (counted)."""
+
+
+class InfoUnsupported(Fallback, AttributeError):
+    """A resolver read a part of ``info`` compiled runs do not provide. An
+    ``AttributeError`` too, so ``getattr(info, name, default)`` behaves as before."""
 
 
 # (run, value) → completed value; the run is a ``query_run.Run`` (not imported:
@@ -77,6 +82,12 @@ class FieldPlan:
     definition: GraphQLField
     getter: Getter | None  # direct read, when no resolver call is needed
     out_type: GraphQLOutputType
+    # Every node selecting this key (as graphql-core collects them): error locations.
+    nodes: list[FieldNode] = field(default_factory=list)
+    # The plan of the field whose object holds this one (None at the root), and
+    # that object's type: the chain errors walk up to the nearest nullable parent.
+    parent: FieldPlan | None = None
+    parent_type: GraphQLObjectType | None = None
     # Per concrete object type, the child plans (leaves have none).
     children: dict[str, list[FieldPlan]] = field(default_factory=dict)
     possible: list[GraphQLObjectType] = field(default_factory=list)
@@ -127,6 +138,7 @@ class Compiler:
         self, concrete: GraphQLObjectType, selections: list[SelectionSetNode]
     ) -> dict[str, list[FieldNode]]:
         grouped: dict[str, list[FieldNode]] = {}
+        visited: set[str] = set()  # graphql-core visits a fragment once per collection
 
         def visit(selection_set: SelectionSetNode) -> None:
             for sel in selection_set.selections:
@@ -139,6 +151,9 @@ class Compiler:
                     if self._applies(sel.type_condition, concrete):
                         visit(sel.selection_set)
                 elif isinstance(sel, FragmentSpreadNode):
+                    if sel.name.value in visited:
+                        continue
+                    visited.add(sel.name.value)
                     frag = self.fragments[sel.name.value]
                     if frag.directives:
                         raise Fallback("directive")
@@ -150,18 +165,25 @@ class Compiler:
         return grouped
 
     def plans(
-        self, concrete: GraphQLObjectType, selections: list[SelectionSetNode]
+        self,
+        concrete: GraphQLObjectType,
+        selections: list[SelectionSetNode],
+        parent: FieldPlan | None = None,
     ) -> list[FieldPlan]:
         result: list[FieldPlan] = []
         for key, nodes in self.collect(concrete, selections).items():
             name = nodes[0].name.value
             if name == TYPENAME:
-                result.append(FieldPlan(key, nodes[0], None, None, concrete))  # type: ignore[arg-type]
+                typename = FieldPlan(key, nodes[0], None, None, concrete, nodes, parent, concrete)  # type: ignore[arg-type]
+                result.append(typename)
                 continue
             if name.startswith("__"):
                 raise Fallback("introspection")
             definition = concrete.fields[name]
-            plan = FieldPlan(key, nodes[0], definition, _getter(definition), definition.type)
+            plan = FieldPlan(
+                key, nodes[0], definition, _getter(definition), definition.type, nodes, parent
+            )
+            plan.parent_type = concrete
             if plan.getter is None:
                 plan.direct = self._direct(definition)
                 plan.constant_args = self._constant_args(plan)
@@ -174,7 +196,7 @@ class Compiler:
                     else [named]
                 )
                 plan.possible = possible
-                plan.children = {t.name: self.plans(t, subs) for t in possible}
+                plan.children = {t.name: self.plans(t, subs, plan) for t in possible}
             result.append(plan)
         return result
 

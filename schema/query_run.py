@@ -35,7 +35,8 @@ from graphql.execution.values import (
 )
 from graphql.pyutils import Undefined
 
-from schema.query_plan import FieldPlan, renamed
+from schema.field_errors import Failure
+from schema.query_plan import Fallback, FieldPlan, InfoUnsupported, renamed
 
 
 class _Info:
@@ -51,17 +52,28 @@ class _Info:
         self.field_name = ""
         self.operation = None
 
+    def __getattr__(self, name: str) -> Any:
+        raise InfoUnsupported(f"info.{name}")
+
 
 class Run:
     """One execution: variables, argument values and the queue of awaitables."""
 
-    __slots__ = ("arguments", "info", "pending", "variables")
+    __slots__ = ("arguments", "failures", "info", "pending", "variables")
 
     def __init__(self, schema: GraphQLSchema, context: Any, variables: VariableValues) -> None:
         self.info = _Info(context, schema, variables.coerced)
         self.variables = variables
         self.arguments: dict[int, dict[str, Any]] = {}
         self.pending: list[tuple[dict[str, Any], FieldPlan, Any]] = []
+        self.failures: list[Failure] = []
+
+    def fail(self, error: Exception, out: dict[str, Any], plan: FieldPlan) -> None:
+        """A resolver raised: its field stays None and the error is settled at
+        the end (``field_errors.settle``). A ``Fallback`` ends the run."""
+        if isinstance(error, Fallback):
+            raise error
+        self.failures.append(Failure(out, plan, error))
 
     def args(self, plan: FieldPlan) -> dict[str, Any]:
         """A field's arguments (fed by variables), by the names its call takes."""
@@ -75,11 +87,41 @@ class Run:
         while self.pending:
             batch, self.pending = self.pending, []
             if len(batch) == 1:  # the common case: no task needed
-                values = [await batch[0][2]]
-            else:
-                values = await asyncio.gather(*(awaitable for _, _, awaitable in batch))
-            for (out, plan, _), value in zip(batch, values, strict=True):
+                out, plan, awaitable = batch[0]
+                try:
+                    value = await awaitable
+                except Exception as exc:
+                    self.fail(exc, out, plan)
+                    continue
                 out[plan.key] = plan.complete(self, value)
+                continue
+            values = await asyncio.gather(
+                *(awaitable for _, _, awaitable in batch), return_exceptions=True
+            )
+            self._settle_batch(batch, values)
+
+    def _settle_batch(
+        self, batch: list[tuple[dict[str, Any], FieldPlan, Any]], values: list[Any]
+    ) -> None:
+        """Failures first, in graphql-core's order: a nullable field records its
+        error as its own task fails, a non-null one only once it has bubbled up
+        (after the gather); then the completions, whose errors under a position
+        nulled meanwhile are dropped as graphql-core never gets to them."""
+        done: list[tuple[dict[str, Any], FieldPlan, Any]] = []
+        bubbling: list[tuple[dict[str, Any], FieldPlan, Exception]] = []
+        for (out, plan, _), value in zip(batch, values, strict=True):
+            if not isinstance(value, BaseException):
+                done.append((out, plan, value))
+            elif not isinstance(value, Exception):
+                raise value  # cancelled: not a field error
+            elif isinstance(plan.out_type, GraphQLNonNull):
+                bubbling.append((out, plan, value))
+            else:
+                self.fail(value, out, plan)
+        for out, plan, error in bubbling:
+            self.fail(error, out, plan)
+        for out, plan, value in done:
+            out[plan.key] = plan.complete(self, value)
 
 
 # Built-in scalars whose coercion returns an input of exactly this kind unchanged.

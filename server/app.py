@@ -55,7 +55,11 @@ def create_app(
 ) -> Starlette:
     """The app; ``run_daemon`` runs the chat daemon in the same event loop."""
     metrics = Metrics(settings.metrics_token or None)  # empty = unset
-    schema = build_schema(settings.query_limits(), extra_extensions=[metrics.extension])
+    schema = build_schema(
+        settings.query_limits(),
+        extra_extensions=[metrics.extension],
+        compiled_queries=settings.compiled_queries,
+    )
     view = AgentGraphQL(schema, settings, metrics)
 
     backend = LocalWorkspaceBackend(settings.resolved_workspaces_dir())

@@ -147,6 +147,9 @@ class AgentGraphQL(HttpGraphQL):
     async def _fast_lane(self, request: Request) -> Response | None:
         """Compiled queries answered directly; None sends the request the usual way
         (the body stays cached on ``request`` for it)."""
+        lane: QueryFastLane | None = getattr(self.schema, "fast_lane", None)
+        if lane is None:  # compiled queries are switched off
+            return None
         started = time.perf_counter()
         try:
             payload = orjson.loads(await request.body())
@@ -167,16 +170,22 @@ class AgentGraphQL(HttpGraphQL):
         async def make_context() -> RequestContext:
             return await self.get_context(request, sub_response)
 
-        lane: QueryFastLane = self.schema.fast_lane  # type: ignore[attr-defined]
         answer = await lane.answer(query, variables, operation_name, make_context)
         if answer is None:
             return None
-        body = orjson.dumps({"data": answer.data, "extensions": {"cost": answer.cost}})
-        response = Response(body, media_type="application/json")
+        # Strawberry's process_result: data, errors when any, extensions.
+        answered: dict[str, object] = {"data": answer.data}
+        if answer.errors:
+            answered["errors"] = [error.formatted for error in answer.errors]
+        answered["extensions"] = {"cost": answer.cost}
+        response = Response(orjson.dumps(answered), media_type="application/json")
         response.headers.raw.extend(sub_response.headers.raw)
         if self.metrics is not None:
             elapsed = time.perf_counter() - started
-            self.metrics.observe(answer.operation_name, "query", elapsed, succeeded=True)
+            succeeded = not answer.errors
+            self.metrics.observe(answer.operation_name, "query", elapsed, succeeded=succeeded)
+            for error in answer.errors or ():
+                self.metrics.error((error.extensions or {}).get("code"))
         return response
 
     async def get_context(

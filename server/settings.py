@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     max_query_selections: int = 1000
     max_fragment_spreads: int = 100
     max_query_merges: int = 1000
+    compiled_queries: bool = Field(
+        default=True,
+        description="Answer queries through compiled plans; false = graphql-core only.",
+    )
     daemon_poll_s: float = Field(default=1.0, description="How often the daemon looks for work.")
     daemon_heartbeat_s: float = Field(default=30.0, description="Running chats' heartbeat.")
     daemon_stale_after_s: float = Field(
