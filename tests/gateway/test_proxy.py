@@ -435,3 +435,46 @@ async def test_the_limit_refuses_the_21st_concurrent_request_of_a_budget_for_20(
     assert day.priced_count == 20
     chatless = await CostChatDay.get(chat_id=NIL_UUID, user__username="limited")
     assert chatless.cost_micros == 6000  # gateway spend is chat-less: the nil chat's line
+
+
+def _response(status: str, usage: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "id": "resp_1", "object": "response", "created_at": 1, "status": status,
+        "model": "gpt-fake", "output": [], "usage": usage, "parallel_tool_calls": True,
+        "tool_choice": "auto", "tools": [],
+    }  # fmt: skip
+
+
+RESPONSES_USAGE = {
+    "input_tokens": 300, "output_tokens": 40, "total_tokens": 340,
+    "input_tokens_details": {"cached_tokens": 100},
+    "output_tokens_details": {"reasoning_tokens": 10},
+}  # fmt: skip
+
+
+async def test_the_responses_api_streamed_is_costed_from_its_completed_event(
+    llm: FakeLlm, live_server: str, admin_token: str
+) -> None:
+    events: list[tuple[str | None, Any]] = [
+        ("response.created", {"type": "response.created", "sequence_number": 0,
+                              "response": _response("in_progress", None)}),
+        ("response.output_text.delta", {"type": "response.output_text.delta", "delta": "Hi",
+                                        "item_id": "m", "output_index": 0, "content_index": 0,
+                                        "sequence_number": 1, "logprobs": []}),
+        ("response.completed", {"type": "response.completed", "sequence_number": 2,
+                                "response": _response("completed", RESPONSES_USAGE)}),
+    ]  # fmt: skip
+    llm.push(SseReply(events))
+    start = await max_log_id()
+    stream = await oai(live_server, admin_token).responses.create(
+        model="gpt-fake", input="Hi", stream=True, max_output_tokens=500
+    )
+    kinds = [event.type async for event in stream]
+    assert kinds == ["response.created", "response.output_text.delta", "response.completed"]
+    assert llm.requests[-1].path == "/v1/responses"
+    row = await logged_after(start)
+    assert row.endpoint == "responses"
+    assert (row.input_tokens, row.cache_read_tokens, row.output_tokens) == (200, 100, 40)
+    assert row.reasoning_tokens == 10
+    assert row.cost_micros == 200 + 10 + 80
+    assert row.time_to_first_token_ms is not None
