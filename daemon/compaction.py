@@ -106,7 +106,8 @@ async def compact(
         return False
     await recording.end()
     await recorder.finish()
-    charge = spending.charge(payer, model, usage) if usage is not None else None
+    billed = spending.billed_usage(usage, held, request, model)
+    charge = spending.charge(payer, model, billed) if billed is not None else None
     if not summary.strip():
         await _settle_alone(held, charge)
         return False

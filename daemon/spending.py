@@ -79,6 +79,18 @@ async def reserve(
     return held, request
 
 
+def billed_usage(
+    usage: Usage | None, held: spend.Hold, request: ModelRequest, model: ResolvedModel
+) -> Usage | None:
+    """What a finished call is charged for: the usage it reported; when it reported
+    none but a limit applied, the worst case its hold covered (a server that omits
+    usage must not make calls free for a limited user); otherwise nothing."""
+    if usage is not None or held.id is None:
+        return usage
+    bound = min(input_token_bound(request), max(model.context_limit, 1))
+    return Usage(input_tokens=bound, output_tokens=held.max_output_tokens or 0)
+
+
 def charge(payer: Payer, model: ResolvedModel, usage: Usage) -> spend.Charge:
     return spend.Charge(
         user_id=payer.owner_id,

@@ -118,7 +118,7 @@ async def _ask_model(
     await recording.end()
     await recorder.finish()
     title = normalize_title(text)
-    await _record(chat, model, held, usage, title)
+    await _record(chat, model, held, spending.billed_usage(usage, held, request, model), title)
     return TitleResult(title, usage, model)
 
 

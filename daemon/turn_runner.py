@@ -343,15 +343,18 @@ async def _run_steps(
         await step.close()
         await recording.end()
         runtime_ms = int((time.perf_counter() - started) * 1000)
+        billed = spending.billed_usage(usage, held, request, model)
         if usage is None:
             log.warning(
-                "the provider reported no usage; the step is not counted",
+                "the provider reported no usage; the step is counted at its hold's worst "
+                "case under a limit, else not at all",
                 extra={"chat_id": str(turn.chat_id), "model": model.model},
             )
+        if billed is None:
             await spend.release(held)
             await _persist(turn, MessageRole.ASSISTANT, step.parts, runtime_ms=runtime_ms)
         else:
-            paid = (held, spending.charge(payer, model, usage))
+            paid = (held, spending.charge(payer, model, billed))
             await _persist(
                 turn, MessageRole.ASSISTANT, step.parts, runtime_ms=runtime_ms, paid=paid
             )
