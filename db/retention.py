@@ -1,5 +1,6 @@
 """Deleting what the retention period has passed: archived chats, orphaned files,
-and debug runs (their own period, ``db.debug_runs``; steps cascade).
+debug runs (their own period, ``db.debug_runs``; steps cascade) and AI request
+logs (``db.ai_request_logs.RETENTION_DAYS``).
 
 One replica at a time: the purge runs only while it holds a session-level
 advisory lock, on the same connection that does the deletes. Deletes go in
