@@ -28,7 +28,7 @@ from tests.harness import (
     start_postgres,
 )
 
-pytest_plugins = ["tests.private_redis"]
+pytest_plugins = ["tests.private_redis", "tests.compiled_shadow"]
 
 _counter = itertools.count()
 

@@ -143,11 +143,13 @@ CASES: list[tuple[str, str, dict[str, Any], str | None, list[str]]] = [
         ["NOT_FOUND"],
     ),
     (
-        "several errors: aliases and fragments, the first nulls, the rest are kept",
+        # Only orders graphql-core itself keeps: a and c fail before any I/O,
+        # in document order; b's page fails after its chat was read.
+        "several errors: aliases and fragments, each nulls its own chat",
         """query($id: ID!) {
-             a: chat(id: $id) { ...M }
+             a: chat(id: "bm90IGFuIGlk") { id }
              b: chat(id: $id) { ...M id }
-             c: chat(id: "bm90IGFuIGlk") { id }
+             c: chat(id: "eHl6") { ...M }
            }
            fragment M on Chat { messages(last: 1, before: "zz") { edges { cursor } } }""",
         {"id": "mine"},
