@@ -17,6 +17,7 @@ logging off nothing is written. Every body is redacted here, on its way in
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -237,12 +238,9 @@ WHERE id = $1
 """
 
 
-async def write_step(
-    run_id: uuid.UUID, step: StepRecord, run_usage: Usage | None, run_cost: int | None
-) -> None:
-    await raw_sql.pool().execute(
-        _STEP,
-        run_id,
+def _step_params(step: StepRecord) -> tuple[Any, ...]:
+    """The step's columns, redacted and serialised (CPU work: run off the loop)."""
+    return (
         step.index,
         step.operation,
         step.status.value,
@@ -253,9 +251,16 @@ async def write_step(
         _dump(redact(step.request)),
         _dump(redact(step.response)),
         _dump(redact(step.error)),
-        _dump(usage_json(run_usage)),
-        run_cost,
     )
+
+
+async def write_step(
+    run_id: uuid.UUID, step: StepRecord, run_usage: Usage | None, run_cost: int | None
+) -> None:
+    """A request holds the whole conversation: redacting it takes milliseconds per
+    hundred KiB, done in a worker thread so other chats' turns keep streaming."""
+    params = await asyncio.to_thread(_step_params, step)
+    await raw_sql.pool().execute(_STEP, run_id, *params, _dump(usage_json(run_usage)), run_cost)
 
 
 _CLOSE = """

@@ -49,15 +49,19 @@ _SENSITIVE_KEY_PARTS = (
 )
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
-# Credentials recognised by their shape wherever they appear in text.
+# Credentials recognised by their shape wherever they appear in text, each with
+# the literals one of which it must contain (a cheap test before the scan).
 _SHAPES = (
-    re.compile(r"\bsk-[A-Za-z0-9][A-Za-z0-9_\-]{14,}"),  # OpenAI, Anthropic (sk-ant-…)
-    re.compile(r"\bagq_[A-Za-z0-9_\-]{16,}"),  # agentgql API and session tokens
-    re.compile(r"\beyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*"),  # JWT
-    re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"),
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),  # Slack
-    re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),  # AWS access key ids
-    re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"),  # Google API keys
+    (("sk-",), re.compile(r"\bsk-[A-Za-z0-9][A-Za-z0-9_\-]{14,}")),  # OpenAI, Anthropic
+    (("agq_",), re.compile(r"\bagq_[A-Za-z0-9_\-]{16,}")),  # agentgql API and session tokens
+    (("eyJ",), re.compile(r"\beyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*")),  # JWT
+    (
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"),
+    ),
+    (("xox",), re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}")),  # Slack
+    (("AKIA", "ASIA"), re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),  # AWS access key ids
+    (("AIza",), re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}")),  # Google API keys
 )
 # "<scheme> <credential>": the scheme stays, the credential goes. A Basic
 # credential is base64 with a digit, "+", "/" or "=" in it ("basic functionality" stays).
@@ -67,10 +71,11 @@ _SCHEMES = re.compile(
 )
 # "api_key=…", "password: …", "Authorization: …" in free text (env files, headers, URLs).
 _PAIRS = re.compile(
-    r"(?i)((?:x-)?(?:api[_\-]?key|access[_\-]?token|refresh[_\-]?token|auth[_\-]?token|"
-    r"secret(?:[_\-]?key)?|client[_\-]?secret|password|passwd|authorization|credentials?|token)"
-    r"[\"']?\s*[:=]\s*[\"']?)((?:bearer\s+|basic\s+)?[^\s\"'&,;]{4,})"
+    r"(?i)(?<![a-z0-9])((?:x-)?(?:api[_\-]?key|access[_\-]?token|refresh[_\-]?token|"
+    r"auth[_\-]?token|secret(?:[_\-]?key)?|client[_\-]?secret|password|passwd|authorization|"
+    r"credentials?|token)[\"']?\s*[:=]\s*[\"']?)((?:bearer\s+|basic\s+)?[^\s\"'&,;]{4,})"
 )
+_PAIR_WORDS = ("key", "token", "secret", "passw", "authorization", "credential")
 # Candidates for the entropy rule: long runs without separators.
 _RUNS = re.compile(r"[A-Za-z0-9_\-+=]{32,}")
 _ENTROPY_BITS = 4.0
@@ -118,10 +123,14 @@ def redact_text(text: str) -> str:
     """``text`` with every credential-shaped substring replaced."""
     if len(text) < 8:
         return text
-    for shape in _SHAPES:
-        text = shape.sub(REDACTED, text)
-    text = _SCHEMES.sub(_scheme, text)
-    text = _PAIRS.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
+    for needles, shape in _SHAPES:
+        if any(needle in text for needle in needles):
+            text = shape.sub(REDACTED, text)
+    lower = text.lower()
+    if "bearer" in lower or "basic" in lower:
+        text = _SCHEMES.sub(_scheme, text)
+    if any(word in lower for word in _PAIR_WORDS):
+        text = _PAIRS.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
     return _RUNS.sub(_scrub_run, text)
 
 
