@@ -19,12 +19,14 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
+from daemon import compaction, spending
 from daemon.debug_recorder import close_stale
-from daemon.providers import ToolSpec
+from daemon.providers import ToolSpec, make_client
+from daemon.titles import regenerate_title
 from daemon.tool_registry import Tool, ToolRegistry
 from daemon.turn_runner import Turn, TurnSettings, run_turn
 from db import debug_runs
-from db.model_resolution import default_model_config
+from db.model_resolution import default_model_config, resolve_model
 from db.models import Chat, ChatMessage, DebugRun, DebugRunKind, DebugStatus, DebugStep, User
 from db.raw_sql import fetch
 from db.retention import purge_expired
@@ -364,3 +366,37 @@ async def test_retention_deletes_only_runs_older_than_the_period_with_their_step
     assert left == {ages[0]}
     assert await DebugStep.filter(run_id__in=list(ages.values())).count() == 1
     assert await ChatMessage.filter(chat_id=chat.id).count() == 1  # messages are not debug rows
+
+
+# -- titles and compaction ---------------------------------------------------------------
+
+
+async def test_a_title_generation_is_a_run_of_one_generate_step(
+    app: Starlette, owner: User
+) -> None:
+    chat = await claimed_chat(owner, f"name this chat {uuid.uuid4().hex}")
+    await Chat.filter(id=chat.id).update(status=ChatStatus.WAITING, worker_id=None)
+    title = await regenerate_title(chat.id, app.state.secrets, None)
+    assert title
+
+    run, [step] = await the_run(chat)
+    assert (run.kind, run.status) == (DebugRunKind.TITLE_GENERATION, DebugStatus.COMPLETED)
+    assert step.operation == "generate"
+    assert step.response["parts"][0]["text"].startswith("You said:")
+    assert step.usage is not None
+
+
+async def test_a_compaction_is_a_run_of_its_own(app: Starlette, owner: User) -> None:
+    chat = await claimed_chat(owner, f"a long conversation {uuid.uuid4().hex}")
+    model = await resolve_model(chat.model_config_id, owner.id, app.state.secrets)
+    load = compaction.Pressure(
+        usage_percent=80.0, threshold=70, context_tokens=800, context_limit=1000
+    )
+    payer = spending.Payer(owner.id, chat.id, chat.id)
+    client = make_client("scripted", api_key=None, base_url=None)
+    assert await compaction.compact(chat.id, model, client, load, None, payer)
+
+    run, [step] = await the_run(chat)
+    assert (run.kind, run.status) == (DebugRunKind.COMPACTION, DebugStatus.COMPLETED)
+    assert step.operation == "generate"
+    assert step.request["messages"][0]["parts"][0]["text"] == compaction.INSTRUCTION
