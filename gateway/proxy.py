@@ -59,6 +59,10 @@ DROPPED_RESPONSE_HEADERS = frozenset(
     }
 )  # fmt: skip
 REDACTED = b"[REDACTED]"
+# Providers add a tool-use system prompt of their own when tools are sent (Anthropic
+# documents up to 346 tokens): not in the request's bytes, so added to the input
+# bound, as in daemon/spending.py.
+TOOLS_OVERHEAD_TOKENS = 512
 USER_AGENT_MAX = 512
 
 
@@ -92,6 +96,9 @@ class Call:
     stream: bool
     started_at: datetime
     t0: float
+    # An upper bound of the prompt's tokens: its bytes (every BPE token is at
+    # least one byte), plus the tools' overhead, at most the model's context.
+    input_bound: int = 0
     secrets: tuple[str, ...] = field(default=(), repr=False)
 
     def entry(
@@ -289,10 +296,12 @@ class Gateway:
             t0=t0,
             secrets=tuple(s for s in (target.model.api_key,) if s),
         )
+        tools = TOOLS_OVERHEAD_TOKENS if body.get("tools") else 0
+        call.input_bound = min(len(raw) + tools, max(target.model.context_limit, 1))
         held: spend.Hold | None = None
         if endpoint.generates:
             try:
-                held = await self._hold(call, body, len(raw))
+                held = await self._hold(call, body)
             except spend.UsageLimitExceeded as exc:
                 await record(call.entry(429), None, None)
                 return self._limit_response(wire, exc)
@@ -316,7 +325,7 @@ class Gateway:
                 with anyio.CancelScope(shield=True):
                     await spend.release(held)
 
-    async def _hold(self, call: Call, body: dict[str, Any], size: int) -> spend.Hold:
+    async def _hold(self, call: Call, body: dict[str, Any]) -> spend.Hold:
         """Reserve the worst case; a tight budget lowers the request's output cap."""
         model = call.model
         requested = _requested_output(body, call.endpoint)
@@ -327,7 +336,7 @@ class Gateway:
             call.user.id,
             model.prices,
             model=model.display_name,
-            input_tokens=min(size, max(model.context_limit, 1)),
+            input_tokens=call.input_bound,
             max_output_tokens=wanted,
             worker_id=None,
             ttl=self.settings.hold_ttl,
@@ -454,7 +463,12 @@ class Gateway:
         status: int,
         outcome: RelayOutcome,
     ) -> None:
-        usage = meter.settled_usage(complete=outcome.complete)
+        held_output = None  # no limit applied: nothing was held
+        if held is not None and held.id is not None:
+            held_output = held.max_output_tokens or 0
+        usage = meter.settled_usage(
+            complete=outcome.complete, input_bound=call.input_bound, held_output=held_output
+        )
         charge = call.charge(usage)
         entry = call.entry(
             status,

@@ -9,8 +9,8 @@ parsed; the rest are matched as bytes, so metering costs next to nothing.
 
 A stream cut short (the client left) never gets its final events: it is then
 settled at an estimate of what was used — the input as reported
-(Anthropic's ``message_start``) or estimated from the request's size, and one
-output token per generated delta.
+(Anthropic's ``message_start``), else its bound under a limit or an estimate
+from the request's size, and one output token per generated delta.
 """
 
 from __future__ import annotations
@@ -131,18 +131,30 @@ class UsageMeter:
                 self._take(parsed["usage"])
         return False
 
-    def settled_usage(self, *, complete: bool) -> Usage:
-        """What the call is charged for: the reported usage of a complete call;
-        for one cut short, at least the estimate of what was used."""
-        reported = self.usage or Usage()
-        if complete and self.usage is not None:
+    def settled_usage(self, *, complete: bool, input_bound: int, held_output: int | None) -> Usage:
+        """What the call is charged for. Reported usage of a complete call as is.
+        Under a limit (``held_output`` set), a call that finished without reporting
+        usage is charged the worst case its hold covered, as the daemon does (a
+        server that omits usage must not make calls free), and a cut one at least
+        the input bound. Otherwise, estimates: the input from the request's size,
+        one output token per generated delta that was relayed."""
+        reported = self.usage
+        if complete and reported is not None:
             return reported
-        estimated_input = -(-self.request_bytes // BYTES_PER_TOKEN_ESTIMATE)
-        has_input = reported.input_tokens + reported.cache_read_tokens + reported.cache_write_tokens
+        if complete and held_output is not None:
+            return Usage(input_tokens=input_bound, output_tokens=held_output)
+        base = reported or Usage()
+        has_input = base.input_tokens + base.cache_read_tokens + base.cache_write_tokens
+        if has_input:
+            input_tokens = base.input_tokens
+        elif held_output is not None:
+            input_tokens = input_bound
+        else:
+            input_tokens = -(-self.request_bytes // BYTES_PER_TOKEN_ESTIMATE)
         return Usage(
-            input_tokens=reported.input_tokens if has_input else estimated_input,
-            output_tokens=max(reported.output_tokens, self.output_events),
-            reasoning_tokens=reported.reasoning_tokens,
-            cache_read_tokens=reported.cache_read_tokens,
-            cache_write_tokens=reported.cache_write_tokens,
+            input_tokens=input_tokens,
+            output_tokens=max(base.output_tokens, self.output_events),
+            reasoning_tokens=base.reasoning_tokens,
+            cache_read_tokens=base.cache_read_tokens,
+            cache_write_tokens=base.cache_write_tokens,
         )

@@ -478,3 +478,38 @@ async def test_the_responses_api_streamed_is_costed_from_its_completed_event(
     assert row.reasoning_tokens == 10
     assert row.cost_micros == 200 + 10 + 80
     assert row.time_to_first_token_ms is not None
+
+
+async def test_a_limited_call_whose_provider_reports_no_usage_is_charged_its_worst_case(
+    llm: FakeLlm, live_server: str, models: Models
+) -> None:
+    from db.usage_limits import LimitSettings, read_settings, write_settings
+    from db.vocabulary import TokenKind, UsageLimitPeriod
+    from resolvers.accounts import create_user
+    from resolvers.tokens import issue_token
+
+    tiny = await ModelConfig.create(
+        provider_id=models.openai.provider_id,  # type: ignore[attr-defined]
+        model="gpt-tiny",
+        display_name="GPT tiny",
+        context_limit=100,
+        input_price_micros=1_000_000,
+        output_price_micros=2_000_000,
+    )
+    user = await create_user("unreported", "correct-horse-battery")
+    await User.filter(id=user.id).update(spend_limit_micros=1_000_000)
+    previous = await read_settings()
+    await write_settings(LimitSettings(True, UsageLimitPeriod.MONTH, None))
+    try:
+        llm.push(JsonReply(200, {**COMPLETION, "usage": None}))
+        token = (await issue_token(user, TokenKind.API, "t", None)).secret
+        await oai(live_server, token).chat.completions.create(
+            model="gpt-tiny", max_tokens=100, messages=[{"role": "user", "content": "x" * 200}]
+        )
+    finally:
+        await write_settings(previous)
+    row = await last_log("unreported")
+    # The input bound (the model's 100-token context) and the 100 output tokens held.
+    assert (row.input_tokens, row.output_tokens, row.cost_micros) == (100, 100, 300)
+    day = await CostModelDay.get(model_config_id=tiny.id)
+    assert day.cost_micros == 300
