@@ -616,7 +616,7 @@ async def test_filters_combine(gql: GraphQLClient, me: Person) -> None:
     ("query", "named"),
     [
         ("colour:red", "'colour'"),
-        ("pr_status:open", "'pr_status'"),
+        ("pr_state:open", "'pr_state'"),  # an unknown key (pr_status is known)
         ("hello", "'hello'"),
         ("archived:false hello", "'hello'"),
         ("status:sleeping", "'sleeping'"),
