@@ -142,3 +142,17 @@ async def test_old_logs_are_purged_in_batches(member_token: str) -> None:
     result = await purge_expired(batch=2)
     assert result.ran
     assert await AiRequestLog.filter(client="ZED").count() == 0
+
+
+async def test_a_page_of_logs_costs_the_same_queries_at_any_size(
+    gql: GraphQLClient, admin_token: str, logged: datetime
+) -> None:
+    from tests.harness import counted_queries
+
+    window = {"from": logged.isoformat(), "to": (logged + timedelta(hours=1)).isoformat()}
+    sent_for: dict[int, int] = {}
+    for size in (1, 5):
+        with counted_queries() as sent:
+            await gql.ok(LOGS, {"first": size, "filter": window}, token=admin_token)
+        sent_for[size] = len(sent)
+    assert sent_for[1] == sent_for[5] <= 4  # token, page, count, users
