@@ -28,6 +28,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,9 @@ class ShadowDifference:
 SHADOW_DIFFERENCES: list[ShadowDifference] = []
 """Every difference shadow mode found, in this process (tests assert it stays empty)."""
 
+SHADOW_RUN: ContextVar[bool] = ContextVar("agentgql_shadow_run", default=False)
+"""True while shadow mode's graphql-core run executes (statement counts leave it out)."""
+
 
 def shadow_from_environment() -> bool:
     return os.environ.get(SHADOW_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
@@ -86,6 +90,7 @@ class Compiled:
     root: list[FieldPlan]
     run_root: Callable[[Run, Any], dict[str, Any]]
     simple_variables: list[SimpleVariable] | None = None
+    source: str = ""  # the generated Python, for ``agentgql explain-query``
 
 
 def compile_query(
@@ -102,8 +107,10 @@ def compile_query(
     root = schema.query_type
     assert root is not None
     plans = Compiler(schema, document).plans(root, [operation.selection_set])
-    run_root = Codegen().build(plans, root.name)
-    return Compiled(document, operation, plans, run_root, simple_variables(schema, operation))
+    codegen = Codegen()
+    run_root = codegen.build(plans, root.name)
+    variables = simple_variables(schema, operation)
+    return Compiled(document, operation, plans, run_root, variables, codegen.source)
 
 
 def _reason(exc: BaseException) -> str:
@@ -238,7 +245,11 @@ class FastExecutor:
         schema: GraphQLSchema,
         kwargs: dict[str, Any],
     ) -> None:
-        expected = comparable(await _graphql_core(schema, compiled.document, kwargs))
+        shadowing = SHADOW_RUN.set(True)
+        try:
+            expected = comparable(await _graphql_core(schema, compiled.document, kwargs))
+        finally:
+            SHADOW_RUN.reset(shadowing)
         answered = comparable(result)
         if answered != expected:
             loc = compiled.operation.loc

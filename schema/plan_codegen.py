@@ -3,6 +3,10 @@
 One function per selection set builds its response dict in a single
 expression: attribute reads inlined, leaves already in wire form passed
 through, lists as comprehensions, union members picked by a per-class table.
+Every generated name says what it serves: ``Query_chat__Chat_3`` builds a Chat
+reached through ``Query.chat``, ``complete_Chat_messages_7`` completes that
+resolver's value, ``leaf_Message_createdAt_16`` serializes a leaf (tracebacks
+and ``agentgql explain-query`` read as the document does).
 A resolver that raises leaves None and a recorded failure, located and
 nulled once the run is over (``schema.field_errors``). A null in a non-null
 position or an unresolvable abstract type raises ``Fallback``.
@@ -67,18 +71,25 @@ class Codegen:
         self.finders: list[tuple[str, dict[type, Any], list[tuple[Any, str]]]] = []
         self.completers: list[tuple[FieldPlan, str]] = []
         self.count = 0
+        self.source = ""
 
-    def name(self, prefix: str, value: Any) -> str:
-        """A fresh global name of the generated module, bound to ``value``."""
+    def fresh(self, prefix: str, plan: FieldPlan | None = None) -> str:
+        """A new name of the generated module: ``prefix``, the field it serves
+        (``Type_field``) and a number."""
         self.count += 1
-        name = f"{prefix}{self.count}"
+        field = f"_{_field_label(plan)}" if plan is not None else ""
+        return f"{prefix}{field}_{self.count}"
+
+    def name(self, prefix: str, value: Any, plan: FieldPlan | None = None) -> str:
+        """A fresh global name of the generated module, bound to ``value``."""
+        name = self.fresh(prefix, plan)
         self.namespace[name] = value
         return name
 
     def build(self, plans: list[FieldPlan], type_name: str) -> Callable[[Run, Any], Any]:
         """The root function; resolver plans get their generated completers."""
         root = self.object(plans, type_name)
-        source = "\n\n".join(self.functions)
+        source = self.source = "\n\n".join(self.functions)
         exec(compile(source, "<compiled query>", "exec"), self.namespace)
         for find, by_class, choices in self.finders:
             members = [(check, self.namespace[fn]) for check, fn in choices]
@@ -87,10 +98,10 @@ class Codegen:
             plan.complete = self.namespace[completer]
         return self.namespace[root]  # type: ignore[no-any-return]
 
-    def object(self, plans: list[FieldPlan], type_name: str) -> str:
-        """``def o(run, v)``: the response dict of object ``v`` for ``plans``."""
-        name = f"o{self.count + 1}"
-        self.count += 1
+    def object(self, plans: list[FieldPlan], type_name: str, via: FieldPlan | None = None) -> str:
+        """``def Type(run, v)``: the response dict of object ``v`` for ``plans``
+        (``via``: the field whose value it is, in the name)."""
+        name = self.fresh(f"{_field_label(via)}__{type_name}" if via is not None else type_name)
         if all(plan.definition is None or plan.getter is not None for plan in plans):
             items = ", ".join(f"{plan.key!r}: {self.read(plan, type_name)}" for plan in plans)
             self.functions.append(f"def {name}(run, v):\n    return {{{items}}}")
@@ -102,7 +113,7 @@ class Codegen:
                 lines.append(f"    out[{key}] = {self.read(plan, type_name)}")
                 continue
             completer = self.completer(plan)
-            held = self.name("P", plan)
+            held = self.name("plan", plan, plan)
             lines += [
                 "    try:",
                 f"        r = {self.call(plan)}",
@@ -129,16 +140,15 @@ class Codegen:
         if kind == "attr" and target.isidentifier() and not keyword.iskeyword(target):
             value = f"v.{target}"
         elif kind == "attr":
-            value = f"{self.name('G', attrgetter(target))}(v)"
+            value = f"{self.name('get', attrgetter(target), plan)}(v)"
         else:
-            fn = self.name("G", target)
+            fn = self.name("get", target, plan)
             value = f"{fn}(v)" if kind == "root" else f"{fn}(v, v)"
         return self.complete(plan.out_type, plan, "x", f"(x := {value})", 0)
 
     def completer(self, plan: FieldPlan) -> str:
         """``def c(run, x)``: completes a resolver's value (also once awaited)."""
-        name = f"c{self.count + 1}"
-        self.count += 1
+        name = self.fresh("complete", plan)
         body = self.complete(plan.out_type, plan, "x", "x", 0)
         self.functions.append(f"def {name}(run, x):\n    return {body}")
         self.completers.append((plan, name))
@@ -147,24 +157,24 @@ class Codegen:
     def call(self, plan: FieldPlan) -> str:
         """The resolver call for ``plan`` on the object ``v``."""
         if plan.constant_args is None:
-            args = [f"**run.args({self.name('P', plan)})"]
+            args = [f"**run.args({self.name('plan', plan, plan)})"]
         elif plan.constant_args:
-            args = [f"**{self.name('A', plan.constant_args)}"]
+            args = [f"**{self.name('args', plan.constant_args, plan)}"]
         else:
             args = []
         direct = plan.direct
         if direct is None:
-            resolve = self.name("R", plan.definition.resolve)
+            resolve = self.name("resolve", plan.definition.resolve, plan)
             return f"{resolve}({', '.join(['v', 'run.info', *args])})"
         params = ["v"] if direct.pass_self else []
         params += [f"{root}=v" for root in direct.root_names]
         if direct.info_name is not None:
-            info = self.name("I", direct.info_class)
-            strawberry_field = self.name("S", direct.strawberry_field)
+            info = self.name("info_class", direct.info_class)
+            strawberry_field = self.name("field", direct.strawberry_field, plan)
             params.append(
                 f"{direct.info_name}={info}(_raw_info=run.info, _field={strawberry_field})"
             )
-        return f"{self.name('R', direct.fn)}({', '.join(params + args)})"
+        return f"{self.name('resolve', direct.fn, plan)}({', '.join(params + args)})"
 
     def complete(self, out_type: Any, plan: FieldPlan, value: str, first: str, depth: int) -> str:
         """An expression completing ``value`` of ``out_type``; ``first`` is what
@@ -172,7 +182,7 @@ class Codegen:
         non_null = isinstance(out_type, GraphQLNonNull)
         inner = out_type.of_type if non_null else out_type
         if is_leaf_type(inner):
-            return self.leaf(inner, non_null, value, first)
+            return self.leaf(inner, non_null, value, first, plan)
         if isinstance(inner, GraphQLList):
             item = f"y{depth}"
             each = self.complete(inner.of_type, plan, item, item, depth + 1)
@@ -181,15 +191,16 @@ class Codegen:
             table, find = self.dispatcher(plan)
             body = f"({table}.get(type({value})) or {find}({value}))(run, {value})"
         else:
-            body = f"{self.object(plan.children[inner.name], inner.name)}(run, {value})"
+            body = f"{self.object(plan.children[inner.name], inner.name, plan)}(run, {value})"
         missing = "_null()" if non_null else "None"
         return f"({missing} if {first} is None else {body})"
 
-    def leaf(self, leaf_type: Any, non_null: bool, value: str, first: str) -> str:
+    def leaf(self, leaf_type: Any, non_null: bool, value: str, first: str, plan: FieldPlan) -> str:
         """Values already in wire form pass; the rest go through ``serialize``."""
-        closure = self.name("L", _leaf(leaf_type, non_null))
+        closure = self.name("leaf", _leaf(leaf_type, non_null), plan)
         if isinstance(leaf_type, GraphQLEnumType):
-            table = self.name("N", {v.value: name for name, v in leaf_type.values.items()})
+            names = {v.value: name for name, v in leaf_type.values.items()}
+            table = self.name("enum", names, plan)
             return f"({table}.get({first}) or {closure}(run, {value}))"
         plain = _PLAIN.get(leaf_type.name)
         if plain is not None:
@@ -198,7 +209,7 @@ class Codegen:
         origin = getattr(scalar, "origin", None)
         if leaf_type.serialize is isoformat and isinstance(origin, type):
             # Dates and times: ``serialize`` is ``value.isoformat()`` for the exact type.
-            exact = self.name("T", origin)
+            exact = self.name("type", origin, plan)
             return f"({value}.isoformat() if type({first}) is {exact} else {closure}(run, {value}))"
         return f"{closure}(run, {first})"
 
@@ -206,13 +217,19 @@ class Codegen:
         """A class → object-function table for a union or interface position,
         and the function that fills it on a class's first appearance."""
         by_class: dict[type, Any] = {}
-        table = self.name("D", by_class)
-        find = self.name("F", None)
+        table = self.name("members", by_class, plan)
+        find = self.name("find", None, plan)
         choices = [
-            (t.is_type_of, self.object(plan.children[t.name], t.name)) for t in plan.possible
+            (t.is_type_of, self.object(plan.children[t.name], t.name, plan)) for t in plan.possible
         ]
         self.finders.append((find, by_class, choices))
         return table, find
+
+
+def _field_label(plan: FieldPlan) -> str:
+    """``Type_field`` of a plan (``Type___typename`` for the type name)."""
+    owner = plan.parent_type.name if plan.parent_type is not None else "Query"
+    return f"{owner}_{plan.node.name.value}"
 
 
 def _finder(

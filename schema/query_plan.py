@@ -253,6 +253,36 @@ class Compiler:
         )
 
 
+def describe(plans: list[FieldPlan], depth: int = 0) -> list[str]:
+    """The plans as indented lines: each key, its type and how it is read."""
+    lines: list[str] = []
+    pad = "  " * depth
+    for plan in plans:
+        if plan.definition is None:
+            lines.append(f"{pad}{plan.key}: the type name")
+            continue
+        field = plan.node.name.value
+        owner = plan.parent_type.name if plan.parent_type is not None else "?"
+        if plan.getter is not None:
+            how = f"read {plan.getter[0]} {getattr(plan.getter[1], '__name__', plan.getter[1])}"
+        elif plan.direct is not None:
+            how = f"resolver {owner}.{field} called directly"
+        else:
+            how = f"resolver {owner}.{field} through Strawberry"
+        if plan.getter is None:
+            args = plan.constant_args
+            how += f", arguments {args}" if args is not None else ", arguments from variables"
+        alias = f" (alias of {field})" if plan.key != field else ""
+        lines.append(f"{pad}{plan.key}{alias}: {plan.out_type} — {how}")
+        for type_name, children in plan.children.items():
+            if len(plan.children) > 1:
+                lines.append(f"{pad}  ... on {type_name}")
+                lines += describe(children, depth + 2)
+            else:
+                lines += describe(children, depth + 1)
+    return lines
+
+
 def renamed(values: dict[str, Any], direct: DirectCall | None) -> dict[str, Any]:
     if direct is None:
         return values

@@ -1,4 +1,5 @@
-"""The ``agentgql`` command: serve, daemon, migrate, createuser, seed, export-schema."""
+"""The ``agentgql`` command: serve, daemon, migrate, createuser, seed, export-schema,
+explain-query."""
 
 from __future__ import annotations
 
@@ -173,6 +174,38 @@ def cmd_export_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain_query(args: argparse.Namespace) -> int:
+    """The compiled plan and generated Python for a query document (or why it
+    is left to graphql-core)."""
+    from graphql import GraphQLError, parse, validate
+
+    from schema.build import build_schema
+    from schema.fast_execution import compile_query
+    from schema.query_plan import Fallback, describe
+
+    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    schema = build_schema()._schema
+    try:
+        document = parse(text)
+    except GraphQLError as exc:
+        sys.stderr.write(f"does not parse: {exc}\n")
+        return 1
+    invalid = validate(schema, document)
+    if invalid:
+        sys.stderr.write("".join(f"invalid: {error.message}\n" for error in invalid))
+        return 1
+    try:
+        compiled = compile_query(schema, document, args.operation)
+    except Fallback as reason:
+        sys.stdout.write(f"not compiled, left to graphql-core: {reason}\n")
+        return 0
+    name = compiled.operation.name.value if compiled.operation.name else "(anonymous)"
+    plan = "\n".join(describe(compiled.root))
+    sys.stdout.write(f"# plan of query {name}\n{plan}\n\n# generated source\n")
+    sys.stdout.write(compiled.source.rstrip("\n") + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentgql", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -222,6 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export-schema", help="print the GraphQL SDL")
     export.set_defaults(func=cmd_export_schema)
+
+    explain = sub.add_parser(
+        "explain-query", help="print a query's compiled plan and generated Python"
+    )
+    explain.add_argument("file", help="a file with the GraphQL document, - for stdin")
+    explain.add_argument("--operation", default=None, help="the operation's name, if several")
+    explain.set_defaults(func=cmd_explain_query)
     return parser
 
 
