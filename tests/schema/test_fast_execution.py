@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import strawberry
 from graphql import OperationDefinitionNode, execute
 from graphql.execution.values import get_variable_values
 from starlette.applications import Starlette
@@ -25,7 +26,7 @@ from resolvers import global_id
 from resolvers.accounts import hash_password
 from resolvers.context import RequestContext
 from resolvers.tokens import authenticate, issue_token
-from schema.fast_execution import FastExecutor
+from schema.fast_execution import FastExecutor, comparable
 from schema.limits import parse_cached
 from schema.query_run import coerce_simple, simple_variables
 from tests.harness import PASSWORD
@@ -229,3 +230,82 @@ async def test_simple_variables_coerce_like_graphql_core(
         }
 
     assert described(fast.sources) == described(expected.sources)
+
+
+# --- field errors: located and nulled as graphql-core does ------------------------
+
+
+@strawberry.type
+class Item:
+    n: int
+
+    @strawberry.field
+    def nullable(self) -> int | None:
+        if self.n % 2:
+            raise ValueError(f"odd {self.n}")
+        return self.n
+
+    @strawberry.field
+    def required(self) -> int:
+        if self.n == 3:
+            raise ValueError("three")
+        return self.n
+
+    @strawberry.field
+    async def later(self) -> int | None:
+        if self.n == 2:
+            raise ValueError("two, later")
+        return self.n
+
+    @strawberry.field
+    async def later_required(self) -> int:
+        if self.n == 1:
+            raise ValueError("one, later")
+        return self.n
+
+
+@strawberry.type
+class Failing:
+    @strawberry.field
+    def items(self) -> list[Item]:
+        return [Item(n=i) for i in range(5)]
+
+    @strawberry.field
+    def maybe_items(self) -> list[Item | None] | None:
+        return [Item(n=i) for i in range(5)]
+
+    @strawberry.field
+    async def boom(self) -> int:
+        raise ValueError("root")
+
+    @strawberry.field
+    def nested(self) -> Failing | None:
+        return Failing()
+
+
+FAILING = strawberry.Schema(query=Failing)
+ERROR_QUERIES = [
+    "{ maybeItems { n nullable } }",
+    "{ maybeItems { n required } }",
+    "{ maybeItems { n later laterRequired } }",
+    "{ items { n required } maybeItems { n } }",
+    "{ boom maybeItems { n } }",
+    "{ nested { items { later } x: maybeItems { required } } }",
+    "{ nested { nested { items { laterRequired } } } maybeItems { nullable } }",
+    "{ maybeItems { ...F nullable } } fragment F on Item { nullable n ...F }",
+    "{ a: maybeItems { required later } b: maybeItems { nullable } }",
+]
+
+
+@pytest.mark.parametrize("query", ERROR_QUERIES)
+async def test_field_errors_are_located_and_nulled_like_graphql_core(query: str) -> None:
+    core_schema = FAILING._schema
+    document = parse_cached(query, 5000)
+    executor = FastExecutor()
+    compiled = executor.plan(core_schema, document, None)
+    assert compiled is not None
+    fast = await executor.run(compiled, core_schema, None, None)
+    result = execute(core_schema, document)
+    expected = await result if inspect.isawaitable(result) else result
+    assert expected.errors
+    assert comparable(fast) == comparable(expected)
