@@ -54,7 +54,14 @@ _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 _SHAPES = (
     (("sk-",), re.compile(r"\bsk-[A-Za-z0-9][A-Za-z0-9_\-]{14,}")),  # OpenAI, Anthropic
     (("agq_",), re.compile(r"\bagq_[A-Za-z0-9_\-]{16,}")),  # agentgql API and session tokens
-    (("eyJ",), re.compile(r"\beyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*")),  # JWT
+    # JWT. Starts only where a run of its characters starts: "\b" also allowed one
+    # after every "-" of a run, each rescanning the rest of it (quadratic in "eyJ-eyJ-…").
+    (
+        ("eyJ",),
+        re.compile(
+            r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*"
+        ),
+    ),
     (
         ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
         re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"),
