@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from tortoise.exceptions import IntegrityError
 from tortoise.functions import Count
@@ -18,11 +19,12 @@ from tortoise.transactions import in_transaction
 
 from db import groups as membership
 from db.keyset import Page, SortKey
-from db.models import Group, User
+from db.models import Group, GroupMember, User
 from db.vocabulary import GRANTABLE_PERMISSIONS, GROUP_NAME_MAX, NAME_MAX, ErrorCode, Permission
 from resolvers import global_id
 from resolvers.context import RequestContext
 from resolvers.errors import ApiError, bad_input, conflict, not_found
+from resolvers.loaders import Loaders, SafeLoader
 from resolvers.pagination import PageArgs, paginate
 from resolvers.permissions import grantable, has_permission, require_permission
 from resolvers.tokens import end_sessions
@@ -124,7 +126,35 @@ async def groups_of(ctx: RequestContext, user: User) -> list[Group]:
         return []
     if viewer.id != user.id and not has_permission(ctx, Permission.MANAGE_USERS):
         return []
-    return await Group.filter(members__user_id=user.id).order_by("name", "id")
+    loader = _groups_of_loaders.get(ctx.loaders)
+    if loader is None:
+        loader = _groups_of_loaders[ctx.loaders] = SafeLoader(_groups_of_users)
+    found: list[Group] = await loader.load(user.id)
+    return found
+
+
+# Per operation: ``User.groups`` of a whole users page (with the groups' member
+# counts) is two statements, not two per user.
+_groups_of_loaders: WeakKeyDictionary[Loaders, SafeLoader] = WeakKeyDictionary()
+
+
+async def _groups_of_users(keys: list[uuid.UUID]) -> list[list[Group]]:
+    """Each user's groups by name, each with its member count."""
+    links = await GroupMember.filter(user_id__in=keys).values_list("user_id", "group_id")
+    group_ids = {group_id for _, group_id in links}
+    rows = (
+        await Group.filter(id__in=group_ids).annotate(member_count=Count("members"))
+        if group_ids
+        else []
+    )
+    by_id = {row.id: row for row in rows}
+    found: dict[uuid.UUID, list[Group]] = {key: [] for key in keys}
+    for user_id, group_id in links:
+        if group_id in by_id:
+            found[user_id].append(by_id[group_id])
+    for groups_ in found.values():
+        groups_.sort(key=lambda g: (g.name, str(g.id)))
+    return [found[key] for key in keys]
 
 
 async def groups_by_ids(ctx: RequestContext, keys: list[uuid.UUID]) -> dict[uuid.UUID, Group]:

@@ -467,3 +467,25 @@ async def test_a_socket_cannot_start_an_operation_on_stale_grants_even_unannounc
         await User.filter(id=member.user.id).update(granted_permissions=["view_all_costs"])
         await ws.send_json({"id": "2", "type": "subscribe", "payload": {"query": PERMISSIONS}})
         assert await closed_code(ws) == 4403
+
+
+USERS_WITH_GROUPS = """
+query($first: Int) { users(first: $first) { nodes { username groups { name memberCount } } } }"""
+
+
+async def test_groups_of_a_user_list_cost_the_same_statements_for_more_users(
+    gql: GraphQLClient, admin_token: str
+) -> None:
+    """``User.groups`` (and their member counts) in a users page: one load for the
+    page, not a query per user and per group."""
+    group = await create(gql, admin_token)
+    people = [await new_person("l") for _ in range(6)]
+    await add(gql, admin_token, group, *people)
+    one_user = "query($id: ID!) { node(id: $id) { ... on User { groups { name memberCount } } } }"
+    with counted_queries() as one:
+        await gql.ok(one_user, {"id": uid(people[0])}, token=admin_token)
+    with counted_queries() as many:
+        data = await gql.ok(USERS_WITH_GROUPS, {"first": 200}, token=admin_token)
+    names = {n["username"]: n["groups"] for n in data["users"]["nodes"]}
+    assert names[people[0].user.username] == [{"name": group["name"], "memberCount": 6}]
+    assert len(many) == len(one)
