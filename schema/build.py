@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -23,10 +22,10 @@ from schema.chat_mutations import ChatMutations
 from schema.cost import CostQueries
 from schema.debug import DebugRun
 from schema.debug_settings import DebugSettingsMutations
+from schema.engine.extension_runner import ExtensionsRunner
+from schema.engine.shared_execution import SharedEventExecutor
+from schema.engine.strawberry_compat import CompiledQueries, install
 from schema.errors import ErrorShaping, shape_errors
-from schema.extension_runner import ExtensionsRunner
-from schema.fast_execution import FastExecutor
-from schema.fast_lane import QueryFastLane
 from schema.file import ChatFile, FileMutations
 from schema.group import Group, GroupMutations, GroupQueries
 from schema.limits import LimitGuard, QueryLimits
@@ -36,7 +35,6 @@ from schema.node_queries import NodeQueries
 from schema.pr_insights import PullRequestInsightsQueries
 from schema.prompt_config import PromptConfigMutations
 from schema.provider import ModelConfig, Provider, ProviderMutations, ProviderQueries
-from schema.shared_execution import SharedEventExecutor
 from schema.subscription import Subscription
 from schema.text_input import TextInputGuard
 from schema.usage_limit import UsageLimitMutations
@@ -49,16 +47,10 @@ from schema.workspace import (
 )
 
 
-class AgentSchema(strawberry.Schema):
+class AgentSchema(CompiledQueries):
     """Errors are shaped (and unexpected ones logged once) by ``process_errors``
-    instead of Strawberry's traceback logging: client errors are not server events."""
-
-    fast: FastExecutor | None = None
-    fast_lane: QueryFastLane | None = None
-
-    def _get_execute_function(self) -> Callable[..., Any]:
-        # Queries run through compiled plans (when on); everything else through graphql-core.
-        return self.fast if self.fast is not None else super()._get_execute_function()
+    instead of Strawberry's traceback logging: client errors are not server events.
+    Queries run through the compiled engine once installed (``build_schema``)."""
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -154,8 +146,7 @@ def build_schema(
         config=StrawberryConfig(sort_schema=True),
     )
     if compiled_queries:
-        schema.fast = FastExecutor()
-        schema.fast_lane = QueryFastLane(schema._schema, schema.fast, chosen)
+        install(schema, chosen)
     return schema
 
 

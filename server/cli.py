@@ -180,8 +180,8 @@ def cmd_explain_query(args: argparse.Namespace) -> int:
     from graphql import GraphQLError, parse, validate
 
     from schema.build import build_schema
-    from schema.fast_execution import compile_query
-    from schema.query_plan import Fallback, describe
+    from schema.engine.executor import compile_query
+    from schema.engine.plan import Fallback, describe
 
     text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
     schema = build_schema()._schema

@@ -25,8 +25,8 @@ from strawberry.types.unset import UnsetType
 
 from db.vocabulary import ErrorCode
 from resolvers.context import NoCookie, Policy, RequestContext
-from schema.fast_lane import QueryFastLane
-from schema.shared_execution import SharedData
+from schema.engine.fast_lane import QueryFastLane
+from schema.engine.shared_execution import SharedData
 from server.error_responses import error_response
 from server.graphiql import PAGE_HEADERS, graphiql_html
 from server.graphql_http import HttpGraphQL, refusal

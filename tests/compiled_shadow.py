@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from schema.fast_execution import SHADOW_DIFFERENCES, SHADOW_ENV
+from schema.engine.executor import SHADOW_DIFFERENCES, SHADOW_ENV
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

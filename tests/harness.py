@@ -34,7 +34,7 @@ from events.payloads import WorkAvailable
 from events.wire import as_json
 from resolvers.accounts import hash_password
 from resolvers.tokens import issue_token
-from schema.fast_execution import SHADOW_RUN
+from schema.engine.executor import SHADOW_RUN
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SERVER_DSN = os.environ.get("AGENTGQL_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")

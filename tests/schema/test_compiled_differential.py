@@ -27,8 +27,8 @@ from db.vocabulary import MessageRole
 from resolvers import global_id
 from resolvers.context import RequestContext
 from resolvers.tokens import authenticate
-from schema.fast_execution import FastExecutor, comparable
-from schema.query_plan import Fallback
+from schema.engine.executor import FastExecutor, comparable
+from schema.engine.plan import Fallback
 from tests.harness import GraphQLClient
 from tests.schema.test_compiled_errors import graphql_schema
 from tests.schema.test_fast_execution import PARTS

@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from db.models import Chat, ChatMessage, User
 from db.vocabulary import MessageRole
 from resolvers import global_id
-from schema.fast_execution import FastExecutor
+from schema.engine.executor import FastExecutor
 from schema.limits import parse_cached
 from tests.harness import GraphQLClient
 

@@ -21,7 +21,7 @@ from db.vocabulary import UNPINNED_RANK, MessageRole
 from resolvers import global_id
 from resolvers.context import RequestContext
 from resolvers.tokens import authenticate
-from schema.fast_execution import SHADOW_DIFFERENCES, FastExecutor
+from schema.engine.executor import SHADOW_DIFFERENCES, FastExecutor
 from schema.limits import parse_cached
 from tests.harness import GraphQLClient
 from tests.schema.test_compiled_errors import graphql_schema

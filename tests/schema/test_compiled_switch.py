@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from schema import fast_execution
+from schema.engine import executor
 from server.settings import Settings
 from tests.conftest import make_settings
 from tests.harness import GraphQLClient
@@ -36,9 +36,9 @@ async def test_no_compiled_plan_is_made_or_run(
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a compiled plan was used with compiled queries off")
 
-    monkeypatch.setattr(fast_execution, "compile_query", refuse)
-    monkeypatch.setattr(fast_execution.FastExecutor, "run", refuse)
-    monkeypatch.setattr(fast_execution.FastExecutor, "__call__", refuse)
+    monkeypatch.setattr(executor, "compile_query", refuse)
+    monkeypatch.setattr(executor.FastExecutor, "run", refuse)
+    monkeypatch.setattr(executor.FastExecutor, "__call__", refuse)
     schema = graphql_schema(app)
     assert schema.fast is None
     assert schema.fast_lane is None

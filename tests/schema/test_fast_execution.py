@@ -26,9 +26,9 @@ from resolvers import global_id
 from resolvers.accounts import hash_password
 from resolvers.context import RequestContext
 from resolvers.tokens import authenticate, issue_token
-from schema.fast_execution import FastExecutor, comparable
+from schema.engine.executor import FastExecutor, comparable
+from schema.engine.run import coerce_simple, simple_variables
 from schema.limits import parse_cached
-from schema.query_run import coerce_simple, simple_variables
 from tests.harness import PASSWORD
 
 PARTS = [

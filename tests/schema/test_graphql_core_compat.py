@@ -1,6 +1,6 @@
 """graphql-core's private memo of collected subfields is where agentgql expects it.
 
-``schema.graphql_core_compat`` replaces that memo in every per-event copy of a
+``schema.engine.graphql_core_compat`` replaces that memo in every per-event copy of a
 subscription's executor (a shared one grows by every event). If an upgrade
 renames or removes it, these fail: the copy would otherwise quietly share a new
 cache again, or the fix would quietly do nothing.
@@ -14,8 +14,8 @@ from graphql import GraphQLObjectType, build_schema, parse
 from graphql.execution.collect_fields import collect_fields
 from graphql.execution.executor import Executor
 
-from schema.graphql_core_compat import SUB_FIELD_CACHE, own_sub_field_cache, sub_field_cache
-from schema.shared_execution import SharedEventExecutor
+from schema.engine.graphql_core_compat import SUB_FIELD_CACHE, own_sub_field_cache, sub_field_cache
+from schema.engine.shared_execution import SharedEventExecutor
 
 SDL = """
 type Query { noop: String }

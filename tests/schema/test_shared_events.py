@@ -27,7 +27,7 @@ from resolvers import chat_event_rows
 from resolvers.context import RequestContext
 from schema import subscription
 from schema.build import build_schema
-from schema.graphql_core_compat import sub_field_cache
+from schema.engine.graphql_core_compat import sub_field_cache
 from tests.conftest import make_settings
 from tests.daemon.live import (
     GraphQLSocket,

@@ -3,12 +3,12 @@
 graphql-core resolves a response field by field through generic machinery
 (about 5 µs a field); a 50-message page has ~1000 fields, so execution alone
 was most of a request. Here a validated query document is compiled once into
-plans (``schema.query_plan``), and the plans into Python source
-(``schema.plan_codegen``); each run then calls the generated root function and
-awaits what the resolvers left pending (``schema.query_run``).
+plans (``schema.engine.plan``), and the plans into Python source
+(``schema.engine.codegen``); each run then calls the generated root function and
+awaits what the resolvers left pending (``schema.engine.run``).
 
 A resolver that raises does not stop a run: the plan produces graphql-core's
-located errors itself (``schema.field_errors``: same message, path, locations
+located errors itself (``schema.engine.field_errors``: same message, path, locations
 and extensions, nulled at the nearest nullable parent). What the plans do not
 cover — a mutation or subscription, a directive, introspection, variables that
 need coercion, a non-null field that resolves to null, a value that fails to
@@ -42,10 +42,10 @@ from graphql import (
 )
 from graphql.execution.values import get_variable_values
 
-from schema.field_errors import settle
-from schema.plan_codegen import Codegen
-from schema.query_plan import Compiler, Fallback, FieldPlan
-from schema.query_run import Run, SimpleVariable, coerce_simple, simple_variables
+from schema.engine.codegen import Codegen
+from schema.engine.field_errors import settle
+from schema.engine.plan import Compiler, Fallback, FieldPlan
+from schema.engine.run import Run, SimpleVariable, coerce_simple, simple_variables
 
 log = logging.getLogger(__name__)
 

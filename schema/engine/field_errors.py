@@ -26,7 +26,7 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLList, GraphQLNonNull, located_error
 
-from schema.query_plan import FieldPlan
+from schema.engine.plan import FieldPlan
 
 Path = tuple[str | int, ...]
 

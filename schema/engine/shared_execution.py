@@ -31,7 +31,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from events.sharing import shared_memo
 from resolvers.context import RequestContext
-from schema.graphql_core_compat import own_sub_field_cache
+from schema.engine.graphql_core_compat import own_sub_field_cache
 
 Viewer = tuple[Any, ...]
 

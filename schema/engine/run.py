@@ -35,8 +35,8 @@ from graphql.execution.values import (
 )
 from graphql.pyutils import Undefined
 
-from schema.field_errors import Failure
-from schema.query_plan import Fallback, FieldPlan, InfoUnsupported, renamed
+from schema.engine.field_errors import Failure
+from schema.engine.plan import Fallback, FieldPlan, InfoUnsupported, renamed
 
 
 class _Info:

@@ -8,7 +8,7 @@ reached through ``Query.chat``, ``complete_Chat_messages_7`` completes that
 resolver's value, ``leaf_Message_createdAt_16`` serializes a leaf (tracebacks
 and ``agentgql explain-query`` read as the document does).
 A resolver that raises leaves None and a recorded failure, located and
-nulled once the run is over (``schema.field_errors``). A null in a non-null
+nulled once the run is over (``schema.engine.field_errors``). A null in a non-null
 position or an unresolvable abstract type raises ``Fallback``.
 """
 
@@ -23,8 +23,8 @@ from typing import Any
 from graphql import GraphQLEnumType, GraphQLList, GraphQLNonNull, is_abstract_type, is_leaf_type
 from strawberry.schema.types.base_scalars import isoformat
 
-from schema.query_plan import DEFINITION, Completer, Fallback, FieldPlan
-from schema.query_run import Run
+from schema.engine.plan import DEFINITION, Completer, Fallback, FieldPlan
+from schema.engine.run import Run
 
 _PLAIN = {"String": str, "ID": str, "Int": int, "Boolean": bool, "Float": float}
 
