@@ -342,8 +342,9 @@ class Gateway:
             ttl=self.settings.hold_ttl,
         )
         cap = held.max_output_tokens
-        ceiling = wanted or spend.DEFAULT_OUTPUT_TOKENS
-        if held.id is not None and cap is not None and (cap < ceiling or requested is not None):
+        # Under a limit the cap is always sent, as the daemon does: a request without
+        # one would let the provider write past the tokens the hold covers.
+        if held.id is not None and cap is not None:
             present = [f for f in call.endpoint.max_tokens_fields if f in body]
             for name in present or [_cap_field(call.endpoint, model.provider_kind)]:
                 body[name] = cap
