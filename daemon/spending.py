@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
+from typing import Any
 
 import orjson
 
@@ -89,6 +90,24 @@ def billed_usage(
         return usage
     bound = min(input_token_bound(request), max(model.context_limit, 1))
     return Usage(input_tokens=bound, output_tokens=held.max_output_tokens or 0)
+
+
+def cut_usage(
+    held: spend.Hold, request: ModelRequest, model: ResolvedModel, streamed: list[dict[str, Any]]
+) -> Usage | None:
+    """What a call that ended early (interrupted, cut, failed mid-stream) is charged.
+    Nothing when it streamed nothing or no limit applies (its hold is released).
+    Under a limit, output that arrived was billed by the provider: the call is
+    charged its input bound and the streamed parts' bytes as output tokens (bytes
+    bound tokens), at most the output its hold covered — never free, so stopping
+    each turn just before its end cannot spend past the limit."""
+    if held.id is None or not streamed:
+        return None
+    bound = min(input_token_bound(request), max(model.context_limit, 1))
+    output = sum(len(orjson.dumps(part)) for part in streamed)
+    if held.max_output_tokens is not None:
+        output = min(output, held.max_output_tokens)
+    return Usage(input_tokens=bound, output_tokens=output)
 
 
 def charge(payer: Payer, model: ResolvedModel, usage: Usage) -> spend.Charge:

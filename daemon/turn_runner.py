@@ -334,9 +334,12 @@ async def _run_steps(
             usage = await _stream_step(turn, recording.wrap(client), request, step)
         except BaseException as exc:
             await recording.end(exc)
-            await asyncio.shield(spend.release(held))
+            cut = spending.cut_usage(held, request, model, step.parts)
+            if cut is None:
+                await asyncio.shield(spend.release(held))
             await step.close()
-            await _persist_partial(turn, step, started)
+            paid = None if cut is None else (held, spending.charge(payer, model, cut))
+            await _persist_partial(turn, step, started, paid)
             # Handed back: the next run streams the step again; drop this one's.
             await asyncio.shield(step.end(discarded=turn.stop_reason == "lost"))
             raise
@@ -370,12 +373,19 @@ async def _run_steps(
             return
 
 
-async def _persist_partial(turn: Turn, step: StepStream, started: float) -> None:
-    """Output already streamed stays: as a message, when the turn may still write."""
-    if step.parts and turn.stop_reason != "lost":
+async def _persist_partial(
+    turn: Turn,
+    step: StepStream,
+    started: float,
+    paid: tuple[spend.Hold, spend.Charge] | None = None,
+) -> None:
+    """Output already streamed stays: as a message, when the turn may still write.
+    ``paid`` (what the cut call cost) is settled even when nothing is kept."""
+    parts = step.parts if turn.stop_reason != "lost" else []
+    if parts or paid is not None:
         runtime_ms = int((time.perf_counter() - started) * 1000)
         await asyncio.shield(
-            _persist(turn, MessageRole.ASSISTANT, step.parts, runtime_ms=runtime_ms)
+            _persist(turn, MessageRole.ASSISTANT, parts, runtime_ms=runtime_ms, paid=paid)
         )
 
 

@@ -44,6 +44,7 @@ from db.raw_sql import fetch
 from db.titles import fallback_title
 from db.usage_limits import LimitSettings, limit_status, period_start, write_settings
 from db.vocabulary import ChatStatus, MessageRole, ProviderKind, UsageLimitPeriod
+from events import live_steps
 from events.channels import WORK_CHANNEL
 from resolvers import global_id
 from resolvers.accounts import create_user
@@ -52,6 +53,7 @@ from tests.daemon.fake_llm import TEST_KEY, FakeLlm, SseReply, openai_stream, op
 from tests.daemon.live import (
     CREATE_CHAT,
     ECHO,
+    INTERRUPT,
     REGENERATE_TITLE,
     chat_uuid,
     eventually,
@@ -428,6 +430,42 @@ async def test_a_turn_stopped_by_the_limit_mid_way_keeps_what_it_streamed(
     assert kept[1].total_cost_micros == TURN_COST
     assert kept[2].parts[0]["result"] == {"echoed": {"x": 1}}
     assert (await month_counter(spender.user)).spent_micros == TURN_COST
+
+
+async def test_a_step_interrupted_mid_stream_is_charged_for_what_it_streamed(
+    app: Starlette, gql: GraphQLClient, llm: FakeLlm, models: Models
+) -> None:
+    """The provider bills the tokens it streamed before the user interrupted: the
+    step's hold is settled at its input bound and the streamed output, not given
+    back for free (else interrupting every turn just before its end would spend
+    past any limit)."""
+    spender = await member(gql)
+    words = [f"word{i} " for i in range(400)]
+    usage = openai_usage(900, MAX_OUTPUT)
+    llm.push(SseReply(openai_stream(text=words, usage=usage), delay=0.05))
+    chat = await pending_chat(spender.user, models.billed, "Talk", title="Interrupted")
+    async with daemons(app) as started:
+        for daemon in started:
+            daemon.wake()
+
+        async def streaming() -> bool:
+            step = live_steps.current(chat.id)
+            return step is not None and any(p.get("text") for p in step.parts)
+
+        await eventually(streaming, timeout=SETTLE_S)
+        await gql.ok(INTERRUPT, {"id": global_id.encode("Chat", chat.id)}, token=spender.token)
+        (done,) = await settled([chat.id])
+        await idle(started)
+
+    assert done.status is ChatStatus.WAITING
+    (kept,) = await ChatMessage.filter(chat_id=chat.id, role=MessageRole.ASSISTANT)
+    text = kept.parts[0]["text"]
+    assert 0 < len(text) < len("".join(words))
+    counter = await month_counter(spender.user)
+    assert counter.reserved_micros == 0
+    # at least the streamed text (a byte per token at USD 50 per million), at most the hold
+    assert len(text.encode()) * OUTPUT_PRICE // 1_000_000 <= counter.spent_micros <= TURN_COST
+    assert kept.total_cost_micros == counter.spent_micros
 
 
 async def test_a_tight_budget_caps_what_the_provider_is_asked_for(
