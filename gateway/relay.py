@@ -24,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.usage_meter import UsageMeter
 
 _SEPARATORS = (b"\r\n\r\n", b"\n\n", b"\r\r")
+_LONGEST = max(len(s) for s in _SEPARATORS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +35,12 @@ class RelayOutcome:
     ended_at: float
 
 
-def next_event(buffer: bytes) -> tuple[int, int]:
-    """(end of the first complete event, length of its separator), or (-1, 0)."""
+def next_event(buffer: bytes | bytearray, start: int = 0) -> tuple[int, int]:
+    """(end of the first complete event at or after ``start``, length of its
+    separator), or (-1, 0)."""
     best, size = -1, 0
     for separator in _SEPARATORS:
-        at = buffer.find(separator)
+        at = buffer.find(separator, start)
         if at >= 0 and (best < 0 or at < best):
             best, size = at, len(separator)
     return best, size
@@ -99,27 +101,34 @@ class RelayResponse(Response):
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
-        buffer = b""
+        # An event may arrive in many reads (a member decides the size of one that
+        # echoes their request): bytes are appended in place and searched once each
+        # (from just before where the last search ended), so relaying is linear.
+        buffer = bytearray()
+        searched = 0
         try:
             async for chunk in self.upstream.aiter_bytes():
                 buffer += chunk
                 out: list[bytes] = []
+                start = 0
                 while True:
-                    end, size = next_event(buffer)
+                    end, size = next_event(buffer, max(start, searched - _LONGEST + 1))
                     if end < 0:
                         break
-                    event, framed = buffer[:end], buffer[: end + size]
-                    buffer = buffer[end + size :]
+                    event, framed = bytes(buffer[start:end]), bytes(buffer[start : end + size])
+                    start = end + size
                     if self.meter.read_event(event) and self.first_token_at is None:
                         self.first_token_at = time.perf_counter()
                     if self.strip_usage_chunk and usage_only_chunk(event):
                         continue
                     out.append(framed)  # unchanged, separator included
+                del buffer[:start]
+                searched = len(buffer)
                 if out:
                     body = b"".join(out)
                     await send({"type": "http.response.body", "body": body, "more_body": True})
             if buffer:
-                await send({"type": "http.response.body", "body": buffer, "more_body": True})
+                await send({"type": "http.response.body", "body": bytes(buffer), "more_body": True})
             self.complete = True
         except httpx.HTTPError:
             pass  # the provider broke off or went quiet too long: end what we relayed
