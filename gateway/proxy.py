@@ -10,6 +10,7 @@ status, with the key scrubbed from the body in case the provider echoed it.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -64,6 +65,7 @@ REDACTED = b"[REDACTED]"
 # bound, as in daemon/spending.py.
 TOOLS_OVERHEAD_TOKENS = 512
 USER_AGENT_MAX = 512
+MAX_CHOICES = 1024
 
 
 @dataclass
@@ -164,6 +166,22 @@ def _requested_output(body: dict[str, Any], endpoint: Endpoint) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return None
+
+
+def _choices(body: dict[str, Any], endpoint: Endpoint) -> int:
+    """How many answers a chat request asks for (``n``): each may write the cap.
+    Lenient servers read ``"4"`` or ``4.0`` as 4, so those count too."""
+    if endpoint is not CHAT_COMPLETIONS:
+        return 1
+    value = body.get("n")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return 1
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 1:
+        return math.ceil(min(value, MAX_CHOICES))
+    return 1
 
 
 def _cap_field(endpoint: Endpoint, kind: ProviderKind) -> str:
@@ -332,6 +350,9 @@ class Gateway:
         wanted = requested
         if model.max_output_tokens is not None:
             wanted = min(wanted or model.max_output_tokens, model.max_output_tokens)
+        choices = _choices(body, call.endpoint)
+        if choices > 1:  # the hold covers every answer; the cap is each one's share
+            wanted = (wanted or spend.DEFAULT_OUTPUT_TOKENS) * choices
         held = await spend.hold(
             call.user.id,
             model.prices,
@@ -345,6 +366,7 @@ class Gateway:
         # Under a limit the cap is always sent, as the daemon does: a request without
         # one would let the provider write past the tokens the hold covers.
         if held.id is not None and cap is not None:
+            cap = max(cap // choices, 1)
             present = [f for f in call.endpoint.max_tokens_fields if f in body]
             for name in present or [_cap_field(call.endpoint, model.provider_kind)]:
                 body[name] = cap

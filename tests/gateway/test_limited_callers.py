@@ -78,3 +78,45 @@ async def test_a_request_without_an_output_cap_is_sent_with_the_one_its_hold_cov
     assert answer.status_code == 200, answer.text
     sent = llm.requests[-1].body
     assert sent[field] == DEFAULT_OUTPUT_TOKENS
+
+
+async def test_several_choices_are_held_for_each_of_them(
+    app: Starlette, llm: FakeLlm, live_server: str, models: Models
+) -> None:
+    # ``n`` choices may each write the output cap: held for one, a member with budget
+    # for one answer of 100 tokens got four and overran the limit threefold.
+    from db.models import SpendCounter
+    from db.usage_limits import LimitSettings, read_settings, write_settings
+    from db.vocabulary import TokenKind, UsageLimitPeriod
+    from resolvers.accounts import create_user
+    from resolvers.tokens import issue_token
+
+    await ModelConfig.create(
+        provider_id=models.openai.provider_id,  # type: ignore[attr-defined]
+        model="gpt-choices",
+        display_name="GPT choices",
+        context_limit=100,  # the input bound: at most 100 tokens, $1/M
+        input_price_micros=1_000_000,
+        output_price_micros=2_000_000,
+    )
+    user = await create_user("chooser", "correct-horse-battery")
+    limit = 100 + 2 * 100  # the input bound and 100 output tokens
+    await User.filter(id=user.id).update(spend_limit_micros=limit)
+    token = (await issue_token(user, TokenKind.API, "chooser", None)).secret
+    previous = await read_settings()
+    await write_settings(LimitSettings(True, UsageLimitPeriod.MONTH, None))
+    try:
+        # An honest provider: four choices of 100 tokens each.
+        llm.push(JsonReply(200, {**COMPLETION, "usage": openai_usage(100, 400)}))
+        async with httpx.AsyncClient(base_url=live_server) as client:
+            answer = await client.post(
+                "/v1/chat/completions",
+                json={"model": "gpt-choices", "n": 4, "max_tokens": 100, "messages": HI},
+                headers={"authorization": f"Bearer {token}"},
+            )
+    finally:
+        await write_settings(previous)
+    counter = await SpendCounter.get_or_none(user_id=user.id, period="month")
+    spent = counter.spent_micros if counter else 0
+    assert spent <= limit, answer.text
+    assert answer.status_code == 429
