@@ -17,9 +17,10 @@ Two rules, applied to every JSON value:
   ``token`` key (a count is not a credential).
 - **By shape**, inside every string: ``sk-…`` provider keys, ``Bearer …`` and
   ``Basic …`` credentials, JWTs, agentgql tokens (``agq_…``), GitHub, Slack,
-  AWS and Google key formats, ``key=value`` / ``key: value`` pairs with a
-  sensitive key name, and long high-entropy runs (32+ characters mixing upper
-  case, lower case and digits, ≥ 4 bits of entropy per character).
+  AWS and Google key formats, PEM private key blocks, the password of a URL's
+  user info, ``key=value`` / ``key: value`` pairs with a sensitive key name,
+  and long high-entropy runs (32+ characters mixing upper case, lower case and
+  digits, ≥ 4 bits of entropy per character).
 
 A body that is not JSON (a provider's HTML error page, a truncated stream) is
 replaced whole by ``redact_body``: it cannot be searched reliably.
@@ -69,7 +70,19 @@ _SHAPES = (
     (("xox",), re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}")),  # Slack
     (("AKIA", "ASIA"), re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),  # AWS access key ids
     (("AIza",), re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}")),  # Google API keys
+    # A PEM private key, header to footer: its base64 lines are split by "/" into
+    # runs too short for the entropy rule. The body stops at the first character
+    # that is not base64, a header line's or an escaped newline's (linear).
+    (
+        ("PRIVATE KEY-----",),
+        re.compile(
+            r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----(?:[A-Za-z0-9+/=\s:,.\\]|-(?!----))*+"
+            r"(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----)?"
+        ),
+    ),
 )
+# The password of a URL's user info ("postgres://app:<password>@db/app").
+_URL_PASSWORD = re.compile(r"(://[^\s/?#@:]*+:)[^\s/?#@]++(?=@)")
 # "<scheme> <credential>": the scheme stays, the credential goes. A Basic
 # credential is base64 with a digit, "+", "/" or "=" in it ("basic functionality" stays).
 _SCHEMES = re.compile(
@@ -79,7 +92,7 @@ _SCHEMES = re.compile(
 # "api_key=…", "password: …", "Authorization: …" in free text (env files, headers, URLs).
 _PAIRS = re.compile(
     r"(?i)(?<![a-z0-9])((?:x-)?(?:api[_\-]?key|access[_\-]?token|refresh[_\-]?token|"
-    r"auth[_\-]?token|secret(?:[_\-]?key)?|client[_\-]?secret|password|passwd|authorization|"
+    r"auth[_\-]?token|secret(?:[_\-]?access)?(?:[_\-]?key)?|client[_\-]?secret|password|passwd|authorization|"
     r"credentials?|token)[\"']?\s*[:=]\s*[\"']?)((?:bearer\s+|basic\s+)?[^\s\"'&,;]{4,})"
 )
 _PAIR_WORDS = ("key", "token", "secret", "passw", "authorization", "credential")
@@ -133,6 +146,8 @@ def redact_text(text: str) -> str:
     for needles, shape in _SHAPES:
         if any(needle in text for needle in needles):
             text = shape.sub(REDACTED, text)
+    if "://" in text and "@" in text:
+        text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
     lower = text.lower()
     if "bearer" in lower or "basic" in lower:
         text = _SCHEMES.sub(_scheme, text)

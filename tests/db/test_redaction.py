@@ -138,3 +138,55 @@ def test_a_hostile_run_of_jwt_starts_is_scanned_in_linear_time(unit: str) -> Non
     assert _seconds(hostile) < 50 * _seconds(ordinary) + 0.05
     for text in (f"jwt={JWT}", f'"{JWT}"', f"https://x.test/cb/{JWT}", f"a.{JWT}"):
         assert redact_text(text) == text.replace(JWT, REDACTED)
+
+
+PEM_BODY = (
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n"
+    "MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu\n"
+    "NMoSfm76oqFvAp8Gy0iz5sxjZmSnXyCdPEovGhLa0VzMaQ8s+CLOyS56YyCFGeJZ\n"
+)
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}-----END PRIVATE KEY-----",
+        f"-----BEGIN OPENSSH PRIVATE KEY-----\n{PEM_BODY}-----END OPENSSH PRIVATE KEY-----",
+        # a service account's JSON printed as text: its newlines are "\n" escapes
+        "-----BEGIN RSA PRIVATE KEY-----\\n"
+        + PEM_BODY.replace("\n", "\\n")
+        + "-----END RSA PRIVATE KEY-----",
+    ],
+)
+def test_a_private_key_block_goes_whole(block: str) -> None:
+    # ``cat ~/.ssh/id_ed25519`` in a tool result: its base64 lines are split by
+    # "/" into runs too short for the entropy rule, so most of the key was kept.
+    cleaned = redact_text(f"here it is:\n{block}\nthanks")
+    assert cleaned == f"here it is:\n{REDACTED}\nthanks"
+
+
+def test_passwords_in_urls_and_aws_secret_keys() -> None:
+    assert redact_text("DATABASE_URL=postgres://app:S3cretPassw0rd@db:5432/app") == (
+        f"DATABASE_URL=postgres://app:{REDACTED}@db:5432/app"
+    )
+    assert redact_text("git clone https://user:hunter2@github.com/org/repo.git") == (
+        f"git clone https://user:{REDACTED}@github.com/org/repo.git"
+    )
+    assert redact_text("see https://example.com:8443/path@v2 and mailto:a@b.c") == (
+        "see https://example.com:8443/path@v2 and mailto:a@b.c"
+    )
+    aws = "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    assert redact_text(aws) == f"aws_secret_access_key = {REDACTED}"
+    assert redact_text("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG") == (
+        f"AWS_SECRET_ACCESS_KEY={REDACTED}"
+    )
+
+
+@pytest.mark.parametrize(
+    "unit", ["-----BEGIN PRIVATE KEY-----", "-----BEGIN PRIVATE KEY-----\nAAAA", "://a:", "://a:b"]
+)
+def test_hostile_runs_of_key_and_url_starts_are_scanned_in_linear_time(unit: str) -> None:
+    size = 100_000
+    hostile = unit * (size // len(unit))
+    ordinary = ("PRIVATE KEY word :// x@y " * (size // 24))[: len(hostile)]
+    assert _seconds(hostile) < 50 * _seconds(ordinary) + 0.05
