@@ -343,9 +343,6 @@ async def _run_steps(
             # Handed back: the next run streams the step again; drop this one's.
             await asyncio.shield(step.end(discarded=turn.stop_reason == "lost"))
             raise
-        await step.close()
-        await recording.end()
-        runtime_ms = int((time.perf_counter() - started) * 1000)
         billed = spending.billed_usage(usage, held, request, model)
         if usage is None:
             log.warning(
@@ -353,13 +350,19 @@ async def _run_steps(
                 "case under a limit, else not at all",
                 extra={"chat_id": str(turn.chat_id), "model": model.model},
             )
-        if billed is None:
+        paid = None if billed is None else (held, spending.charge(payer, model, billed))
+        if paid is None:
             await spend.release(held)
-            await _persist(turn, MessageRole.ASSISTANT, step.parts, runtime_ms=runtime_ms)
-        else:
-            paid = (held, spending.charge(payer, model, billed))
-            await _persist(
-                turn, MessageRole.ASSISTANT, step.parts, runtime_ms=runtime_ms, paid=paid
+        try:
+            await step.close()
+            await recording.end()
+        finally:
+            # The call was billed: its message and spend are written even when the
+            # turn is cancelled meanwhile (a rolled-back settle would leave the hold
+            # reserved, renewed by this worker's heartbeat for as long as it runs).
+            runtime_ms = int((time.perf_counter() - started) * 1000)
+            await asyncio.shield(
+                _persist(turn, MessageRole.ASSISTANT, step.parts, runtime_ms=runtime_ms, paid=paid)
             )
         await step.end()
         if not step.tool_calls:

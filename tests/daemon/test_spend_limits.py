@@ -25,7 +25,7 @@ from daemon.chat_daemon import ChatDaemon, DaemonSettings
 from daemon.providers import ModelMessage, ModelRequest, ToolSpec
 from daemon.spending import IMAGE_TOKENS_MAX, TOOLS_OVERHEAD_TOKENS, input_token_bound
 from daemon.tool_registry import ToolRegistry
-from daemon.turn_runner import TurnSettings
+from daemon.turn_runner import Turn, TurnSettings, run_turn
 from db import spend
 from db.costing import ModelPrices
 from db.models import (
@@ -45,6 +45,7 @@ from db.titles import fallback_title
 from db.usage_limits import LimitSettings, limit_status, period_start, write_settings
 from db.vocabulary import ChatStatus, MessageRole, ProviderKind, UsageLimitPeriod
 from events import live_steps
+from events.announcer import ChatAnnouncer
 from events.channels import WORK_CHANNEL
 from resolvers import global_id
 from resolvers.accounts import create_user
@@ -466,6 +467,59 @@ async def test_a_step_interrupted_mid_stream_is_charged_for_what_it_streamed(
     # at least the streamed text (a byte per token at USD 50 per million), at most the hold
     assert len(text.encode()) * OUTPUT_PRICE // 1_000_000 <= counter.spent_micros <= TURN_COST
     assert kept.total_cost_micros == counter.spent_micros
+
+
+async def test_a_step_interrupted_while_it_is_recorded_still_settles_its_hold(
+    app: Starlette,
+    gql: GraphQLClient,
+    llm: FakeLlm,
+    models: Models,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An interrupt that lands after the stream ended, while its message and spend
+    are being written: the write finishes (the call was billed). A rolled-back
+    settle would leave the hold reserved, renewed by the live worker's heartbeat
+    for as long as the daemon runs."""
+    spender = await member(gql)
+    llm.push(billed_reply())
+    chat = await pending_chat(spender.user, models.billed, "Hello", title="Recorded")
+    worker = uuid.uuid4()
+    await Chat.filter(id=chat.id).update(status=ChatStatus.RUNNING, worker_id=worker)
+    entered, go_on = asyncio.Event(), asyncio.Event()
+    real_settle = spend.settle
+
+    async def slow_settle(*args: Any) -> None:
+        entered.set()
+        await go_on.wait()
+        await real_settle(*args)
+
+    monkeypatch.setattr(spend, "settle", slow_settle)
+    turn = Turn(
+        chat_id=chat.id,
+        owner_id=spender.user.id,
+        model_config_id=models.billed.id,
+        worker_id=worker,
+        events=ChatAnnouncer(app.state.event_hub),
+        secrets=app.state.secrets,
+        tools=ToolRegistry([ECHO]),
+        settings=DAEMON.turn,
+    )
+    task = asyncio.create_task(run_turn(turn))
+    await asyncio.wait_for(entered.wait(), SETTLE_S)
+    turn.stop_reason = "interrupted"
+    task.cancel()
+    go_on.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+    async def written() -> bool:
+        return not await SpendHold.filter(user_id=spender.user.id).exists()
+
+    await eventually(written, timeout=SETTLE_S)
+    counter = await month_counter(spender.user)
+    assert (counter.spent_micros, counter.reserved_micros) == (TURN_COST, 0)
+    (kept,) = await ChatMessage.filter(chat_id=chat.id, role=MessageRole.ASSISTANT)
+    assert kept.total_cost_micros == TURN_COST
 
 
 async def test_a_tight_budget_caps_what_the_provider_is_asked_for(
