@@ -33,7 +33,7 @@ from db.vocabulary import NIL_UUID, ProviderKind
 from gateway import routing
 from gateway.client_detection import detect_client, session_id
 from gateway.credentials import Authenticator, TokenRefused, authenticate_request
-from gateway.relay import RelayOutcome, RelayResponse
+from gateway.relay import CLIENT_STALL_S, RelayOutcome, RelayResponse
 from gateway.usage_meter import UsageMeter
 from gateway.wire import (
     ANTHROPIC_VERSION,
@@ -80,6 +80,8 @@ class GatewaySettings:
     error_body_max: int = 1 << 20
     # How long a routing decision is reused (``routing.RouteCache``); 0: never.
     route_cache_s: float = 5.0
+    # How long a send may wait on a client that reads nothing before it is let go.
+    client_stall_s: float = CLIENT_STALL_S
 
     def timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.read_timeout, connect=self.connect_timeout)
@@ -440,7 +442,12 @@ class Gateway:
                 await self._settle(call, held, meter, status, outcome)
 
             return RelayResponse(
-                upstream, _response_headers(upstream), meter, finish, strip_usage_chunk=strip
+                upstream,
+                _response_headers(upstream),
+                meter,
+                finish,
+                strip_usage_chunk=strip,
+                stall_timeout=self.settings.client_stall_s,
             )
         try:
             content = await self._read(upstream, status)

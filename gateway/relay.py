@@ -19,12 +19,19 @@ from dataclasses import dataclass
 import anyio
 import httpx
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from gateway.usage_meter import UsageMeter
 
 _SEPARATORS = (b"\r\n\r\n", b"\n\n", b"\r\r")
 _LONGEST = max(len(s) for s in _SEPARATORS)
+# How long one send may wait on a client that reads nothing (its window shut)
+# before it counts as gone: else it holds an upstream connection and its hold.
+CLIENT_STALL_S = 60.0
+
+
+class _ClientStalled(Exception):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +67,10 @@ class RelayResponse(Response):
         finish: Callable[[RelayOutcome], Awaitable[None]],
         *,
         strip_usage_chunk: bool,
+        stall_timeout: float = CLIENT_STALL_S,
     ) -> None:
         super().__init__(status_code=upstream.status_code)
+        self.stall_timeout = stall_timeout
         self.raw_headers = headers
         self.upstream = upstream
         self.meter = meter
@@ -84,8 +93,9 @@ class RelayResponse(Response):
                 group.start_soon(watch)
                 await self._pump(send)
                 group.cancel_scope.cancel()
-        except OSError:
-            self.disconnected = True  # ASGI 2.4 servers raise on send to a closed client
+        except* (OSError, _ClientStalled):
+            # ASGI 2.4 servers raise on send to a closed client; a stalled one is let go.
+            self.disconnected = True
         finally:
             with anyio.CancelScope(shield=True):
                 await self.upstream.aclose()
@@ -97,10 +107,15 @@ class RelayResponse(Response):
                 )
                 await self.finish(outcome)
 
+    async def _send(self, send: Send, message: Message) -> None:
+        with anyio.move_on_after(self.stall_timeout) as waited:
+            await send(message)
+        if waited.cancelled_caught:
+            raise _ClientStalled
+
     async def _pump(self, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
+        head = {"type": "http.response.start", "status": self.status_code}
+        await self._send(send, {**head, "headers": self.raw_headers})
         # An event may arrive in many reads (a member decides the size of one that
         # echoes their request): bytes are appended in place and searched once each
         # (from just before where the last search ended), so relaying is linear.
@@ -126,10 +141,13 @@ class RelayResponse(Response):
                 searched = len(buffer)
                 if out:
                     body = b"".join(out)
-                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                    message = {"type": "http.response.body", "body": body, "more_body": True}
+                    await self._send(send, message)
             if buffer:
-                await send({"type": "http.response.body", "body": bytes(buffer), "more_body": True})
+                await self._send(
+                    send, {"type": "http.response.body", "body": bytes(buffer), "more_body": True}
+                )
             self.complete = True
         except httpx.HTTPError:
             pass  # the provider broke off or went quiet too long: end what we relayed
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        await self._send(send, {"type": "http.response.body", "body": b"", "more_body": False})

@@ -83,3 +83,41 @@ async def test_separators_split_across_reads_still_end_events() -> None:
         body = b"".join(e.replace(b"\n\n", separator) for e in events)
         relayed, _ = await relay(body)
         assert relayed == body
+
+
+async def test_a_client_that_stops_reading_is_let_go_and_its_call_settled() -> None:
+    # A client whose window stays shut blocks each send for good: its stream held an
+    # upstream connection (1 000 shared by every user) and its hold, forever.
+    upstream = Upstream(b"".join(event("response.output_text.delta", b"x") for _ in range(9)))
+    outcomes: list[RelayOutcome] = []
+    closed: list[bool] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message.get("body"):
+            await anyio.sleep_forever()
+
+    async def receive() -> dict[str, Any]:
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async def finish(outcome: RelayOutcome) -> None:
+        outcomes.append(outcome)
+
+    async def aclose() -> None:
+        closed.append(True)
+
+    upstream.aclose = aclose  # type: ignore[method-assign]
+    response = RelayResponse(
+        upstream,  # type: ignore[arg-type]
+        [],
+        UsageMeter(RESPONSES, 0),
+        finish,
+        strip_usage_chunk=False,
+        stall_timeout=0.05,
+    )
+    with anyio.fail_after(10):
+        await response({"type": "http"}, receive, send)  # type: ignore[arg-type]
+    assert closed == [True]
+    assert len(outcomes) == 1
+    assert outcomes[0].disconnected
+    assert not outcomes[0].complete
