@@ -21,10 +21,10 @@ from operator import attrgetter
 from typing import Any
 
 from graphql import GraphQLEnumType, GraphQLList, GraphQLNonNull, is_abstract_type, is_leaf_type
-from strawberry.schema.types.base_scalars import isoformat
 
-from schema.engine.plan import DEFINITION, Completer, Fallback, FieldPlan
+from schema.engine.plan import Completer, Fallback, FieldPlan
 from schema.engine.run import Run
+from schema.engine.strawberry_compat import DEFINITION, isoformat
 
 _PLAIN = {"String": str, "ID": str, "Int": int, "Boolean": bool, "Float": float}
 

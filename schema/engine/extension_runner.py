@@ -17,10 +17,10 @@ import inspect
 from typing import Any, cast
 
 from strawberry.extensions import SchemaExtension
-from strawberry.extensions.context import StreamResultContextManager
-from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.types import ExecutionContext
 from strawberry.types.execution import StreamExecutionResult
+
+from schema.engine.strawberry_compat import SchemaExtensionsRunner, StreamResultContextManager
 
 _NO_HOOKS = contextlib.nullcontext()
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import DocumentNode, GraphQLError, GraphQLSchema, specified_rules
-from strawberry.schema.schema import validate_document
 
 from schema.engine.executor import FastExecutor
+from schema.engine.strawberry_compat import validate_document
 from schema.errors import shape_errors
 from schema.limits import QueryLimits, measure_cached, parse_cached, refusal
 from schema.text_input import text_refusal

@@ -38,11 +38,11 @@ from graphql import (
 )
 from graphql.execution.values import get_argument_values
 from strawberry.relay.types import GlobalID
-from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.base import StrawberryMaybe, StrawberryOptional
 
+from schema.engine.strawberry_compat import DEFINITION, strawberry_schema_of
+
 TYPENAME = "__typename"
-DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
 
 
 class Fallback(Exception):
@@ -121,7 +121,7 @@ class Compiler:
 
     def __init__(self, schema: GraphQLSchema, document: DocumentNode) -> None:
         self.schema = schema
-        self.strawberry_schema = getattr(schema, "_strawberry_schema", None)
+        self.strawberry_schema = strawberry_schema_of(schema)
         self.fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }

@@ -27,11 +27,11 @@ from collections.abc import Awaitable
 from typing import Any, cast
 
 from graphql import ExecutionResult, OperationType
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from events.sharing import shared_memo
 from resolvers.context import RequestContext
 from schema.engine.graphql_core_compat import own_sub_field_cache
+from schema.engine.strawberry_compat import StrawberryGraphQLCoreExecutionContext
 
 Viewer = tuple[Any, ...]
 
