@@ -304,12 +304,12 @@ class DebugRecorder:
                 worker_id=worker_id,
                 started_at=_now(),
             )
-            await debug_runs.open_run(run)
+            state = await debug_runs.open_run(run)
         except Exception:
             log.warning("opening a debug run failed", exc_info=True)
             return cls.off()
         recorder = cls(run.id, chat_id, events, model.prices)
-        await recorder._announce(DebugRunPhase.STARTED)
+        await recorder._announce(DebugRunPhase.STARTED, state)
         return recorder
 
     def step(self, request: ModelRequest, operation: str = STREAM) -> StepRecording:
@@ -327,11 +327,11 @@ class DebugRecorder:
             else:
                 self._cost = (self._cost or 0) + cost
         try:
-            await debug_runs.write_step(self.run_id, record, self._usage, self.cost)
+            state = await debug_runs.write_step(self.run_id, record, self._usage, self.cost)
         except Exception:
             log.warning("writing a debug step failed", exc_info=True)
             return
-        await self._announce(DebugRunPhase.STEP)
+        await self._announce(DebugRunPhase.STEP, state)
 
     @property
     def cost(self) -> int | None:
@@ -350,29 +350,53 @@ class DebugRecorder:
     async def _close(self, status: DebugStatus, error: dict[str, Any] | None) -> None:
         assert self.run_id is not None
         try:
-            await debug_runs.close_run(self.run_id, status, _now(), self._usage, self.cost, error)
+            state = await debug_runs.close_run(
+                self.run_id, status, _now(), self._usage, self.cost, error
+            )
         except Exception:
             log.warning("closing a debug run failed", exc_info=True)
             return
-        await self._announce(DebugRunPhase.FINISHED)
+        await self._announce(DebugRunPhase.FINISHED, state)
 
-    async def _announce(self, phase: DebugRunPhase) -> None:
-        if self._events is None or self.run_id is None or self.chat_id is None:
+    async def _announce(self, phase: DebugRunPhase, state: debug_runs.RunState | None) -> None:
+        """``state``: the run as the write left it; None when the write changed
+        nothing (the run is gone, or the stale sweep ended it and said so)."""
+        if self._events is None or self.run_id is None or self.chat_id is None or state is None:
             return
         try:
-            await self._events.debug_run(self.chat_id, self.run_id, phase)
+            await announce(self._events, self.chat_id, self.run_id, phase, state)
         except Exception:
             log.warning("announcing a debug run failed", exc_info=True)
+
+
+async def announce(
+    events: ChatAnnouncer,
+    chat_id: uuid.UUID,
+    run_id: uuid.UUID,
+    phase: DebugRunPhase,
+    state: debug_runs.RunState,
+) -> None:
+    """The change with the run's state as it committed it (see ``RunState``)."""
+    await events.debug_run(
+        chat_id,
+        run_id,
+        phase,
+        status=state.status.value,
+        step_count=state.step_count,
+        usage=state.usage,
+        cost_micros=state.cost_micros,
+        finished_at=state.finished_at,
+    )
 
 
 async def close_stale(events: ChatAnnouncer | None, stale_after_s: float) -> int:
     """Runs nothing records any more (a crashed or killed daemon) end INTERRUPTED."""
     before = datetime.fromtimestamp(time.time() - stale_after_s, UTC)
     closed = await debug_runs.close_stale_runs(before)
-    for run_id, chat_id in closed:
+    for run in closed:
         if events is not None:
             try:
-                await events.debug_run(chat_id, run_id, DebugRunPhase.FINISHED)
+                await announce(events, run.chat_id, run.run_id, DebugRunPhase.FINISHED, run.state)
             except Exception:
                 log.warning("announcing a closed debug run failed", exc_info=True)
     if closed:

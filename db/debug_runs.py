@@ -186,15 +186,51 @@ class NewRun:
     started_at: datetime
 
 
-_OPEN = """
+@dataclass(frozen=True)
+class RunState:
+    """What a write left in the run's row, of the columns that change after it
+    opens: announced with the change, so a live stream shows the run as of that
+    change however late it reads (a later step or the end may be committed by then).
+    Its steps as of the change are those with an index below ``step_count``."""
+
+    status: DebugStatus
+    step_count: int
+    usage: dict[str, int] | None
+    cost_micros: int | None
+    finished_at: datetime | None
+
+
+# Every write returns these, as committed by that statement.
+_STATE = "status, step_count, usage, cost_micros, finished_at"
+
+
+def _usage_of(value: Any) -> dict[str, int] | None:
+    raw = _json(value)
+    if not isinstance(raw, dict):
+        return None
+    return {str(k): v for k, v in raw.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+def _state(row: Any) -> RunState:
+    return RunState(
+        status=DebugStatus(row["status"]),
+        step_count=row["step_count"],
+        usage=_usage_of(row["usage"]),
+        cost_micros=row["cost_micros"],
+        finished_at=row["finished_at"],
+    )
+
+
+_OPEN = f"""
 INSERT INTO chat_debug_runs (id, chat_id, root_chat_id, parent_chat_id, model_config_id,
   worker_id, kind, status, provider, model, step_count, started_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, 'in_progress', $8, $9, 0, $10, $10)
+RETURNING {_STATE}
 """
 
 
-async def open_run(run: NewRun) -> None:
-    await raw_sql.pool().execute(
+async def open_run(run: NewRun) -> RunState:
+    row = await raw_sql.pool().fetchrow(
         _OPEN,
         run.id,
         run.target.chat_id,
@@ -207,6 +243,7 @@ async def open_run(run: NewRun) -> None:
         run.model,
         run.started_at,
     )
+    return _state(row)
 
 
 @dataclass
@@ -226,7 +263,7 @@ class StepRecord:
 
 
 # The step and the run's totals in one statement: one write per step.
-_STEP = """
+_STEP = f"""
 WITH step AS (
   INSERT INTO chat_debug_steps (run_id, step_index, operation, status, attempts, started_at,
     duration_ms, usage, request, response, error)
@@ -235,6 +272,7 @@ WITH step AS (
 UPDATE chat_debug_runs SET step_count = $2 + 1, usage = $12::jsonb, cost_micros = $13,
   updated_at = now()
 WHERE id = $1
+RETURNING {_STATE}
 """
 
 
@@ -256,17 +294,21 @@ def _step_params(step: StepRecord) -> tuple[Any, ...]:
 
 async def write_step(
     run_id: uuid.UUID, step: StepRecord, run_usage: Usage | None, run_cost: int | None
-) -> None:
+) -> RunState | None:
     """A request holds the whole conversation: redacting it takes milliseconds per
-    hundred KiB, done in a worker thread so other chats' turns keep streaming."""
+    hundred KiB, done in a worker thread so other chats' turns keep streaming.
+    The run as the step left it (None: the run is gone)."""
     params = await asyncio.to_thread(_step_params, step)
-    await raw_sql.pool().execute(_STEP, run_id, *params, _dump(usage_json(run_usage)), run_cost)
+    usage = _dump(usage_json(run_usage))
+    row = await raw_sql.pool().fetchrow(_STEP, run_id, *params, usage, run_cost)
+    return None if row is None else _state(row)
 
 
-_CLOSE = """
+_CLOSE = f"""
 UPDATE chat_debug_runs SET status = $2, error = $3::jsonb, usage = $4::jsonb,
   cost_micros = $5, finished_at = $6, updated_at = $6
 WHERE id = $1 AND status = 'in_progress'
+RETURNING {_STATE}
 """
 
 
@@ -277,8 +319,9 @@ async def close_run(
     usage: Usage | None,
     cost: int | None,
     error: dict[str, Any] | None = None,
-) -> None:
-    await raw_sql.pool().execute(
+) -> RunState | None:
+    """The run as it ended; None when it had ended already (the stale sweep)."""
+    row = await raw_sql.pool().fetchrow(
         _CLOSE,
         run_id,
         status.value,
@@ -287,6 +330,7 @@ async def close_run(
         cost,
         finished_at,
     )
+    return None if row is None else _state(row)
 
 
 # Runs still IN_PROGRESS that nothing is recording any more: their chat is held by
@@ -297,14 +341,21 @@ UPDATE chat_debug_runs r SET status = 'interrupted', finished_at = now(), update
 FROM chats c
 WHERE r.chat_id = c.id AND r.status = 'in_progress' AND r.updated_at < $1
   AND (r.worker_id IS NULL OR c.worker_id IS DISTINCT FROM r.worker_id)
-RETURNING r.id, r.chat_id
+RETURNING r.id, r.chat_id, r.status, r.step_count, r.usage, r.cost_micros, r.finished_at
 """
 
 
-async def close_stale_runs(before: datetime) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """Close abandoned runs as INTERRUPTED; ``(run id, chat id)`` of each."""
+@dataclass(frozen=True)
+class ClosedRun:
+    run_id: uuid.UUID
+    chat_id: uuid.UUID
+    state: RunState
+
+
+async def close_stale_runs(before: datetime) -> list[ClosedRun]:
+    """Close abandoned runs as INTERRUPTED, each with the state it ended in."""
     rows = await raw_sql.fetch(_STALE, before)
-    return [(row["id"], row["chat_id"]) for row in rows]
+    return [ClosedRun(row["id"], row["chat_id"], _state(row)) for row in rows]
 
 
 # Oldest first on the started_at index; steps cascade.
@@ -315,6 +366,12 @@ PURGE_SQL = (
 
 
 # ---------------------------------------------------------------- reading
+
+
+async def steps_before(run_id: uuid.UUID, count: int) -> list[DebugStep]:
+    """The run's first ``count`` steps: its steps as of a change (a step row never
+    changes once written, so those are exactly what the change left)."""
+    return await DebugStep.filter(run_id=run_id, step_index__lt=count).order_by("step_index")
 
 
 async def steps_of_runs(run_ids: list[uuid.UUID]) -> list[list[DebugStep]]:

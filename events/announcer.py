@@ -101,10 +101,30 @@ class ChatAnnouncer:
         await self.hub.publish(WORK_CHANNEL, TitleRequested(chat_id))
 
     async def debug_run(
-        self, chat_id: uuid.UUID, run_id: uuid.UUID, phase: DebugRunPhase | str
+        self,
+        chat_id: uuid.UUID,
+        run_id: uuid.UUID,
+        phase: DebugRunPhase | str,
+        *,
+        status: str,
+        step_count: int,
+        usage: dict[str, int] | None,
+        cost_micros: int | None,
+        finished_at: datetime | None,
     ) -> None:
-        """A debug run of the chat started, recorded a step, or finished."""
-        event = DebugRunChanged(chat_id, run_id, DebugRunPhase(phase))
+        """A debug run of the chat started, recorded a step, or finished, with its
+        row's changing columns as that change committed them: live streams show
+        the run as of each change, however late they read the row."""
+        event = DebugRunChanged(
+            chat_id,
+            run_id,
+            DebugRunPhase(phase),
+            status=status,
+            step_count=step_count,
+            usage=usage,
+            cost_micros=cost_micros,
+            finished_at=finished_at,
+        )
         await self.hub.publish(debug_channel(chat_id), event)
 
     async def git_changed(

@@ -218,12 +218,22 @@ class DebugRunPhase(StrEnum):
 
 @dataclass(frozen=True)
 class DebugRunChanged:
-    """A debug run started, recorded a step, or finished; read it from its row."""
+    """A debug run started, recorded a step, or finished, with the columns that
+    change as this change left them (``chat_debug_runs``' status, step_count,
+    usage, cost_micros, finished_at). A subscriber may read the row several
+    changes later; it shows the run as of this change instead, and the steps
+    whose index is below ``step_count``. ``status`` None: sent without a state
+    (by an older replica), the row is shown as it is read."""
 
     kind: ClassVar[EventKind] = EventKind.DEBUG_RUN
     chat_id: uuid.UUID
     run_id: uuid.UUID
     phase: DebugRunPhase
+    status: str | None = None
+    step_count: int = 0
+    usage: dict[str, int] | None = None
+    cost_micros: int | None = None
+    finished_at: datetime | None = None
 
 
 # ---- a workspace's git channel, sessions, config ----------------------------

@@ -110,13 +110,23 @@ def as_json(event: Event) -> Json:
                 "removed": list(removed),
                 "scannedAt": scanned_at.isoformat(),
             }
-        case DebugRunChanged(chat_id, run_id, phase):
-            return {
+        case DebugRunChanged(chat_id, run_id, phase, status):
+            out = {
                 "kind": event.kind.value,
                 "chatId": str(chat_id),
                 "runId": str(run_id),
                 "phase": phase.value,
             }
+            if status is not None:
+                finished_at = event.finished_at
+                out |= {
+                    "status": status,
+                    "stepCount": event.step_count,
+                    "usage": event.usage,
+                    "costMicros": event.cost_micros,
+                    "finishedAt": None if finished_at is None else finished_at.isoformat(),
+                }
+            return out
         case SessionEnd(user_id, token_id, role_changed):
             return {
                 "kind": event.kind.value,
@@ -164,6 +174,33 @@ def _token(raw: Json) -> uuid.UUID | None:
     return None if token is None else uuid.UUID(str(token))
 
 
+def _whole(value: Any) -> int:
+    """An integer field; anything else makes the event malformed."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError("not an integer")
+    return value
+
+
+def _debug_run(raw: Json) -> DebugRunChanged:
+    """With the run's state as the change left it, when the publisher sent one."""
+    event = DebugRunChanged(_chat(raw), uuid.UUID(str(raw["runId"])), DebugRunPhase(raw["phase"]))
+    if raw.get("status") is None:
+        return event
+    usage = raw.get("usage")
+    cost = raw.get("costMicros")
+    finished_at = raw.get("finishedAt")
+    return DebugRunChanged(
+        event.chat_id,
+        event.run_id,
+        event.phase,
+        status=str(raw["status"]),
+        step_count=_whole(raw.get("stepCount")),
+        usage=None if usage is None else {str(k): _whole(v) for k, v in dict(usage).items()},
+        cost_micros=None if cost is None else _whole(cost),
+        finished_at=None if finished_at is None else datetime.fromisoformat(str(finished_at)),
+    )
+
+
 def _list_change(change: ChatListEventKind, raw: Json) -> Event:
     return ChatListChanged(_chat(raw), change)
 
@@ -197,9 +234,7 @@ _DECODERS: dict[str, Callable[[Json], Event]] = {
         _roots(r.get("removed")),
         datetime.fromisoformat(str(r["scannedAt"])),
     ),
-    EventKind.DEBUG_RUN: lambda r: DebugRunChanged(
-        _chat(r), uuid.UUID(str(r["runId"])), DebugRunPhase(r["phase"])
-    ),
+    EventKind.DEBUG_RUN: lambda r: _debug_run(r),
     EventKind.SESSION_ENDED: lambda r: SessionEnd(
         uuid.UUID(str(r["userId"])), _token(r), bool(r.get("roleChanged", False))
     ),

@@ -4,6 +4,13 @@ A chat's runs are read through the chat, so only who may read the chat reads
 them. By id (``node``) a run is its chat owner's, or any for an admin
 (MANAGE_DEPLOYMENT_CONFIG); for anyone else it does not exist. The live stream
 ``debugRuns`` has ``chatEvents``' access rule: the viewer's own chat or NOT_FOUND.
+
+A stream frame shows the run as of the change it announces, never as the row
+is when the subscriber gets round to reading it: on a busy server that can be
+after the next step or the end, and the frames in between would repeat a later
+state (or the stream, waiting for the end, would miss them). The event carries
+the columns that change (``DebugRunChanged``); the run's other columns never
+change, and its steps as of the change are the ones below its step count.
 """
 
 from __future__ import annotations
@@ -12,8 +19,9 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+from db.debug_runs import steps_before
 from db.keyset import Page, SortKey
-from db.models import Chat, DebugRun
+from db.models import Chat, DebugRun, DebugStatus
 from db.vocabulary import Permission
 from events.channels import debug_channel
 from events.payloads import DebugRunChanged, Resync
@@ -55,8 +63,37 @@ async def run_chat(run: DebugRun) -> Chat:
     return await Chat.get(id=run.chat_id)  # type: ignore[attr-defined]
 
 
-async def _latest(chat_id: uuid.UUID) -> DebugRun | None:
-    return await DebugRun.filter(chat_id=chat_id).order_by("-started_at", "-id").first()
+async def _latest(ctx: RequestContext, chat_id: uuid.UUID) -> DebugRun | None:
+    """The newest run as it is now, its steps consistent with its row."""
+    row = await DebugRun.filter(chat_id=chat_id).order_by("-started_at", "-id").first()
+    if row is not None:
+        await _with_steps(ctx, row)
+    return row
+
+
+async def _as_of(
+    ctx: RequestContext, chat_id: uuid.UUID, event: DebugRunChanged
+) -> DebugRun | None:
+    """The run as ``event``'s change left it (None: the run is gone)."""
+    row = await DebugRun.filter(id=event.run_id, chat_id=chat_id).first()
+    if row is None:
+        return None
+    if event.status is not None:  # an older replica sends no state: the row as it is
+        row.status = DebugStatus(event.status)
+        row.step_count = event.step_count
+        row.usage = event.usage
+        row.cost_micros = event.cost_micros
+        row.finished_at = event.finished_at
+        if row.status is DebugStatus.IN_PROGRESS:
+            row.error = None  # only the end writes it
+    await _with_steps(ctx, row)
+    return row
+
+
+async def _with_steps(ctx: RequestContext, row: DebugRun) -> None:
+    """``DebugRun.steps`` (a dataloader) gets the row's first ``step_count``
+    steps, not whatever has been written by the time the frame executes."""
+    ctx.loaders.debug_steps.prime(row.id, await steps_before(row.id, row.step_count))
 
 
 async def stream_debug_runs(ctx: RequestContext, chat_gid: str) -> AsyncIterator[Any]:
@@ -70,14 +107,15 @@ async def stream_debug_runs(ctx: RequestContext, chat_gid: str) -> AsyncIterator
     while True:
         resynced = False
         async with hub.subscribe(debug_channel(chat.id)) as subscription:
-            latest = await _latest(chat.id)
+            ctx.reset_loaders()  # a fresh loader for the frame, whatever ran before
+            latest = await _latest(ctx, chat.id)
             if latest is not None:
                 yield latest
             async for event in subscription:
                 ctx.reset_loaders()  # loaders live for one event, never the connection
                 match event:
-                    case DebugRunChanged(run_id=run_id):
-                        row = await DebugRun.filter(id=run_id, chat_id=chat.id).first()
+                    case DebugRunChanged():
+                        row = await _as_of(ctx, chat.id, event)
                         if row is not None:
                             yield row
                     case Resync():
