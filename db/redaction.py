@@ -74,10 +74,11 @@ _SHAPES = (
     # runs too short for the entropy rule. The body stops at the first character
     # that is not base64, a header line's or an escaped newline's (linear).
     (
-        ("PRIVATE KEY-----",),
+        ("PRIVATE KEY",),
         re.compile(
-            r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----(?:[A-Za-z0-9+/=\s:,.\\]|-(?!----))*+"
-            r"(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----)?"
+            r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+            r"(?:[A-Za-z0-9+/=\s:,.\\]|-(?!----))*+"
+            r"(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----)?"
         ),
     ),
 )
@@ -89,13 +90,14 @@ _SCHEMES = re.compile(
     r"(?i)\b(bearer)(\s+)[A-Za-z0-9._~+/=\-]{8,}"
     r"|\b(basic)(\s+)(?=[A-Za-z0-9+/]*[0-9+/=])[A-Za-z0-9+/]{8,}={0,2}"
 )
-# "api_key=…", "password: …", "Authorization: …" in free text (env files, headers, URLs).
+# "api_key=…", "password: …", "Authorization: …", "Cookie: …" in free text (env files,
+# headers, URLs).
 _PAIRS = re.compile(
     r"(?i)(?<![a-z0-9])((?:x-)?(?:api[_\-]?key|access[_\-]?token|refresh[_\-]?token|"
-    r"auth[_\-]?token|secret(?:[_\-]?access)?(?:[_\-]?key)?|client[_\-]?secret|password|passwd|authorization|"
+    r"auth[_\-]?token|(?:set-)?cookie|secret(?:[_\-]?access)?(?:[_\-]?key)?|client[_\-]?secret|password|passwd|authorization|"
     r"credentials?|token)[\"']?\s*[:=]\s*[\"']?)((?:bearer\s+|basic\s+)?[^\s\"'&,;]{4,})"
 )
-_PAIR_WORDS = ("key", "token", "secret", "passw", "authorization", "credential")
+_PAIR_WORDS = ("key", "token", "secret", "passw", "authorization", "credential", "cookie")
 # Candidates for the entropy rule: long runs without separators.
 _RUNS = re.compile(r"[A-Za-z0-9_\-+=]{32,}")
 _ENTROPY_BITS = 4.0

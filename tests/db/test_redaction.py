@@ -152,6 +152,8 @@ PEM_BODY = (
     [
         f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}-----END PRIVATE KEY-----",
         f"-----BEGIN OPENSSH PRIVATE KEY-----\n{PEM_BODY}-----END OPENSSH PRIVATE KEY-----",
+        f"-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n{PEM_BODY}=njUN\n"
+        "-----END PGP PRIVATE KEY BLOCK-----",
         # a service account's JSON printed as text: its newlines are "\n" escapes
         "-----BEGIN RSA PRIVATE KEY-----\\n"
         + PEM_BODY.replace("\n", "\\n")
@@ -175,6 +177,10 @@ def test_passwords_in_urls_and_aws_secret_keys() -> None:
     assert redact_text("see https://example.com:8443/path@v2 and mailto:a@b.c") == (
         "see https://example.com:8443/path@v2 and mailto:a@b.c"
     )
+    assert redact_text("curl -v says\n< Set-Cookie: session=9f8e7d6c5b4a; Path=/") == (
+        f"curl -v says\n< Set-Cookie: {REDACTED}; Path=/"
+    )
+    assert redact_text("Cookie: sid=abcd1234efgh") == f"Cookie: {REDACTED}"
     aws = "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
     assert redact_text(aws) == f"aws_secret_access_key = {REDACTED}"
     assert redact_text("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG") == (
