@@ -26,6 +26,8 @@ from db.models import Chat, DebugRunKind
 from db.parts import TextPart
 from db.vocabulary import ProviderKind
 from events.announcer import ChatAnnouncer
+from events.channels import debug_channel
+from events.payloads import DebugRunChanged, DebugRunPhase
 from resolvers import global_id
 from resolvers.context import RequestContext
 from schema.build import build_schema
@@ -147,3 +149,20 @@ async def test_each_step_is_its_own_frame_with_the_steps_up_to_it(app: Starlette
         ("IN_PROGRESS", False, 22, "10→6 tok", [(0, "COMPLETED"), (1, "COMPLETED")]),
         ("ERROR", True, 22, "10→6 tok", [(0, "COMPLETED"), (1, "COMPLETED")]),
     ]
+
+
+async def test_a_change_sent_without_its_state_shows_the_run_as_read(app: Starlette) -> None:
+    """As an older replica announces it, mid-deploy: the run as it is now."""
+    async with watched_chat(app) as (chat, stream, events):
+        recorder = await DebugRecorder.start(chat.id, DebugRunKind.CHAT_TURN, MODEL, events, None)
+        frame = await stream.next()  # its start, as of the start
+        await record_step(recorder, Usage(input_tokens=3, output_tokens=5))
+        assert summary(await stream.next())[4] == [(0, "COMPLETED")]
+        assert recorder.run_id is not None
+        bare = DebugRunChanged(chat.id, recorder.run_id, DebugRunPhase.STEP)
+        await events.hub.publish(debug_channel(chat.id), bare)
+        now = await stream.next()
+        await recorder.finish()
+
+    assert summary(frame) == ("IN_PROGRESS", False, None, "0→0 tok", [])
+    assert summary(now) == ("IN_PROGRESS", False, 13, "3→5 tok", [(0, "COMPLETED")])
