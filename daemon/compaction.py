@@ -104,14 +104,21 @@ async def compact(
             raise
         log.warning("compaction failed; the full history stays in the prompt", exc_info=True)
         return False
-    await recording.end()
-    await recorder.finish()
     billed = spending.billed_usage(usage, held, request, model)
     charge = spending.charge(payer, model, billed) if billed is not None else None
+    # The call was billed: from here its spend is written even when the turn is
+    # cancelled meanwhile (a rolled-back settle would leave the hold reserved,
+    # renewed by the worker's heartbeat for as long as it runs).
+    try:
+        await recording.end()
+        await recorder.finish()
+    except BaseException:
+        await asyncio.shield(_settle_alone(held, charge))
+        raise
     if not summary.strip():
-        await _settle_alone(held, charge)
+        await asyncio.shield(_settle_alone(held, charge))
         return False
-    call, result = await _store(chat_id, model, load, summary.strip(), held, charge)
+    call, result = await asyncio.shield(_store(chat_id, model, load, summary.strip(), held, charge))
     if events is not None:
         for message in (call, result):
             try:

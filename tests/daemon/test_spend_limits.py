@@ -21,13 +21,15 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
+from daemon import compaction, spending
 from daemon.chat_daemon import ChatDaemon, DaemonSettings
-from daemon.providers import ModelMessage, ModelRequest, ToolSpec
+from daemon.providers import ModelMessage, ModelRequest, ToolSpec, make_client
 from daemon.spending import IMAGE_TOKENS_MAX, TOOLS_OVERHEAD_TOKENS, input_token_bound
 from daemon.tool_registry import ToolRegistry
 from daemon.turn_runner import Turn, TurnSettings, run_turn
 from db import spend
 from db.costing import ModelPrices
+from db.model_resolution import KeySource, ResolvedModel
 from db.models import (
     Chat,
     ChatMessage,
@@ -515,11 +517,73 @@ async def test_a_step_interrupted_while_it_is_recorded_still_settles_its_hold(
     async def written() -> bool:
         return not await SpendHold.filter(user_id=spender.user.id).exists()
 
-    await eventually(written, timeout=SETTLE_S)
+    try:
+        await eventually(written, timeout=SETTLE_S)
+    finally:  # released as the daemon would, so later tests' daemons leave it alone
+        await Chat.filter(id=chat.id).update(status=ChatStatus.WAITING, worker_id=None)
     counter = await month_counter(spender.user)
     assert (counter.spent_micros, counter.reserved_micros) == (TURN_COST, 0)
     (kept,) = await ChatMessage.filter(chat_id=chat.id, role=MessageRole.ASSISTANT)
     assert kept.total_cost_micros == TURN_COST
+
+
+async def test_a_compaction_interrupted_while_it_is_stored_still_settles_its_hold(
+    app: Starlette, gql: GraphQLClient, models: Models, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for a step: the summary was billed, so an interrupt that lands while it
+    is stored does not roll its spend back and leave the hold reserved (compaction
+    holds under the turn's worker id, which renews it while the daemon runs)."""
+    spender = await member(gql)
+    chat = await pending_chat(spender.user, models.billed, "Hello", title="Compacted")
+    await Chat.filter(id=chat.id).update(status=ChatStatus.WAITING)  # no daemon runs it
+    await ChatMessage.create(
+        chat_id=chat.id, role=MessageRole.ASSISTANT, parts=[{"type": "text", "text": "Hi."}]
+    )
+    model = ResolvedModel(
+        model_config_id=models.scripted.id,
+        provider_id=models.scripted.id,
+        provider_kind=ProviderKind.SCRIPTED,
+        provider_display_name="Scripted",
+        base_url=None,
+        model="scripted",
+        display_name="Scripted",
+        context_limit=1000,
+        compression_threshold=70,
+        max_output_tokens=None,
+        prices=ModelPrices(input_micros=1_000_000, output_micros=2_000_000),
+        key_source=KeySource.NONE,
+    )
+    load = compaction.Pressure(
+        usage_percent=80.0, threshold=70, context_tokens=800, context_limit=1000
+    )
+    entered, go_on = asyncio.Event(), asyncio.Event()
+    real_settle = spend.settle
+
+    async def slow_settle(*args: Any) -> None:
+        entered.set()
+        await go_on.wait()
+        await real_settle(*args)
+
+    monkeypatch.setattr(spend, "settle", slow_settle)
+    client = make_client("scripted", api_key=None, base_url=None)
+    payer = spending.Payer(spender.user.id, chat.id, chat.id)
+    task = asyncio.create_task(
+        compaction.compact(chat.id, model, client, load, None, payer, uuid.uuid4())
+    )
+    await asyncio.wait_for(entered.wait(), SETTLE_S)
+    task.cancel()
+    go_on.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+    async def written() -> bool:
+        return not await SpendHold.filter(user_id=spender.user.id).exists()
+
+    await eventually(written, timeout=SETTLE_S)
+    counter = await month_counter(spender.user)
+    assert counter.reserved_micros == 0
+    assert counter.spent_micros > 0
+    assert counter.spent_micros == await message_costs(spender.user)
 
 
 async def test_a_tight_budget_caps_what_the_provider_is_asked_for(
