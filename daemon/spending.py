@@ -9,6 +9,7 @@ Spend is charged to the chat's owner and rolled up to the chat's root.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any
@@ -67,17 +68,38 @@ async def reserve(
     """Hold the call's worst case; the request comes back with its output cap
     lowered when the budget is tight. Raises ``spend.SpendRefused``."""
     bound = min(input_token_bound(request), max(model.context_limit, 1))
-    held = await spend.hold(
-        payer.owner_id,
-        model.prices,
-        model=model.display_name,
-        input_tokens=bound,
-        max_output_tokens=request.max_output_tokens,
-        worker_id=worker_id,
+    taking = asyncio.ensure_future(
+        spend.hold(
+            payer.owner_id,
+            model.prices,
+            model=model.display_name,
+            input_tokens=bound,
+            max_output_tokens=request.max_output_tokens,
+            worker_id=worker_id,
+        )
     )
+    try:
+        held = await asyncio.shield(taking)
+    except asyncio.CancelledError:
+        # Cancelled mid round trip: the hold may be taken all the same, and
+        # nobody would settle it while the worker renews it. Give it back.
+        taking.add_done_callback(_give_back)
+        raise
     if held.max_output_tokens is not None and held.max_output_tokens != request.max_output_tokens:
         request = replace(request, max_output_tokens=held.max_output_tokens)
     return held, request
+
+
+# Releases of holds whose callers were cancelled, kept until done.
+_giving_back: set[asyncio.Task[None]] = set()
+
+
+def _give_back(taking: asyncio.Future[spend.Hold]) -> None:
+    if taking.cancelled() or taking.exception() is not None:
+        return
+    task = asyncio.ensure_future(spend.release(taking.result()))
+    _giving_back.add(task)
+    task.add_done_callback(_giving_back.discard)
 
 
 def billed_usage(

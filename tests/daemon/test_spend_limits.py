@@ -586,6 +586,57 @@ async def test_a_compaction_interrupted_while_it_is_stored_still_settles_its_hol
     assert counter.spent_micros == await message_costs(spender.user)
 
 
+async def test_a_hold_taken_as_its_call_is_cancelled_is_given_back(
+    app: Starlette, gql: GraphQLClient, models: Models, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupt that lands during the hold's round trip: the hold may be taken
+    all the same, and nobody would settle it while the worker renews it."""
+    spender = await member(gql)
+    taken, go_on = asyncio.Event(), asyncio.Event()
+    real_hold = spend.hold
+
+    async def slow_hold(*args: Any, **kwargs: Any) -> spend.Hold:
+        held = await real_hold(*args, **kwargs)
+        taken.set()
+        await go_on.wait()  # the reply is still on its way
+        return held
+
+    monkeypatch.setattr(spend, "hold", slow_hold)
+    model = ResolvedModel(
+        model_config_id=models.billed.id,
+        provider_id=models.billed.provider_id,  # type: ignore[attr-defined]
+        provider_kind=ProviderKind.OPENAI,
+        provider_display_name="OpenAI",
+        base_url=None,
+        model="gpt-billed",
+        display_name="gpt-billed",
+        context_limit=128_000,
+        compression_threshold=70,
+        max_output_tokens=MAX_OUTPUT,
+        prices=ModelPrices.of(models.billed),
+        key_source=KeySource.NONE,
+    )
+    request = ModelRequest(
+        model="gpt-billed",
+        system="",
+        messages=[ModelMessage("user", [TextPart("Hello")])],
+        max_output_tokens=MAX_OUTPUT,
+    )
+    payer = spending.Payer(spender.user.id, None, None)
+    task = asyncio.create_task(spending.reserve(payer, model, request, uuid.uuid4()))
+    await asyncio.wait_for(taken.wait(), SETTLE_S)
+    task.cancel()
+    go_on.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+    async def given_back() -> bool:
+        return not await SpendHold.filter(user_id=spender.user.id).exists()
+
+    await eventually(given_back, timeout=SETTLE_S)
+    assert await committed(spender.user) == 0
+
+
 async def test_a_tight_budget_caps_what_the_provider_is_asked_for(
     app: Starlette, gql: GraphQLClient, llm: FakeLlm, models: Models
 ) -> None:
