@@ -17,11 +17,13 @@ from typing import Any
 import orjson
 
 from daemon.providers import ModelRequest
+from daemon.providers.anthropic_client import DEFAULT_MAX_TOKENS as ANTHROPIC_DEFAULT_MAX_TOKENS
 from db import spend
 from db.costing import Usage
 from db.model_resolution import ResolvedModel
 from db.parts import FilePart, Part
 from db.parts import to_json as part_to_json
+from db.vocabulary import ProviderKind
 
 # Bytes bound tokens from above: every token of a byte-level BPE vocabulary is at
 # least one byte. Framing tokens per message, and images (never more than a few
@@ -67,6 +69,10 @@ async def reserve(
 ) -> tuple[spend.Hold, ModelRequest]:
     """Hold the call's worst case; the request comes back with its output cap
     lowered when the budget is tight. Raises ``spend.SpendRefused``."""
+    if request.max_output_tokens is None and model.provider_kind is ProviderKind.ANTHROPIC:
+        # What the client would send anyway: a hold must not raise it to a
+        # maximum the model refuses.
+        request = replace(request, max_output_tokens=ANTHROPIC_DEFAULT_MAX_TOKENS)
     bound = min(input_token_bound(request), max(model.context_limit, 1))
     taking = asyncio.ensure_future(
         spend.hold(

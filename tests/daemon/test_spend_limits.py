@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from daemon import compaction, spending
 from daemon.chat_daemon import ChatDaemon, DaemonSettings
 from daemon.providers import ModelMessage, ModelRequest, ToolSpec, make_client
+from daemon.providers.anthropic_client import DEFAULT_MAX_TOKENS
 from daemon.spending import IMAGE_TOKENS_MAX, TOOLS_OVERHEAD_TOKENS, input_token_bound
 from daemon.tool_registry import ToolRegistry
 from daemon.turn_runner import Turn, TurnSettings, run_turn
@@ -52,7 +53,15 @@ from events.channels import WORK_CHANNEL
 from resolvers import global_id
 from resolvers.accounts import create_user
 from tests.conftest import login_token, make_settings
-from tests.daemon.fake_llm import TEST_KEY, FakeLlm, SseReply, openai_stream, openai_usage, serve
+from tests.daemon.fake_llm import (
+    TEST_KEY,
+    FakeLlm,
+    SseReply,
+    anthropic_stream,
+    openai_stream,
+    openai_usage,
+    serve,
+)
 from tests.daemon.live import (
     CREATE_CHAT,
     ECHO,
@@ -654,6 +663,38 @@ async def test_a_tight_budget_caps_what_the_provider_is_asked_for(
     assert [r.body["max_completion_tokens"] for r in llm.requests] == [600]
     counter = await month_counter(spender.user)
     assert (counter.spent_micros, counter.reserved_micros) == (30_000, 0)
+
+
+async def test_a_limit_does_not_change_an_anthropic_models_default_output_cap(
+    app: Starlette, gql: GraphQLClient, llm: FakeLlm, served_llm: FakeLlm
+) -> None:
+    """A config without a maximum output is sent the client's default (8192 at
+    Anthropic) with a limit as without one: a hold must not raise it to a
+    maximum the model refuses."""
+    spender = await member(gql)
+    provider = await Provider.create(
+        kind=ProviderKind.ANTHROPIC,
+        display_name="Anthropic",
+        base_url=served_llm.url,
+        api_key_ciphertext=app.state.secrets.encrypt(TEST_KEY),
+    )
+    config = await ModelConfig.create(
+        provider=provider,
+        model="claude-capped",
+        display_name="claude-capped",
+        context_limit=200_000,
+        input_price_micros=3_000_000,
+        output_price_micros=15_000_000,
+    )
+    llm.push(SseReply(anthropic_stream(("text", ["Hi."]))))
+    chat = await pending_chat(spender.user, config, "Hello", title="Capped")
+    async with daemons(app) as started:
+        for daemon in started:
+            daemon.wake()
+        (done,) = await settled([chat.id])
+        await idle(started)
+    assert done.status is ChatStatus.WAITING
+    assert [r.body["max_tokens"] for r in llm.requests] == [DEFAULT_MAX_TOKENS]
 
 
 def test_the_input_bound_covers_text_images_and_tools() -> None:
