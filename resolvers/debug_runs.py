@@ -71,6 +71,15 @@ async def _latest(ctx: RequestContext, chat_id: uuid.UUID) -> DebugRun | None:
     return row
 
 
+def _status(value: str | None) -> DebugStatus | None:
+    """The announced status; None when the change came without a state (an older
+    replica) or with one this version does not know: the row is shown as read."""
+    try:
+        return None if value is None else DebugStatus(value)
+    except ValueError:
+        return None
+
+
 async def _as_of(
     ctx: RequestContext, chat_id: uuid.UUID, event: DebugRunChanged
 ) -> DebugRun | None:
@@ -78,8 +87,9 @@ async def _as_of(
     row = await DebugRun.filter(id=event.run_id, chat_id=chat_id).first()
     if row is None:
         return None
-    if event.status is not None:  # an older replica sends no state: the row as it is
-        row.status = DebugStatus(event.status)
+    status = _status(event.status)
+    if status is not None:
+        row.status = status
         row.step_count = event.step_count
         row.usage = event.usage
         row.cost_micros = event.cost_micros
