@@ -216,9 +216,14 @@ async def _persist(
 
 
 async def _stream_step(
-    turn: Turn, client: LlmClient, request: ModelRequest, step: StepStream
+    turn: Turn,
+    client: LlmClient,
+    request: ModelRequest,
+    step: StepStream,
+    before_retry: Callable[[], Awaitable[ModelRequest]] | None = None,
 ) -> Usage | None:
-    """One model call with retries; returns its usage."""
+    """One model call with retries; returns its usage. ``before_retry`` pays for
+    a failed attempt and gives the request to send again."""
     settings = turn.settings
     attempt = 0
     while True:
@@ -241,6 +246,8 @@ async def _stream_step(
                 raise error from (None if error is exc else exc)
             delay = min(settings.retry_base_s * 2 ** (attempt - 1), settings.retry_max_s)
             at = datetime.now(UTC) + timedelta(seconds=delay)
+            if before_retry is not None:
+                request = await before_retry()
             await step.reset()
             payload = error_payload(error, client.provider)
             info = ChatErrorInfo.from_json(payload)
@@ -330,8 +337,24 @@ async def _run_steps(
         step = StepStream(turn.chat_id, turn.events, turn.settings.coalesce_s, run_of(turn))
         started = time.perf_counter()
         recording = recorder.step(request)
+
+        async def pay_and_hold_again(step: StepStream = step) -> ModelRequest:
+            """The failed attempt's streamed output was billed: settle it, and
+            hold anew for the retry (a retry is a call of its own)."""
+            nonlocal held, request
+            cut = spending.cut_usage(held, request, model, step.parts)
+            if cut is None:
+                return request  # nothing streamed: the hold still covers the retry
+            paid = (held, spending.charge(payer, model, cut))
+            held = spend.NO_HOLD
+            await asyncio.shield(_persist(turn, MessageRole.ASSISTANT, [], paid=paid))
+            held, request = await spending.reserve(payer, model, request, turn.worker_id)
+            return request
+
         try:
-            usage = await _stream_step(turn, recording.wrap(client), request, step)
+            usage = await _stream_step(
+                turn, recording.wrap(client), request, step, pay_and_hold_again
+            )
         except BaseException as exc:
             await recording.end(exc)
             cut = spending.cut_usage(held, request, model, step.parts)

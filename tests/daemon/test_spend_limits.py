@@ -646,6 +646,30 @@ async def test_a_hold_taken_as_its_call_is_cancelled_is_given_back(
     assert await committed(spender.user) == 0
 
 
+async def test_a_stream_cut_and_retried_is_charged_for_both_attempts(
+    app: Starlette, gql: GraphQLClient, llm: FakeLlm, models: Models
+) -> None:
+    """The provider billed the cut attempt's streamed output too: it is settled
+    before the retry, which takes a hold of its own (so retries cannot multiply a
+    step's cost past the limit)."""
+    spender = await member(gql)
+    words = [f"word{i} " for i in range(50)]
+    cut = SseReply(openai_stream(text=words, usage=openai_usage(900, MAX_OUTPUT)), cut_after=20)
+    llm.push(cut, billed_reply())
+    chat = await pending_chat(spender.user, models.billed, "Talk", title="Cut")
+    async with daemons(app) as started:
+        for daemon in started:
+            daemon.wake()
+        (done,) = await settled([chat.id])
+        await idle(started)
+    assert done.status is ChatStatus.WAITING
+    assert len(llm.requests) == 2
+    counter = await month_counter(spender.user)
+    assert counter.reserved_micros == 0
+    assert TURN_COST < counter.spent_micros <= 2 * TURN_COST
+    assert not await SpendHold.filter(user_id=spender.user.id).exists()
+
+
 async def test_a_tight_budget_caps_what_the_provider_is_asked_for(
     app: Starlette, gql: GraphQLClient, llm: FakeLlm, models: Models
 ) -> None:
