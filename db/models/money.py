@@ -77,14 +77,10 @@ class SpendHold(Model):
         table = "spend_holds"
 
 
-class CostUserDay(Model):
-    """One user's spend on one UTC day."""
+class RollupSums(Model):
+    """The sums every day rollup keeps (``db.spend`` adds to all of them at once)."""
 
     id = fields.BigIntField(primary_key=True)
-    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
-        "models.User", related_name="cost_days", on_delete=fields.CASCADE
-    )
-    day = fields.DateField()
     cost_micros = fields.BigIntField(default=0)
     priced_count = fields.IntField(default=0)
     unpriced_count = fields.IntField(default=0)
@@ -93,6 +89,18 @@ class CostUserDay(Model):
     reasoning_tokens = fields.BigIntField(default=0)
     cache_read_tokens = fields.BigIntField(default=0)
     cache_write_tokens = fields.BigIntField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class CostUserDay(RollupSums):
+    """One user's spend on one UTC day."""
+
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="cost_days", on_delete=fields.CASCADE
+    )
+    day = fields.DateField()
 
     class Meta:
         table = "cost_user_days"
@@ -100,11 +108,10 @@ class CostUserDay(Model):
         indexes = (("day", "user_id"),)
 
 
-class CostModelDay(Model):
+class CostModelDay(RollupSums):
     """One user's spend on one model config on one UTC day (``model_config_id``
     is the nil UUID when unknown); provider and model names are snapshots."""
 
-    id = fields.BigIntField(primary_key=True)
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="cost_model_days", on_delete=fields.CASCADE
     )
@@ -112,40 +119,23 @@ class CostModelDay(Model):
     model_config_id = fields.UUIDField()
     provider = fields.CharField(max_length=32)
     model = fields.CharField(max_length=200)
-    cost_micros = fields.BigIntField(default=0)
-    priced_count = fields.IntField(default=0)
-    unpriced_count = fields.IntField(default=0)
-    input_tokens = fields.BigIntField(default=0)
-    output_tokens = fields.BigIntField(default=0)
-    reasoning_tokens = fields.BigIntField(default=0)
-    cache_read_tokens = fields.BigIntField(default=0)
-    cache_write_tokens = fields.BigIntField(default=0)
 
     class Meta:
         table = "cost_model_days"
         unique_together = (("user", "day", "model_config_id"),)
 
 
-class CostChatDay(Model):
+class CostChatDay(RollupSums):
     """One chat's spend on one UTC day; ``root_chat_id`` rolls sub-agents up.
     No foreign key to chats: a deleted chat's spend stays in the ledger. Gateway
     requests have no chat: they are rows of the nil chat id, one per user."""
 
-    id = fields.BigIntField(primary_key=True)
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="cost_chat_days", on_delete=fields.CASCADE
     )
     chat_id = fields.UUIDField()
     root_chat_id = fields.UUIDField()
     day = fields.DateField()
-    cost_micros = fields.BigIntField(default=0)
-    priced_count = fields.IntField(default=0)
-    unpriced_count = fields.IntField(default=0)
-    input_tokens = fields.BigIntField(default=0)
-    output_tokens = fields.BigIntField(default=0)
-    reasoning_tokens = fields.BigIntField(default=0)
-    cache_read_tokens = fields.BigIntField(default=0)
-    cache_write_tokens = fields.BigIntField(default=0)
 
     class Meta:
         table = "cost_chat_days"
