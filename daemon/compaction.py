@@ -134,7 +134,7 @@ async def _settle_alone(held: spend.Hold, charge: spend.Charge | None) -> None:
         await spend.release(held)
         return
     async with in_transaction() as conn:
-        await spend.settle(conn, held, charge)
+        await spending.settle(conn, held, charge)
 
 
 async def _store(
@@ -200,7 +200,7 @@ async def _store(
             using_db=conn,
         )
         if charge is not None:
-            await spend.settle(conn, held, replace(charge, at=at))
+            await spending.settle(conn, held, replace(charge, at=at))
         else:
             await spend.release(held, conn)
     return call, result

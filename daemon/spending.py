@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from daemon.providers import ModelRequest
 from daemon.providers.anthropic_client import DEFAULT_MAX_TOKENS as ANTHROPIC_DEFAULT_MAX_TOKENS
-from db import spend
+from db import ai_request_logs, spend
 from db.costing import Usage
 from db.model_resolution import ResolvedModel
 from db.parts import FilePart, Part
@@ -136,6 +137,37 @@ def cut_usage(
     if held.max_output_tokens is not None:
         output = min(output, held.max_output_tokens)
     return Usage(input_tokens=bound, output_tokens=output)
+
+
+# How the daemon's own model calls are named in the request logs.
+DAEMON_CLIENT = "AGENTGQL"
+
+
+async def settle(
+    conn: Any, held: spend.Hold, charge: spend.Charge, *, duration_ms: int = 0
+) -> None:
+    """Settle a call's spend and log it, in the caller's transaction (the one that
+    writes its message): the ledger, the message and the log never disagree."""
+    await spend.settle(conn, held, charge)
+    at = charge.at or datetime.now(UTC)
+    entry = ai_request_logs.RequestLogEntry(
+        user_id=charge.user_id,
+        client=DAEMON_CLIENT,
+        user_agent=None,
+        session_id=None,
+        provider=charge.provider,
+        model=charge.model,
+        model_config_id=charge.model_config_id,
+        endpoint="stream",
+        stream=True,
+        status=200,
+        started_at=at - timedelta(milliseconds=max(duration_ms, 0)),
+        duration_ms=duration_ms,
+        usage=charge.usage,
+        cost_micros=charge.cost_micros,
+        chat_id=charge.chat_id,
+    )
+    await ai_request_logs.add(conn, entry)
 
 
 def charge(payer: Payer, model: ResolvedModel, usage: Usage) -> spend.Charge:

@@ -142,7 +142,7 @@ async def _record(
             using_db=conn,
             **charge.columns(),
         )
-        await spend.settle(conn, held, charge)
+        await spending.settle(conn, held, charge)
 
 
 def _text(parts: list[Part]) -> str:

@@ -207,7 +207,9 @@ async def _persist(
                 **columns,
             )
         if paid is not None:
-            await spend.settle(conn, paid[0], replace(paid[1], at=at))
+            await spending.settle(
+                conn, paid[0], replace(paid[1], at=at), duration_ms=runtime_ms or 0
+            )
     if message is None:
         return None
     message_id = message.id

@@ -3,8 +3,9 @@
 ``record`` is the one way a row is written: in one transaction it settles the
 call's hold on the spend ledger (``db.spend.settle``) and inserts the row, so the
 log and the money never disagree; a call that cost nothing known gives its hold
-back instead. The gateway calls it for every request; the daemon's own model
-calls can call it with their ``chat_id`` (the hook for logging them the same way).
+back instead. The gateway calls it for every request; the daemon settles its own
+model calls with their messages and ``add``s their rows (client ``AGENTGQL``, with
+the chat) in that same transaction.
 
 Rows are metrics only and are purged in batches after ``RETENTION_DAYS``.
 """
@@ -92,6 +93,11 @@ class RequestLogEntry:
             "time_to_first_token_ms": self.time_to_first_token_ms,
             "chat_id": self.chat_id,
         }
+
+
+async def add(conn: Any, entry: RequestLogEntry) -> None:
+    """Insert a row in the caller's transaction (the daemon's, after its settle)."""
+    await AiRequestLog.create(**entry.columns(), using_db=conn)
 
 
 async def record(

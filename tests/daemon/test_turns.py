@@ -22,7 +22,7 @@ from daemon.providers import ToolSpec
 from daemon.tool_registry import Tool, ToolRegistry
 from daemon.turn_runner import Turn, TurnSettings, run_turn
 from db.model_resolution import default_model_config
-from db.models import Chat, ChatMessage, ModelConfig, User
+from db.models import AiRequestLog, Chat, ChatMessage, ModelConfig, User
 from db.vocabulary import ChatStatus, MessageRole
 from events import live_steps
 from events.announcer import ChatAnnouncer
@@ -168,7 +168,8 @@ async def test_database_writes_grow_with_steps_not_tokens(app: Starlette, owner:
     assert len(small_writes) == len(large_writes), (small_writes, large_writes)
     assert small_total == large_total  # reads do not grow with tokens either
     inserts = [q for q in large_writes if q.lstrip().upper().startswith("INSERT")]
-    assert len(inserts) == 3  # two assistant steps and one tool result
+    # two assistant steps and one tool result, and each step's request-log row
+    assert len(inserts) == 5
     # The large turn really streamed: many coalesced deltas went out live...
     large_deltas = [e for e in large_events if e["kind"] == "part"]
     small_deltas = [e for e in small_events if e["kind"] == "part"]
@@ -178,6 +179,27 @@ async def test_database_writes_grow_with_steps_not_tokens(app: Starlette, owner:
     first_step = [e for e in large_events[:end] if e["kind"] == "part"]
     streamed = "".join(e["part"].get("text", "") for e in first_step if e["partIndex"] == 0)
     assert streamed.split() == [f"t{i}" for i in range(1998)]
+
+
+async def test_each_model_call_is_in_the_request_logs_with_its_chat(
+    app: Starlette, owner: User
+) -> None:
+    chat = await claimed_chat(owner, "/reply one two three\n/tool count {}", uuid.uuid4())
+    await run_turn(turn_for(app, chat))
+    steps = await ChatMessage.filter(chat_id=chat.id, role=MessageRole.ASSISTANT).order_by("id")
+    logs = await AiRequestLog.filter(chat_id=chat.id).order_by("id")
+    assert len(logs) == len(steps) == 2
+    for step, log in zip(steps, logs, strict=True):
+        assert (log.client, log.endpoint, log.stream, log.status) == (
+            "AGENTGQL",
+            "stream",
+            True,
+            200,
+        )
+        assert log.user_id == owner.id  # type: ignore[attr-defined]
+        assert (log.input_tokens, log.output_tokens) == (step.input_tokens, step.output_tokens)
+        assert log.cost_micros == step.total_cost_micros
+        assert log.duration_ms == step.runtime_ms
 
 
 # -- tools ------------------------------------------------------------------------------
