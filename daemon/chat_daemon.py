@@ -26,7 +26,8 @@ from daemon.periodic import every
 from daemon.titles import auto_title, regenerate_title
 from daemon.tool_registry import ToolRegistry
 from daemon.tools import ProcessTable, agent_tools
-from daemon.turn_runner import Turn, TurnSettings, promote_released, run_turn, settle_interrupted
+from daemon.turn_endings import promote_released, settle_interrupted
+from daemon.turn_runner import Turn, TurnSettings, run_turn
 from daemon.workspace_services import WorkspaceServices
 from db import spend
 from db.raw_sql import fetch

@@ -88,7 +88,7 @@ async def system_prompt(
 
 
 class PromptTurn(Protocol):
-    """What ``for_turn`` reads of a running turn (``daemon.turn_runner.Turn``)."""
+    """What ``for_turn`` reads of a running turn (``daemon.turn.Turn``)."""
 
     chat_id: uuid.UUID
     owner_id: uuid.UUID

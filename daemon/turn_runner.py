@@ -14,10 +14,9 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from tortoise.transactions import in_transaction
@@ -34,78 +33,28 @@ from daemon.providers import (
     classify,
     make_client,
 )
-from daemon.providers.base import CONNECT_TIMEOUT_S
 from daemon.step_stream import StepStream
-from daemon.tool_policy import STOP_AFTER, ToolPolicy
-from daemon.tool_registry import ToolRegistry
-from daemon.workspace_backend import WorkspaceBackend
+from daemon.tool_policy import STOP_AFTER
+from daemon.turn import Turn as Turn
+from daemon.turn import TurnSettings as TurnSettings
+from daemon.turn import owns, publish, run_of
+from daemon.turn_endings import finish
 from db import spend
-from db.chat_queue import promote_queue_head
 from db.model_resolution import ModelUnavailable, ResolvedModel, resolve_model
 from db.models import Chat, ChatMessage, DebugRunKind
-from db.secret_box import SecretBox
 from db.text_rules import storable
-from db.vocabulary import ChatErrorKind, ChatStatus, MessageRole
+from db.vocabulary import ChatErrorKind, MessageRole
 from events.announcer import ChatAnnouncer
-from events.live_parts import live_parts, run_tag
+from events.live_parts import live_parts
 from events.payloads import ChatErrorInfo
 
 log = logging.getLogger(__name__)
 
-OWNER_DISABLED_MESSAGE = "The chat's owner is disabled; the chat does not run."
 # A turn that ends at one of these leaves the chat REQUIRES_ACTION: a question is
 # in front of the user, and their next message (the answer) starts the next turn.
 AWAIT_USER_AFTER = STOP_AFTER
 
-
-@dataclass
-class TurnSettings:
-    coalesce_s: float = 0.05
-    retry_base_s: float = 1.0
-    retry_max_s: float = 60.0
-    retry_attempts: int = 25
-    max_steps: int = 100
-    # Reaching a provider fails (and is retried, announced) after this long.
-    connect_timeout_s: float = CONNECT_TIMEOUT_S
-
-
-@dataclass
-class Turn:
-    """What a running turn needs; ``stop_reason`` is set by whoever cancels it."""
-
-    chat_id: uuid.UUID
-    owner_id: uuid.UUID
-    model_config_id: uuid.UUID | None
-    worker_id: uuid.UUID
-    events: ChatAnnouncer | None
-    secrets: SecretBox
-    tools: ToolRegistry
-    settings: TurnSettings = field(default_factory=TurnSettings)
-    # The claim's start time: with the worker id, it names this run (the same worker
-    # may claim the chat again while an interrupted run of it is still unwinding).
-    started_at: datetime | None = None
-    stop_reason: str | None = None  # "interrupted" keeps partial output; "lost" does not
-    finished: bool = False  # settled: the chat is released, nothing may cancel the task
-    backend: WorkspaceBackend | None = None
-    # Read from the chat when the turn starts (``chat_context``); tools may update
-    # the workspace (create_workspace binds one mid-turn).
-    policy: ToolPolicy = field(default_factory=lambda: ToolPolicy(True, False, False))
-    parent_id: uuid.UUID | None = None
-    root_id: uuid.UUID | None = None
-    workspace_id: uuid.UUID | None = None
-    workspace_dir: Path | None = None
-    plan_path: str | None = None
-    # The turn ended at ask_user_question: the chat waits for the user's answer.
-    awaiting_user: bool = False
-
-    @property
-    def plan_mode(self) -> bool:
-        return self.policy.plan_mode
-
-
-def run_of(turn: Turn) -> str:
-    """This run's name in the live-part store (worker id and claim time)."""
-    return run_tag(turn.worker_id, turn.started_at)
+OWNER_DISABLED_MESSAGE = "The chat's owner is disabled; the chat does not run."
 
 
 async def _take_over_live_parts(turn: Turn) -> None:
@@ -118,13 +67,6 @@ async def _take_over_live_parts(turn: Turn) -> None:
             log.info("dropped a dead run's live parts", extra={"chat_id": str(turn.chat_id)})
     except Exception:
         log.warning("resetting live parts failed", exc_info=True)
-
-
-def owns(turn: Turn, chat: Chat) -> bool:
-    """Whether ``chat`` is still held by this very run."""
-    return chat.worker_id == turn.worker_id and (
-        turn.started_at is None or chat.started_at == turn.started_at
-    )
 
 
 def spend_error(error: spend.SpendRefused, provider: str | None) -> dict[str, Any]:
@@ -160,19 +102,6 @@ def error_payload(error: ProviderError | ModelUnavailable, provider: str | None)
         "retryable": error.retryable,
         "statusCode": error.status_code,
     }
-
-
-async def _publish(
-    turn: Turn, what: str, announce: Callable[[ChatAnnouncer], Awaitable[None]]
-) -> None:
-    """Announce through the turn's announcer; a failure is logged (as ``what``),
-    never the turn's: the write it announces is committed."""
-    if turn.events is None:
-        return
-    try:
-        await announce(turn.events)
-    except Exception:
-        log.warning("publishing %s failed", what, exc_info=True)
 
 
 async def _persist(
@@ -213,7 +142,7 @@ async def _persist(
     if message is None:
         return None
     message_id = message.id
-    await _publish(turn, "message", lambda a: a.message(turn.chat_id, message_id))
+    await publish(turn, "message", lambda a: a.message(turn.chat_id, message_id))
     return int(message_id)
 
 
@@ -253,7 +182,7 @@ async def _stream_step(
             await step.reset()
             payload = error_payload(error, client.provider)
             info = ChatErrorInfo.from_json(payload)
-            await _publish(
+            await publish(
                 turn,
                 "retry",
                 partial(
@@ -423,7 +352,7 @@ async def run_turn(turn: Turn) -> bool:
     True when the turn succeeded (the caller may then title the chat)."""
     error: dict[str, Any] | None = None
     running = str(turn.worker_id)
-    await _publish(
+    await publish(
         turn, "status", lambda a: a.status(turn.owner_id, turn.chat_id, "running", running)
     )
     await _take_over_live_parts(turn)
@@ -453,89 +382,3 @@ async def run_turn(turn: Turn) -> bool:
     await finish(turn, error)
     turn.finished = True
     return error is None
-
-
-async def settle_interrupted(turn: Turn) -> None:
-    """The interrupted run has stopped: an INTERRUPTING chat it still holds becomes
-    WAITING (announced), and unless someone has claimed the chat since, its queue
-    head (e.g. the message sent with INTERRUPT) runs next."""
-    stopped = False
-    async with in_transaction() as conn:
-        chat = await Chat.filter(id=turn.chat_id).using_db(conn).select_for_update().first()
-        if chat is None:
-            return
-        if chat.status is ChatStatus.INTERRUPTING and owns(turn, chat):
-            chat.status, chat.worker_id = ChatStatus.WAITING, None
-            await chat.save(update_fields=["status", "worker_id"], using_db=conn)
-            stopped = True
-        elif chat.status is not ChatStatus.WAITING or chat.worker_id is not None:
-            return
-        promoted = await promote_queue_head(conn, chat)
-    if stopped:
-        mine = str(turn.worker_id)
-        await _publish(
-            turn,
-            "status",
-            lambda a: a.status(turn.owner_id, turn.chat_id, ChatStatus.WAITING, mine),
-        )
-    if promoted is not None:
-        message_id = promoted.id
-        await _publish(turn, "message", lambda a: a.message(turn.chat_id, message_id))
-        await _publish(turn, "queue", lambda a: a.queue(turn.chat_id))
-        await _publish(
-            turn, "status", lambda a: a.status(turn.owner_id, turn.chat_id, ChatStatus.PENDING)
-        )
-
-
-async def promote_released(events: ChatAnnouncer, owner_id: uuid.UUID, chat_id: uuid.UUID) -> None:
-    """A chat released to WAITING without its run (its worker is gone): the queue
-    head runs next, as after any interrupt."""
-    async with in_transaction() as conn:
-        chat = await Chat.filter(id=chat_id).using_db(conn).select_for_update().first()
-        if chat is None or chat.status is not ChatStatus.WAITING or chat.worker_id is not None:
-            return
-        promoted = await promote_queue_head(conn, chat)
-    if promoted is not None:
-        await events.message(chat_id, promoted.id)
-        await events.queue(chat_id)
-        await events.status(owner_id, chat_id, ChatStatus.PENDING.value)
-
-
-def _outcome(turn: Turn, chat: Chat, error: dict[str, Any] | None) -> ChatStatus:
-    """WAITING, ERROR, or REQUIRES_ACTION when a question waits for the user; a chat
-    being interrupted just stops (WAITING), whatever the run ended with."""
-    if chat.status is ChatStatus.INTERRUPTING:
-        return ChatStatus.WAITING
-    if error is not None:
-        return ChatStatus.ERROR
-    return ChatStatus.REQUIRES_ACTION if turn.awaiting_user else ChatStatus.WAITING
-
-
-async def finish(turn: Turn, error: dict[str, Any] | None) -> None:
-    """WAITING, REQUIRES_ACTION or ERROR (with lastError); then the queue head runs."""
-    promoted: ChatMessage | None = None
-    async with in_transaction() as conn:
-        chat = await Chat.filter(id=turn.chat_id).using_db(conn).select_for_update().first()
-        if chat is None or not owns(turn, chat):
-            return  # interrupted, archived or taken over: its new owner decides
-        chat.status = _outcome(turn, chat, error)
-        if chat.status is not ChatStatus.ERROR:
-            error = None
-        chat.last_error = error
-        chat.worker_id = None
-        await chat.save(update_fields=["status", "last_error", "worker_id"], using_db=conn)
-        if error is None:
-            promoted = await promote_queue_head(conn, chat)
-    # Released: what follows announces it, and an announcement racing in (an
-    # interrupt that came too late) must not cancel that half-way.
-    turn.finished = True
-    if error is not None:
-        failure = ChatErrorInfo.from_json(error)
-        await _publish(turn, "failed", lambda a: a.failed(turn.chat_id, failure))
-    if promoted is not None:
-        message_id = promoted.id
-        await _publish(turn, "message", lambda a: a.message(turn.chat_id, message_id))
-        await _publish(turn, "queue", lambda a: a.queue(turn.chat_id))
-    # Signed with our worker id: our own interrupt watcher must not react to it.
-    status, mine = chat.status, str(turn.worker_id)
-    await _publish(turn, "status", lambda a: a.status(turn.owner_id, turn.chat_id, status, mine))
