@@ -3,7 +3,9 @@
 Each model step becomes one assistant message (its parts, usage, cost, runtime)
 and each tool result one tool message, written when the step ends; deltas in
 between only go to live subscribers. Retryable provider errors wait 1 s
-doubling to 60 s, at most 25 attempts, each announced as RetryScheduled.
+doubling to 60 s, at most 25 attempts, each announced as RetryScheduled. Each
+model call holds its worst case first and settles its cost with its message
+(``daemon.spending``); the chat is settled by ``daemon.turn_endings``.
 """
 
 from __future__ import annotations
