@@ -157,7 +157,18 @@ class Migration(migrations.Migration):
             name='output_price_micros',
             field=fields.BigIntField(null=True),
         ),
+        # Added nullable, filled, then made NOT NULL: existing rows need a value
+        # (a callable default never reaches the database).
         ops.AddField(
+            model_name='Group',
+            name='permissions',
+            field=fields.JSONField(default=list, null=True, encoder=JSON_DUMPS, decoder=loads),
+        ),
+        ops.RunSQL(
+            "UPDATE groups SET permissions = '[]'::jsonb WHERE permissions IS NULL",
+            reverse_sql="SELECT 1",
+        ),
+        ops.AlterField(
             model_name='Group',
             name='permissions',
             field=fields.JSONField(default=list, encoder=JSON_DUMPS, decoder=loads),
@@ -204,7 +215,18 @@ class Migration(migrations.Migration):
             model_name='ModelConfig',
             constraint=CheckConstraint(check='coalesce(input_price_micros, 0) >= 0 AND coalesce(output_price_micros, 0) >= 0 AND coalesce(cache_read_price_micros, 0) >= 0 AND coalesce(cache_write_price_micros, 0) >= 0', name='model_configs_prices'),
         ),
+        # Added nullable, filled, then made NOT NULL: existing rows need a value
+        # (a callable default never reaches the database).
         ops.AddField(
+            model_name='User',
+            name='granted_permissions',
+            field=fields.JSONField(default=list, null=True, encoder=JSON_DUMPS, decoder=loads),
+        ),
+        ops.RunSQL(
+            "UPDATE users SET granted_permissions = '[]'::jsonb WHERE granted_permissions IS NULL",
+            reverse_sql="SELECT 1",
+        ),
+        ops.AlterField(
             model_name='User',
             name='granted_permissions',
             field=fields.JSONField(default=list, encoder=JSON_DUMPS, decoder=loads),
@@ -232,6 +254,13 @@ class Migration(migrations.Migration):
             " FROM providers p WHERE p.id = m.provider_id AND p.kind <> 'scripted'"
             " AND m.input_price_micros = 0 AND m.output_price_micros = 0"
             " AND m.cache_read_price_micros = 0 AND m.cache_write_price_micros = 0",
+            reverse_sql="SELECT 1",
+        ),
+        # Their messages were costed at those zero prices: they were never priced.
+        ops.RunSQL(
+            "UPDATE chat_messages m SET total_cost_micros = NULL FROM model_configs mc"
+            " WHERE mc.id = m.model_config_id AND mc.input_price_micros IS NULL"
+            " AND m.role = 'assistant' AND m.total_cost_micros = 0",
             reverse_sql="SELECT 1",
         ),
         ops.RunSQL(_LEDGER + """

@@ -44,7 +44,18 @@ class Migration(migrations.Migration):
             options={'table': 'ai_request_logs', 'app': 'models', 'indexes': [Index(fields=['started_at', 'id'], name='ai_request_logs_started'), Index(fields=['user_id', 'started_at', 'id'], name='ai_request_logs_user_started'), Index(fields=['client'], name='ai_request_logs_client')], 'pk_attr': 'id'},
             bases=['Model'],
         ),
+        # Added nullable, filled, then made NOT NULL: existing tokens need a value
+        # (Tortoise's default lives in Python, not in the column).
         ops.AddField(
+            model_name='ApiToken',
+            name='scope',
+            field=fields.CharEnumField(default=TokenScope.ALL, null=True, description='ALL: all\nGATEWAY: gateway', enum_type=TokenScope, max_length=16),
+        ),
+        ops.RunSQL(
+            "UPDATE api_tokens SET scope = 'all' WHERE scope IS NULL",
+            reverse_sql="SELECT 1",
+        ),
+        ops.AlterField(
             model_name='ApiToken',
             name='scope',
             field=fields.CharEnumField(default=TokenScope.ALL, description='ALL: all\nGATEWAY: gateway', enum_type=TokenScope, max_length=16),
