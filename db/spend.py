@@ -32,7 +32,10 @@ from db.usage_limits import period_end, period_starts, utc_day
 from db.vocabulary import NIL_UUID, UsageLimitPeriod, UsageLimitSource
 
 # How long a hold lives without renewal: its worker renews it on every heartbeat.
+# No call lives longer than HOLD_MAX_AGE (a provider stream times out in minutes,
+# the gateway's hold lasts 2 h), so an older hold is a leak and is swept anyway.
 HOLD_TTL = timedelta(minutes=10)
+HOLD_MAX_AGE = timedelta(hours=6)
 # Output tokens reserved for a call whose model sets no maximum (it is then sent
 # to the provider as the call's maximum, so the hold covers it).
 DEFAULT_OUTPUT_TOKENS = 16_384
@@ -152,7 +155,7 @@ WHERE c.user_id = r.user_id AND c.period = r.period AND c.period_start = r.perio
 _SWEEP = """
 WITH gone AS (
   DELETE FROM spend_holds WHERE id IN (
-    SELECT id FROM spend_holds WHERE expires_at < $1::timestamptz
+    SELECT id FROM spend_holds WHERE expires_at < $1::timestamptz OR created_at < $3::timestamptz
     ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
   RETURNING user_id, period, period_start, amount_micros
 ), sums AS (
@@ -384,7 +387,9 @@ async def renew(
 
 
 async def sweep(at: datetime | None = None) -> int:
-    """Return expired holds (their workers died) to their counters."""
+    """Return expired holds (their workers died) to their counters, and holds
+    older than ``HOLD_MAX_AGE`` however renewed (a live worker whose settle failed
+    would otherwise keep one reserved for as long as it runs)."""
     now = at or datetime.now(UTC)
-    rows = await _execute(_SWEEP, [now, SWEEP_BATCH])
+    rows = await _execute(_SWEEP, [now, SWEEP_BATCH, now - HOLD_MAX_AGE])
     return int(rows[0]["swept"]) if rows else 0

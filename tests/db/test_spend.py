@@ -121,6 +121,28 @@ async def test_sweep_returns_expired_holds(spender: User) -> None:
     assert (await limit_status(spender.id, NOW)).reserved_micros == 0
 
 
+async def test_a_hold_renewed_past_any_calls_life_is_swept_anyway(spender: User) -> None:
+    # A live worker whose settle failed keeps renewing the hold it never settled.
+    await write_settings(LimitSettings(True, UsageLimitPeriod.MONTH, 1_000_000))
+    worker = uuid.uuid4()
+    h = await spend.hold(
+        spender.id,
+        PRICES,
+        model="m",
+        input_tokens=10,
+        max_output_tokens=10,
+        worker_id=worker,
+        at=NOW,
+    )
+    later = NOW + spend.HOLD_MAX_AGE + timedelta(minutes=1)
+    await spend.renew(worker, later)  # still renewed: not expired
+    assert await spend.sweep(later - timedelta(hours=1)) == 0  # younger than the cap
+    assert await spend.sweep(later) == 1
+    assert (await limit_status(spender.id, NOW)).reserved_micros == 0
+    assert h.id is not None
+    assert not await SpendHold.filter(id=h.id).exists()
+
+
 async def _hold(user: User, at: datetime = NOW, **kwargs: Any) -> spend.Hold:
     values: dict[str, Any] = {
         "model": "m",
