@@ -161,8 +161,13 @@ class ChatDaemon:
 
     async def _heartbeat(self) -> None:
         ids = list(self.running)
-        await spend.renew(self.worker_id)  # this worker lives: its holds stay
         owned = await claims.heartbeat(self.worker_id, ids)
+        # This worker lives: its holds stay. After the chats' beat, and on its own,
+        # so a slow or failed renewal never makes a running chat look stale.
+        try:
+            await spend.renew(self.worker_id)
+        except Exception:
+            log.warning("renewing spend holds failed", exc_info=True)
         for chat_id, status in owned.items():
             if status == ChatStatus.INTERRUPTING:  # the announcement may have been missed
                 self._stop(chat_id, "interrupted")
