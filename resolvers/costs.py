@@ -31,6 +31,7 @@ from db.vocabulary import (
     COST_RANGE_DEFAULT_DAYS,
     COST_RANGE_MAX_DAYS,
     DEFAULT_PAGE_SIZE,
+    NIL_UUID,
     Permission,
 )
 from resolvers import global_id
@@ -45,6 +46,8 @@ T = TypeVar("T")
 
 # What a cost row shows for a chat that no longer exists (the ledger keeps its spend).
 DELETED_CHAT_TITLE = "Deleted chat"
+# What it shows for spend without a chat: AI gateway requests (the nil chat id).
+GATEWAY_TITLE = "AI gateway"
 _TICK = timedelta(microseconds=1)
 
 
@@ -215,6 +218,8 @@ async def chat_of(ctx: RequestContext, row: ChatCostRow) -> Chat | None:
 
 
 def chat_title(row: ChatCostRow) -> str:
+    if row.chat_id == NIL_UUID:
+        return GATEWAY_TITLE
     return DELETED_CHAT_TITLE if row.title is None else row.title
 
 

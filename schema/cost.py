@@ -86,7 +86,9 @@ class ChatCost:
     ) -> Annotated[Chat, strawberry.lazy("schema.chat")] | None:
         return cast("Chat | None", await costs.chat_of(info.context, root))
 
-    @strawberry.field(description='The chat\'s title, or "Deleted chat".')
+    @strawberry.field(
+        description='The chat\'s title, "Deleted chat", or "AI gateway" for chat-less requests.'
+    )
     def title(self, root: ChatCostRow) -> str:
         return costs.chat_title(root)
 

@@ -438,3 +438,36 @@ async def test_chat_costs_of_a_list_cost_the_same_statements_for_any_length(
         want = all_time(family, history, table, subtree(slot))
         assert costs[family.chats[slot]] == want.cost_micros, slot
     assert sum(1 for v in costs.values() if v == 0) == 8  # the four new roots and sub-agents
+
+
+async def test_gateway_spend_is_its_own_line_in_by_chat(
+    gql: GraphQLClient, table: list[Model]
+) -> None:
+    # Gateway requests settle under the nil chat id: one line, not a "deleted chat".
+    from tortoise.transactions import in_transaction
+
+    from db import spend
+    from db.vocabulary import NIL_UUID
+    from resolvers.costs import GATEWAY_TITLE
+
+    family = await new_family()
+    model = table[0]
+    async with in_transaction() as conn:
+        await spend.settle(
+            conn,
+            None,
+            spend.Charge(
+                user_id=family.user.id,
+                usage=Usage(4_000, 400),
+                prices=model.prices,
+                model_config_id=model.config_id,
+                provider=model.provider,
+                model=model.name,
+                chat_id=NIL_UUID,
+                at=datetime(2026, 3, 4, 12, tzinfo=UTC),
+            ),
+        )
+    token = await signed_in(family)
+    variables = {"from": "2026-03-04T00:00:00Z", "to": "2026-03-05T00:00:00Z"}
+    (edge,) = (await gql.ok(BY_CHAT, variables, token=token))["costSummary"]["byChat"]["edges"]
+    assert (edge["node"]["chat"], edge["node"]["title"]) == (None, GATEWAY_TITLE)
