@@ -245,6 +245,16 @@ async def idle(started: list[ChatDaemon]) -> None:
     await eventually(check, timeout=SETTLE_S)
 
 
+async def run_alone(app: Starlette, chat_id: uuid.UUID) -> Chat:
+    """Two daemons run the one pending chat to its end; the chat as it ended."""
+    async with daemons(app) as started:
+        for daemon in started:
+            daemon.wake()
+        (done,) = await settled([chat_id])
+        await idle(started)
+    return done
+
+
 async def settled(chat_ids: list[uuid.UUID]) -> list[Chat]:
     """Wait until no daemon holds any of the chats and none is waiting to run."""
 
@@ -426,11 +436,7 @@ async def test_a_turn_stopped_by_the_limit_mid_way_keeps_what_it_streamed(
     )
     llm.push(SseReply(first), billed_reply("never sent"))
     chat = await pending_chat(spender.user, models.billed, "Check x", title="Mid-way")
-    async with daemons(app) as started:
-        for daemon in started:
-            daemon.wake()
-        (done,) = await settled([chat.id])
-        await idle(started)
+    done = await run_alone(app, chat.id)
 
     assert done.status is ChatStatus.ERROR
     assert done.last_error is not None
@@ -657,11 +663,7 @@ async def test_a_stream_cut_and_retried_is_charged_for_both_attempts(
     cut = SseReply(openai_stream(text=words, usage=openai_usage(900, MAX_OUTPUT)), cut_after=20)
     llm.push(cut, billed_reply())
     chat = await pending_chat(spender.user, models.billed, "Talk", title="Cut")
-    async with daemons(app) as started:
-        for daemon in started:
-            daemon.wake()
-        (done,) = await settled([chat.id])
-        await idle(started)
+    done = await run_alone(app, chat.id)
     assert done.status is ChatStatus.WAITING
     assert len(llm.requests) == 2
     counter = await month_counter(spender.user)
@@ -678,11 +680,7 @@ async def test_a_tight_budget_caps_what_the_provider_is_asked_for(
     spender = await member(gql, limit=30_000)
     llm.push(SseReply(openai_stream(text=["Short."], usage=openai_usage(900, 600))))
     chat = await pending_chat(spender.user, models.billed, "Be brief", title="Tight")
-    async with daemons(app) as started:
-        for daemon in started:
-            daemon.wake()
-        (done,) = await settled([chat.id])
-        await idle(started)
+    done = await run_alone(app, chat.id)
     assert done.status is ChatStatus.WAITING
     assert [r.body["max_completion_tokens"] for r in llm.requests] == [600]
     counter = await month_counter(spender.user)
@@ -712,11 +710,7 @@ async def test_a_limit_does_not_change_an_anthropic_models_default_output_cap(
     )
     llm.push(SseReply(anthropic_stream(("text", ["Hi."]))))
     chat = await pending_chat(spender.user, config, "Hello", title="Capped")
-    async with daemons(app) as started:
-        for daemon in started:
-            daemon.wake()
-        (done,) = await settled([chat.id])
-        await idle(started)
+    done = await run_alone(app, chat.id)
     assert done.status is ChatStatus.WAITING
     assert [r.body["max_tokens"] for r in llm.requests] == [DEFAULT_MAX_TOKENS]
 
@@ -783,11 +777,7 @@ async def test_an_unpriced_model_under_a_limit_stops_with_a_config_error(
 ) -> None:
     spender = await member(gql)
     chat = await pending_chat(spender.user, models.unpriced, "Hello", title="Unpriced")
-    async with daemons(app) as started:
-        for daemon in started:
-            daemon.wake()
-        (done,) = await settled([chat.id])
-        await idle(started)
+    done = await run_alone(app, chat.id)
     assert done.status is ChatStatus.ERROR
     assert done.last_error is not None
     assert done.last_error["kind"] == "config"
