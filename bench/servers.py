@@ -198,3 +198,37 @@ def baseline_server(database_url: str, workdir: Path) -> Iterator[Server]:
     log = workdir / "baseline.log"
     with _running("baseline", argv, env, REPO_ROOT, port, log) as server:
         yield server
+
+
+@contextmanager
+def stream_baseline_server(workdir: Path) -> Iterator[Server]:
+    """``bench.stream_baseline:app`` under uvicorn with agentgql's WebSocket settings
+    (uvloop, the sans-I/O websockets protocol, no per-message deflate, 20 s pings)."""
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.stream_baseline:app",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--loop",
+        "uvloop",
+        "--ws",
+        "websockets-sansio",
+        "--ws-per-message-deflate",
+        "false",
+        "--ws-ping-interval",
+        "20",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    env = {key: value for key, value in os.environ.items() if key not in _OVERRIDDEN}
+    log = workdir / "stream-baseline.log"
+    with _running("stream-baseline", argv, env, REPO_ROOT, port, log) as server:
+        yield server

@@ -15,12 +15,20 @@ frame is one sample. Two sources:
 - ``daemon`` (Redis only): this process publishes RUNNING and WAITING through
   its own ``ChatAnnouncer`` on the shared Redis, exactly as a daemon replica does;
   the clock starts at the publish — P4's "daemon publish → client frame".
+
+In the same run and with the same client, the baseline (``bench.stream_baseline``,
+a bare Starlette WebSocket route writing one pre-encoded frame to as many
+sockets, triggered over HTTP) gets the same rounds, alternating with agentgql's;
+both are printed with the ratios. Each side's server CPU per event is its
+process's CPU time (``/proc/<pid>/stat``, 10 ms ticks) over its own rounds,
+divided by the events: from a mutation it includes the mutation's own work.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -35,7 +43,7 @@ import uvloop
 import websockets
 
 from bench.postgres import bench_database
-from bench.servers import agentgql_server
+from bench.servers import Server, agentgql_server, stream_baseline_server
 from db.connection import close_database, open_database, tortoise_config
 from db.migrator import apply_migrations
 from db.model_resolution import ensure_default_scripted_model
@@ -128,46 +136,114 @@ async def _open(base: str, token: str, chat_id: str) -> Subscriber:
     return Subscriber(await open_subscription(base, token, chat_id))
 
 
+class BaselineSource:
+    """The bare route's trigger: one HTTP request that writes the frame to every socket."""
+
+    def __init__(self, http: httpx.AsyncClient, steps: tuple[tuple[str, str], ...]) -> None:
+        self.http = http
+        self._steps = tuple((wanted, wanted) for _, wanted in steps)
+
+    def steps(self) -> tuple[tuple[str, str], ...]:
+        return self._steps
+
+    async def fire(self, step: str, chat_id: str) -> None:
+        answer = await self.http.post("/fire", json={"status": step})
+        assert answer.status_code == 200, answer.text
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Side:
+    """One server under test: its subscribers, how events start, and what they cost."""
+
+    def __init__(self, name: str, pid: int, source: Source | BaselineSource, chat_id: str):
+        self.name = name
+        self.pid = pid
+        self.source = source
+        self.chat_id = chat_id
+        self.subs: list[Subscriber] = []
+        self.pumps: list[asyncio.Task[None]] = []
+        self.samples: list[float] = []
+        self.cpu_s = 0.0
+        self.events = 0
+
+    async def open(self, base: str, token: str, count: int) -> None:
+        for start in range(0, count, 50):  # open in batches: handshakes are CPU
+            batch = [_open(base, token, self.chat_id) for _ in range(min(50, count - start))]
+            self.subs += await asyncio.gather(*batch)
+        self.pumps = [asyncio.create_task(s.pump()) for s in self.subs]
+        for sub in self.subs:  # the replayed WAITING status of the snapshot
+            await asyncio.wait_for(sub.arrivals.get(), 30)
+
+    async def round(self) -> None:
+        for step, wanted in self.source.steps():
+            cpu_before = cpu_seconds(self.pid)
+            started = time.perf_counter()
+            await self.source.fire(step, self.chat_id)
+            for sub in self.subs:
+                status, at = await asyncio.wait_for(sub.arrivals.get(), 30)
+                while status != wanted:
+                    status, at = await asyncio.wait_for(sub.arrivals.get(), 30)
+                self.samples.append((at - started) * 1000)
+            self.cpu_s += cpu_seconds(self.pid) - cpu_before
+            self.events += 1
+
+    async def close(self) -> None:
+        for task in self.pumps:
+            task.cancel()
+        await asyncio.gather(*(s.ws.close() for s in self.subs), return_exceptions=True)
+
+
 async def _measure(
-    base: str, token: str, subscribers: int, rounds: int, owner: uuid.UUID, publish_to: str | None
-) -> list[float]:
+    servers: tuple[Server, Server],
+    token: str,
+    subscribers: int,
+    rounds: int,
+    owner: uuid.UUID,
+    publish_to: str | None,
+) -> tuple[Side, Side]:
+    ours, bare = servers
+    base, bare_base = _base(ours), _base(bare)
     headers = {"Authorization": f"Bearer {token}"}
     hub = EventHub(publish_to) if publish_to else None
     if hub is not None:
         await hub.connect()
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
+    async with (
+        httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http,
+        httpx.AsyncClient(base_url=bare_base, timeout=60) as bare_http,
+    ):
         source = Source(http, ChatAnnouncer(hub) if hub is not None else None, owner)
-        chat_id = await idle_chat(http)
-        subs = []
-        for start in range(0, subscribers, 50):  # open in batches: handshakes are CPU
-            batch = [_open(base, token, chat_id) for _ in range(min(50, subscribers - start))]
-            subs += await asyncio.gather(*batch)
-        pumps = [asyncio.create_task(s.pump()) for s in subs]
-        for sub in subs:  # the replayed WAITING status of the snapshot
-            await asyncio.wait_for(sub.arrivals.get(), 30)
-        samples: list[float] = []
+        agentgql = Side("agentgql", ours.pid, source, await idle_chat(http))
+        baseline = Side("baseline", bare.pid, BaselineSource(bare_http, source.steps()), "bare")
         try:
-            for _ in range(rounds):
-                for step, wanted in source.steps():
-                    started = time.perf_counter()
-                    await source.fire(step, chat_id)
-                    for sub in subs:
-                        status, at = await asyncio.wait_for(sub.arrivals.get(), 30)
-                        while status != wanted:
-                            status, at = await asyncio.wait_for(sub.arrivals.get(), 30)
-                        samples.append((at - started) * 1000)
+            await agentgql.open(base, token, subscribers)
+            await baseline.open(bare_base, token, subscribers)
+            for _ in range(rounds):  # alternating, so both see the same machine
+                await agentgql.round()
+                await baseline.round()
         finally:
-            for task in pumps:
-                task.cancel()
-            await asyncio.gather(*(s.ws.close() for s in subs), return_exceptions=True)
+            await agentgql.close()
+            await baseline.close()
             if hub is not None:
                 await hub.disconnect()
-    return samples
+    return agentgql, baseline
+
+
+def _base(server: Server) -> str:
+    return f"http://{server.host}:{server.port}"
 
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _ratio(ours: Side, baseline: Side, q: float) -> float:
+    return _percentile(ours.samples, q) / _percentile(baseline.samples, q)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,18 +271,29 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, bench_database() as database:
         token, owner = asyncio.run(prepare_viewer(database.url))
         env = {"BROADCAST_URL": broadcast}
-        with agentgql_server(database.url, Path(tmp), env, ["--no-daemon"]) as server:
-            base = f"http://{server.host}:{server.port}"
-            # The client runs on uvloop like the server: 500 sockets' frames are
-            # read in one process, and the default loop's cost would be measured too.
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                samples = runner.run(
-                    _measure(base, token, args.subscribers, args.rounds, owner, publish_to)
-                )
+        # The client runs on uvloop like the server: 500 sockets' frames are
+        # read in one process, and the default loop's cost would be measured too.
+        with (
+            agentgql_server(database.url, Path(tmp), env, ["--no-daemon"]) as server,
+            stream_baseline_server(Path(tmp)) as bare,
+            asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+        ):
+            measured = _measure(
+                (server, bare), token, args.subscribers, args.rounds, owner, publish_to
+            )
+            ours, baseline = runner.run(measured)
+    for side in (ours, baseline):
+        samples = side.samples
+        print(
+            f"stream-latency {side.name} ({args.broadcast}, from {args.source}, "
+            f"{args.subscribers} subscribers, {len(samples)} frames): "
+            f"p50 {statistics.median(samples):.1f} ms, p99 {_percentile(samples, 0.99):.1f} ms, "
+            f"max {max(samples):.1f} ms, server CPU {side.cpu_s / side.events * 1000:.1f} ms/event"
+        )
     print(
-        f"stream-latency ({args.broadcast}, from {args.source}, {args.subscribers} subscribers, "
-        f"{len(samples)} frames): p50 {statistics.median(samples):.1f} ms, "
-        f"p99 {_percentile(samples, 0.99):.1f} ms, max {max(samples):.1f} ms"
+        f"ratio agentgql/baseline: p50 {_ratio(ours, baseline, 0.5):.2f}, "
+        f"p99 {_ratio(ours, baseline, 0.99):.2f}, "
+        f"CPU/event {(ours.cpu_s / ours.events) / max(baseline.cpu_s / baseline.events, 1e-9):.1f}"
     )
     return 0
 
