@@ -13,13 +13,14 @@ from typing import Any, TypeVar
 from tortoise import Tortoise
 from tortoise.models import Model
 
+from db.tortoise_compat import asyncpg_pool, model_from_values
+
 M = TypeVar("M", bound=Model)
 
 
 def pool() -> Any:
     """The asyncpg pool under Tortoise's default client (opened at startup)."""
-    client: Any = Tortoise.get_connection("default")
-    pool = client._pool
+    pool = asyncpg_pool(Tortoise.get_connection("default"))
     if pool is None:
         raise RuntimeError("the database pool is not open")
     return pool
@@ -39,4 +40,4 @@ def model_from(model: type[M], row: Any, prefix: str = "") -> M:
         values = {k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix)}
     else:
         values = dict(row)
-    return model._init_from_db(**values)
+    return model_from_values(model, values)

@@ -25,11 +25,9 @@ from contextlib import AsyncExitStack
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from broadcaster import Broadcast
-from broadcaster._backends.base import BroadcastBackend
-from broadcaster._backends.memory import MemoryBackend
-from broadcaster._base import Subscriber, Unsubscribed
+from broadcaster import Broadcast, BroadcastBackend
 
+from events.broadcaster_compat import MemoryBackend, Subscriber, Unsubscribed, listener_task
 from events.postgres_notify import PostgresNotify
 from events.redis_pubsub import RedisPubSub
 
@@ -91,7 +89,7 @@ class BroadcastLink:
         """Connect and prove the backend answers; on failure nothing is left open."""
         try:
             await self.broadcast.connect()
-            self._listener = self.broadcast._listener_task
+            self._listener = listener_task(self.broadcast)
             await self.probe()
         except BaseException:
             await self.close()

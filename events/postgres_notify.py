@@ -11,6 +11,11 @@ network loss) upstream's ``next_published`` keeps waiting on its queue forever;
 here asyncpg's termination callback records the failure and ``next_published``
 raises, so broadcaster's listener task ends and the hub's supervisor sees it.
 NOTIFY payloads must stay under 8000 bytes; the hub checks that before sending.
+
+Upstream's backend is replaced rather than subclassed: its methods work on its
+private attributes (the connection, the queue its callback fills), which an
+upgrade could rename without a trace. This builds on the public
+``BroadcastBackend`` alone.
 """
 
 from __future__ import annotations
@@ -20,17 +25,16 @@ import logging
 from typing import Any
 
 import asyncpg
-from broadcaster._backends.postgres import PostgresBackend
-from broadcaster._base import Event
+from broadcaster import BroadcastBackend, Event
 
 log = logging.getLogger(__name__)
 
 _LOST = Event(channel="", message="")
 
 
-class PostgresNotify(PostgresBackend):
+class PostgresNotify(BroadcastBackend):
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
-        super().__init__(url)
+        self._url = url
         self._timeout = timeout
         self._lock = asyncio.Lock()
         self._listen_queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -54,17 +58,17 @@ class PostgresNotify(PostgresBackend):
     async def subscribe(self, channel: str) -> None:
         async with self._lock:
             self._raise_if_lost()
-            await super().subscribe(channel)
+            await self._conn.add_listener(channel, self._notified)
 
     async def unsubscribe(self, channel: str) -> None:
         async with self._lock:
             if self.failure is None:  # a lost connection has nothing left to unlisten
-                await super().unsubscribe(channel)
+                await self._conn.remove_listener(channel, self._notified)
 
     async def publish(self, channel: str, message: str) -> None:
         async with self._lock:
             self._raise_if_lost()
-            await super().publish(channel, message)
+            await self._conn.execute("SELECT pg_notify($1, $2)", channel, message)
 
     async def next_published(self) -> Event:
         event = await self._listen_queue.get()
@@ -86,6 +90,9 @@ class PostgresNotify(PostgresBackend):
         if self.failure is None:
             self.failure = ConnectionError(reason)
             self._listen_queue.put_nowait(_LOST)
+
+    def _notified(self, connection: Any, pid: int, channel: str, payload: str) -> None:
+        self._listen_queue.put_nowait(Event(channel=channel, message=payload))
 
     def _terminated(self, connection: Any) -> None:
         if self.failure is None:

@@ -18,6 +18,9 @@ forever, all fixed here:
 ``subscribe`` also waits for the server's confirmation, so an event published
 right after it returns cannot overtake the SUBSCRIBE. ``probe`` PINGs on a
 dedicated connection (the pub/sub one cannot answer commands while listening).
+
+Every method of upstream's backend is replaced, so this builds on the public
+``BroadcastBackend`` alone rather than on upstream's private class.
 """
 
 from __future__ import annotations
@@ -28,8 +31,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from broadcaster._backends.redis import RedisBackend
-from broadcaster._base import Event
+from broadcaster import BroadcastBackend, Event
 from redis import asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -39,9 +41,9 @@ log = logging.getLogger(__name__)
 _LOST = Event(channel="", message="")
 
 
-class RedisPubSub(RedisBackend):
+class RedisPubSub(BroadcastBackend):
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
-        # Not super().__init__: its client retries (and silently resubscribes).
+        # No retries: by default redis-py retries a broken read (and silently resubscribes).
         options: dict[str, Any] = {
             "retry": Retry(NoBackoff(), 0),
             "socket_connect_timeout": timeout,

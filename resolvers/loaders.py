@@ -31,6 +31,7 @@ from db.models import (
 )
 from db.raw_sql import fetch, model_from
 from db.vocabulary import DEFAULT_PAGE_SIZE, WorkspaceStatus
+from resolvers.dataloader_compat import cached_future
 from resolvers.errors import bad_input
 from resolvers.pagination import PageArgs
 
@@ -44,7 +45,7 @@ class SafeLoader(DataLoader[Any, Any]):
     """
 
     def load(self, key: Any) -> Any:
-        cached = self._cache.get(self.get_cache_key(key))
+        cached = cached_future(self, key)
         if cached is not None and cached.done() and (cached.cancelled() or cached.exception()):
             self.clear(key)
         return asyncio.shield(super().load(key))
