@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import cast
 
 from tortoise.transactions import in_transaction
@@ -16,7 +16,6 @@ from db.models import Chat, ChatMessage, ChatQueuedMessage
 from db.parts import parts_to_json
 from db.vocabulary import (
     BUSY_STATUSES,
-    DEFAULT_PAGE_SIZE,
     QUEUE_MAX,
     BusyBehavior,
     ChatStatus,
@@ -33,7 +32,7 @@ from resolvers.files import require_own_files
 from resolvers.loaders import Loaders
 from resolvers.message_input import PartInputLike, parse_content
 from resolvers.model_configs import chat_model_config_key
-from resolvers.pagination import PageArgs
+from resolvers.pagination import PageArgs, history_page_args
 from resolvers.permissions import require_viewer
 from resolvers.usage_limits import require_spendable
 
@@ -46,11 +45,8 @@ async def messages(chat: Chat, args: PageArgs, loaders: Loaders) -> Page[Message
 
     Through the request's loader: a list of chats asking for the same page of
     each (previews) costs one query, not one per chat."""
-    if args.first is None and args.last is None:
-        size = DEFAULT_PAGE_SIZE
-        args = replace(args, first=size) if args.after else replace(args, last=size)
-    args = args.checked()  # a zero-sized page still reads one row: is there more?
-    return cast(Page[MessageRow], await loaders.message_pages.load((chat.id, args)))
+    key = (chat.id, history_page_args(args))
+    return cast(Page[MessageRow], await loaders.message_pages.load(key))
 
 
 @dataclass

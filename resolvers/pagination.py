@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from tortoise.models import Model
@@ -36,6 +36,15 @@ class PageArgs:
             last=None if self.last is None else min(self.last, maximum),
             before=self.before,
         )
+
+
+def history_page_args(args: PageArgs) -> PageArgs:
+    """A message history page's arguments as its loader keys them: the newest
+    page by default (the oldest after a cursor), checked and clamped."""
+    if args.first is None and args.last is None:
+        size = DEFAULT_PAGE_SIZE
+        args = replace(args, first=size) if args.after else replace(args, last=size)
+    return args.checked()  # a zero-sized page still reads one row: is there more?
 
 
 async def paginate(

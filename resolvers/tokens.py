@@ -12,6 +12,7 @@ from db.keyset import Page, SortKey
 from db.models import ApiToken, TokenScope, User
 from db.raw_sql import fetchrow
 from db.text_rules import forbidden_character
+from db.tortoise_compat import model_from_values
 from db.vocabulary import TOKEN_NAME_MAX, TOKEN_TOUCH_INTERVAL_S, TokenKind
 from events.payloads import SessionEnd
 from events.sessions import announce_session_end
@@ -20,6 +21,7 @@ from resolvers.context import RequestContext
 from resolvers.errors import bad_input, not_found, unauthenticated
 from resolvers.pagination import PageArgs, paginate
 from resolvers.permissions import require_viewer
+from resolvers.token_cache import TOKENS
 
 TOKEN_PREFIX = "agq_"
 # The token's columns, then its user's, read by position (aliases keep names apart).
@@ -92,7 +94,18 @@ async def authenticate(raw: str, *, gateway: bool = False) -> tuple[User, ApiTok
     # is no token of ours: refused like any other, before hashing could fail.
     if not raw.startswith(TOKEN_PREFIX) or forbidden_character(raw) is not None:
         raise unauthenticated("invalid token")
-    return await authenticate_hash(hash_token(raw), gateway=gateway)
+    token_hash = hash_token(raw)
+    cached = TOKENS.get(token_hash)
+    if cached is not None:
+        user, token = cached
+        if token.scope == TokenScope.GATEWAY and not gateway:
+            raise unauthenticated(GATEWAY_ONLY_MESSAGE)
+        await _touch(token, datetime.now(UTC))
+        return user, token
+    generation = TOKENS.generation
+    user, token = await authenticate_hash(token_hash, gateway=gateway)
+    TOKENS.put(token_hash, user, token, generation)
+    return user, token
 
 
 async def authenticate_hash(token_hash: str, *, gateway: bool = False) -> tuple[User, ApiToken]:
@@ -113,14 +126,18 @@ async def authenticate_hash(token_hash: str, *, gateway: bool = False) -> tuple[
         raise unauthenticated("account disabled")
     if row[_SCOPE] == TokenScope.GATEWAY.value and not gateway:
         raise unauthenticated(GATEWAY_ONLY_MESSAGE)
-    token = ApiToken._init_from_db(**dict(zip(_TOKEN_COLUMNS, row[:_SPLIT], strict=True)))
-    token.user = User._init_from_db(**dict(zip(_USER_COLUMNS, row[_SPLIT:], strict=True)))
+    token = model_from_values(ApiToken, dict(zip(_TOKEN_COLUMNS, row[:_SPLIT], strict=True)))
+    token.user = model_from_values(User, dict(zip(_USER_COLUMNS, row[_SPLIT:], strict=True)))
+    await _touch(token, now)
+    return token.user, token
+
+
+async def _touch(token: ApiToken, now: datetime) -> None:
+    """``last_used_at``, written at most once per interval (reads stay cheap)."""
     stale = now - timedelta(seconds=TOKEN_TOUCH_INTERVAL_S)
     if token.last_used_at is None or token.last_used_at < stale:
-        # Conditional update: concurrent requests write it once, reads stay cheap.
+        token.last_used_at = now  # first: concurrent hits of a cached token write once
         await ApiToken.filter(id=token.id).update(last_used_at=now)
-        token.last_used_at = now
-    return token.user, token
 
 
 async def create_api_token(
@@ -169,6 +186,7 @@ async def end_sessions(
 ) -> None:
     """Tell every replica to close the sockets of this token (or of every token of
     the user); call it after the write has committed."""
+    TOKENS.evict(user_id, token_id)  # this process at once; the others when announced
     if ctx.events is not None:
         end = SessionEnd(user_id=user_id, token_id=token_id, role_changed=role_changed)
         await announce_session_end(ctx.events.hub, end)

@@ -19,6 +19,7 @@ from db.model_resolution import ensure_default_scripted_model
 from db.secret_box import SecretBox
 from events.announcer import ChatAnnouncer
 from events.hub import EventHub
+from resolvers.token_cache import TOKENS
 from schema.build import build_schema
 from server.body_limit import BodyLimitMiddleware
 from server.database import database
@@ -79,6 +80,7 @@ def create_app(
             app.state.database_url = db.url
             app.state.event_hub = hub
             app.state.announcer = ChatAnnouncer(hub)
+            await TOKENS.attach(hub)
             daemon = None
             if run_daemon:
                 daemon = make_daemon(settings, hub, app.state.secrets, backend, tools)
@@ -90,6 +92,7 @@ def create_app(
                 if daemon is not None:
                     await daemon.stop()
                 await gateway.aclose()
+                await TOKENS.detach(hub)
                 await hub.disconnect()
 
     app = Starlette(
