@@ -16,13 +16,14 @@ import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
 import orjson
 
 from bench import uploads
-from bench.benchmark import checked_run_options, progress, run_options
+from bench.benchmark import DEFAULT_BASELINE, checked_run_options, progress, run_options
 from bench.load import LoadSpec, RoundResult, Target, fetch_once
 from bench.postgres import DatabaseFailed, bench_database, prepare
 from bench.registry import BENCHMARKS, IN_PROCESS
@@ -39,7 +40,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "name", choices=sorted([*BENCHMARKS, *IN_PROCESS]), help="which benchmark to run"
     )
-    return checked_run_options(parser, argv)
+    args = checked_run_options(parser, argv)
+    variants = BENCHMARKS[args.name].baseline_variants if args.name in BENCHMARKS else {}
+    if args.baseline != DEFAULT_BASELINE and args.baseline not in variants:
+        known = ", ".join([DEFAULT_BASELINE, *variants])
+        parser.error(f"{args.name} has these baselines: {known}")
+    return args
 
 
 def verify(graphql: Target, baseline: Target, *, same_data: bool = True) -> None:
@@ -93,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         database = stack.enter_context(bench_database(embedded=args.embedded))
         progress(f"database {database.name} on {database.where}: migrate, seed, ANALYZE")
         pair = asyncio.run(prepare(database.url, benchmark))
+        if args.baseline != DEFAULT_BASELINE:
+            pair = replace(pair, baseline=benchmark.baseline_variants[args.baseline](pair.baseline))
         progress("starting agentgql and baseline servers")
         graphql = stack.enter_context(agentgql_server(database.url, workdir))
         baseline = (
@@ -122,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
 
     note = (
         f"graphql: {pair.graphql.method} {pair.graphql.path} on `agentgql serve`; "
-        f"baseline: {pair.baseline.method} {pair.baseline.path} on bench.baseline; "
+        f"baseline ({args.baseline}): {pair.baseline.method} {pair.baseline.path} "
+        "on bench.baseline; "
         "both one uvicorn worker (uvloop, httptools), pool 1–10"
     )
     info = run_info(args, benchmark.name, benchmark.summary, database.where, load_before, note)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +82,11 @@ class Benchmark:
     # True: the "baseline" request also goes to agentgql (a GraphQL-vs-GraphQL
     # comparison, e.g. a huge chat against a small one); answers need not match.
     baseline_is_graphql: bool = False
+    # Other baselines to time against (``--baseline NAME``): the default
+    # request rewritten, e.g. to a route that skips the token and ownership checks.
+    baseline_variants: Mapping[str, Callable[[HttpRequest], HttpRequest]] = field(
+        default_factory=dict
+    )
 
 
 def pool_of(request: Request) -> Any:
@@ -92,6 +97,9 @@ def pool_of(request: Request) -> Any:
 def json_response(data: object) -> Response:
     """orjson-encoded, as the GraphQL view encodes its responses."""
     return Response(orjson.dumps(data), media_type="application/json")
+
+
+DEFAULT_BASELINE = "default"
 
 
 def run_options(
@@ -106,6 +114,11 @@ def run_options(
         "--connections", type=int, default=connections, help="concurrent connections"
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead")
+    parser.add_argument(
+        "--baseline",
+        default=DEFAULT_BASELINE,
+        help="which baseline to time against (messages: select-only = one SELECT, no auth)",
+    )
     parser.add_argument(
         "--embedded", action="store_true", help="always use a private embedded PostgreSQL"
     )

@@ -1,12 +1,17 @@
 """``messages`` (P1) and ``messages-deep`` (P3): the newest page of a chat's history.
 
 P1 compares the GraphQL page of 50 messages with a bare route that runs the same
-token check, ownership check and page SELECT and returns the same JSON. P3 runs
+token check, ownership check and page SELECT and returns the same JSON;
+``--baseline select-only`` with one that runs the page SELECT alone, unauthenticated
+(the physical limit of this stack). P3 runs
 the same GraphQL query against a 100 000-message chat and a 10-message one, to
 show that the keyset page does not slow down as the history grows.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,6 +42,7 @@ QUERY = """query Page($id: ID!) {
   }
 }"""
 BASELINE_PATH = "/messages/{chat_id}"
+SELECT_ONLY_PATH = "/messages-select-only/{chat_id}"
 PAGE_SQL = (
     "SELECT id, role, parts::text AS parts, created_at FROM chat_messages "
     "WHERE chat_id = $1 AND NOT deleted AND visibility <> 'model' ORDER BY id DESC LIMIT 51"
@@ -60,8 +66,7 @@ def _part(raw: dict[str, object]) -> dict[str, object]:
 
 
 async def baseline_page(request: Request) -> Response:
-    import orjson
-
+    """The three statements a naive server runs: token, ownership, page."""
     _, _, raw = request.headers.get("authorization", "").partition(" ")
     pool = pool_of(request)
     token = await pool.fetchrow(TOKEN_SQL, hash_token(raw.strip()))
@@ -75,6 +80,17 @@ async def baseline_page(request: Request) -> Response:
     )
     if not owned:
         return json_response({"chat": None})
+    return await _page(pool, chat_id)
+
+
+async def select_only_page(request: Request) -> Response:
+    """The physical limit of this stack: the page SELECT alone, no auth at all."""
+    return await _page(pool_of(request), request.path_params["chat_id"])
+
+
+async def _page(pool: Any, chat_id: str) -> Response:
+    import orjson
+
     rows = list(reversed((await pool.fetch(PAGE_SQL, chat_id))[:50]))
     edges = [
         {
@@ -89,6 +105,11 @@ async def baseline_page(request: Request) -> Response:
         for row in rows
     ]
     return json_response({"chat": {"messages": {"edges": edges}}})
+
+
+def _select_only(request: HttpRequest) -> HttpRequest:
+    chat_id = request.path.rsplit("/", 1)[1]
+    return replace(request, path=SELECT_ONLY_PATH.format(chat_id=chat_id), headers={})
 
 
 def _pair(fixtures: Fixtures, chat_id: str, query: str = QUERY) -> RequestPair:
@@ -131,5 +152,9 @@ BENCHMARK = Benchmark(
     name="messages",
     summary="P1: chat(id){ messages(last: 50) } over HTTP vs the same 50 rows as JSON",
     prepare=prepare,
-    baseline_routes=[Route(BASELINE_PATH, baseline_page, methods=["GET"])],
+    baseline_routes=[
+        Route(BASELINE_PATH, baseline_page, methods=["GET"]),
+        Route(SELECT_ONLY_PATH, select_only_page, methods=["GET"]),
+    ],
+    baseline_variants={"select-only": _select_only},
 )
