@@ -210,51 +210,6 @@ async def message_pages(
     return {key: plan.page(rows) for key, rows in grouped.items()}
 
 
-def _with_chat(sql: str) -> str:
-    """The page together with its chat, if ``$N`` (the last placeholder) owns it:
-    no row when it does not, one row of NULL message columns when the page is
-    empty. Message columns come first, so rows read as ``MessageRow``."""
-    owner = sql.count("$") + 1
-    return (
-        f"SELECT m.*, c.* FROM chats AS c LEFT JOIN LATERAL ({sql}) AS m ON true "
-        f"WHERE c.id = $1 AND c.owner_id = ${owner}"
-    )
-
-
-_WITH_CHAT = {sql: _with_chat(sql) for sql in (_NEWEST, _OLDEST, _BETWEEN_DESC, _BETWEEN_ASC)}
-_MESSAGE_WIDTH = COLUMNS.count(",") + 1
-
-
-@dataclass(frozen=True, slots=True)
-class ChatWithPage:
-    chat: dict[str, Any]
-    """The chat row's columns by name."""
-    page: Page[MessageRow]
-
-
-async def owned_chat_page(
-    chat_id: uuid.UUID,
-    owner_id: uuid.UUID,
-    *,
-    first: int | None,
-    after: str | None,
-    last: int | None,
-    before: str | None,
-    default_size: int,
-) -> ChatWithPage | None:
-    """``message_page`` and the chat row in one statement, None when ``owner_id``
-    does not own the chat: a chat opened with its history is one round trip."""
-    plan = _plan(first, after, last, before, default_size)
-    rows = await _fetch_rows(_WITH_CHAT[plan.sql], chat_id, *plan.args, plan.size + 1, owner_id)
-    if not rows:
-        return None
-    names = list(rows[0].keys())[_MESSAGE_WIDTH:]
-    chat = dict(zip(names, tuple(rows[0])[_MESSAGE_WIDTH:], strict=True))
-    if rows[0][0] is None:  # the LEFT JOIN's row of an empty page
-        rows = []
-    return ChatWithPage(chat=chat, page=plan.page(rows))
-
-
 async def messages_after(chat_id: uuid.UUID, after_id: int, limit: int = 200) -> list[MessageRow]:
     """Visible messages newer than ``after_id``, oldest first (stream replay)."""
     return await _fetch_rows(_OLDEST, chat_id, after_id, limit)

@@ -14,8 +14,7 @@ from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from db.chat_files import link_files, part_file_ids
-from db.keyset import InvalidCursor, Page, SortKey
-from db.message_rows import owned_chat_page
+from db.keyset import Page, SortKey
 from db.models import Chat, ChatMessage
 from db.parts import parts_to_json
 from db.raw_sql import fetchrow, model_from
@@ -23,7 +22,6 @@ from db.text_rules import clean_display_text
 from db.titles import fallback_title
 from db.vocabulary import (
     CHAT_SYSTEM_PROMPT_MAX,
-    DEFAULT_PAGE_SIZE,
     LABEL_KEY_MAX,
     LABEL_VALUE_MAX,
     LABELS_MAX,
@@ -37,11 +35,11 @@ from events.announcer import ChatAnnouncer
 from resolvers import global_id
 from resolvers.chat_search import parse_chat_query, pr_status_condition
 from resolvers.context import RequestContext
-from resolvers.errors import ApiError, bad_input, not_found
+from resolvers.errors import bad_input, not_found
 from resolvers.files import require_own_files
 from resolvers.message_input import PartInputLike, parse_content
 from resolvers.model_configs import chat_model_config_key
-from resolvers.pagination import PageArgs, history_page_args, paginate
+from resolvers.pagination import PageArgs, paginate
 from resolvers.permissions import require_permission, require_viewer
 from resolvers.usage_limits import require_spendable
 from resolvers.workspaces import own_workspace_key
@@ -80,47 +78,13 @@ async def own_chat(ctx: RequestContext, gid: str, field_name: str = "id") -> Cha
     return chat
 
 
-async def chat(ctx: RequestContext, gid: str, messages: PageArgs | None = None) -> Chat | None:
-    """The viewer's chat; with ``messages`` (the page its selection asks for) the
-    page is read in the same statement and handed to the request's loader."""
+async def chat(ctx: RequestContext, gid: str) -> Chat | None:
     if ctx.auth_error is not None:
         raise ctx.auth_error  # a bad token says so; no token is just signed out
     if ctx.viewer is None:
         return None
-    key = chat_key(gid)
-    args = _readable(messages)
-    if args is not None:
-        try:
-            found = await owned_chat_page(
-                key,
-                ctx.viewer.id,
-                first=args.first,
-                after=args.after,
-                last=args.last,
-                before=args.before,
-                default_size=DEFAULT_PAGE_SIZE,
-            )
-        except InvalidCursor:
-            pass  # the messages field reports it, as without the look-ahead
-        else:
-            if found is None:
-                return None
-            opened = model_from(Chat, found.chat)
-            ctx.loaders.message_pages.prime((opened.id, args), found.page)
-            return opened
-    row = await fetchrow(_CHAT_SQL, key, ctx.viewer.id)
+    row = await fetchrow(_CHAT_SQL, chat_key(gid), ctx.viewer.id)
     return None if row is None else model_from(Chat, row)
-
-
-def _readable(messages: PageArgs | None) -> PageArgs | None:
-    """The loader key of the page asked for, None if there is none or it is
-    invalid (then the messages field reports the error itself)."""
-    if messages is None:
-        return None
-    try:
-        return history_page_args(messages)
-    except ApiError:
-        return None
 
 
 async def chats_by_ids(ctx: RequestContext, keys: list[uuid.UUID]) -> dict[uuid.UUID, Chat]:

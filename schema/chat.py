@@ -18,7 +18,6 @@ from schema.cost import chat_cost_field
 from schema.debug import chat_debug_runs_field
 from schema.file import ChatFile
 from schema.info import Info
-from schema.lookahead import child_arguments
 from schema.message import Message, QueuedMessage
 from schema.node import Node, global_id_field, row_is
 from schema.user import User
@@ -153,9 +152,7 @@ class ChatQueries:
 
     @strawberry.field(description="One of your chats; null when absent or not yours.")
     async def chat(self, info: Info, id: strawberry.ID) -> Chat | None:
-        wanted = child_arguments(info, "Chat", "messages")
-        messages = None if wanted is None else PageArgs(**wanted)
-        return cast(Chat | None, await chats.chat(info.context, id, messages))
+        return cast(Chat | None, await chats.chat(info.context, id))
 
     @strawberry.field(
         description="Your top-level chats: pinned first, then most recently updated. "

@@ -171,10 +171,8 @@ class Codegen:
         if direct.info_name is not None:
             info = self.name("info_class", direct.info_class)
             strawberry_field = self.name("field", direct.strawberry_field, plan)
-            plan_name = self.name("plan", plan, plan)
             params.append(
-                f"{direct.info_name}={info}"
-                f"(_raw_info=run.field_info({plan_name}), _field={strawberry_field})"
+                f"{direct.info_name}={info}(_raw_info=run.info, _field={strawberry_field})"
             )
         return f"{self.name('resolve', direct.fn, plan)}({', '.join(params + args)})"
 

@@ -95,8 +95,6 @@ class FieldPlan:
     direct: DirectCall | None = None
     # Argument values when no variable feeds them (computed once), else None.
     constant_args: dict[str, Any] | None = None
-    # The document's fragments by name (shared): what ``info.fragments`` gives.
-    fragments: dict[str, FragmentDefinitionNode] = field(default_factory=dict)
 
 
 _IMMUTABLE = (str, int, float, bool, type(None))
@@ -186,7 +184,6 @@ class Compiler:
                 key, nodes[0], definition, _getter(definition), definition.type, nodes, parent
             )
             plan.parent_type = concrete
-            plan.fragments = self.fragments
             if plan.getter is None:
                 plan.direct = self._direct(definition)
                 plan.constant_args = self._constant_args(plan)

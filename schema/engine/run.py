@@ -56,25 +56,6 @@ class _Info:
         raise InfoUnsupported(f"info.{name}")
 
 
-class _FieldInfo:
-    """``info`` for one resolver call: the run's, plus the field's own nodes and
-    the document's fragments, so resolvers can look ahead at their selection
-    (``schema.lookahead``) as they can under graphql-core."""
-
-    __slots__ = ("context", "field_name", "field_nodes", "fragments", "schema", "variable_values")
-
-    def __init__(self, run_info: _Info, plan: FieldPlan) -> None:
-        self.context = run_info.context
-        self.schema = run_info.schema
-        self.variable_values = run_info.variable_values
-        self.field_name = plan.node.name.value
-        self.field_nodes = plan.nodes
-        self.fragments = plan.fragments
-
-    def __getattr__(self, name: str) -> Any:
-        raise InfoUnsupported(f"info.{name}")
-
-
 class Run:
     """One execution: variables, argument values and the queue of awaitables."""
 
@@ -93,9 +74,6 @@ class Run:
         if isinstance(error, Fallback):
             raise error
         self.failures.append(Failure(out, plan, error))
-
-    def field_info(self, plan: FieldPlan) -> _FieldInfo:
-        return _FieldInfo(self.info, plan)
 
     def args(self, plan: FieldPlan) -> dict[str, Any]:
         """A field's arguments (fed by variables), by the names its call takes."""

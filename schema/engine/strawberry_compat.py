@@ -58,7 +58,6 @@ __all__ = [
     "graphql_core_schema",
     "install",
     "isoformat",
-    "raw_info_of",
     "strawberry_schema_of",
     "validate_document",
 ]
@@ -96,10 +95,3 @@ def install(schema: CompiledQueries, limits: QueryLimits) -> FastExecutor:
     schema.fast = executor
     schema.fast_lane = QueryFastLane(graphql_core_schema(schema), executor, limits)
     return executor
-
-
-def raw_info_of(info: strawberry.Info[Any, Any]) -> Any:
-    """The graphql-core ``GraphQLResolveInfo`` (or a compiled run's field info)
-    behind Strawberry's ``Info``: its ``field_nodes``, ``fragments`` and
-    ``variable_values`` let a resolver look ahead cheaply (``schema.lookahead``)."""
-    return info._raw_info
