@@ -405,8 +405,8 @@ async def test_a_chat_page_with_diffs_costs_the_same_queries_for_20_chats_as_for
         assert all(len(e["node"]["diff"]["files"]) == 4 for e in edges)
         counts[n] = len(sent)
     assert counts[20] == counts[1]
-    # token, chats page, diff statuses, workspaces with their snapshots
-    assert counts[1] == 4
+    # chats page, diff statuses, workspaces with their snapshots (the token is cached)
+    assert counts[1] == 3
 
 
 async def test_a_stored_host_path_root_is_left_out_of_the_diff(
