@@ -65,9 +65,11 @@ class TokenCache:
 
     @property
     def serving(self) -> bool:
-        """Whether hits are served: some hub is attached and every attached one
-        is subscribed to ``sessions`` (else an end could go unheard)."""
-        return bool(self._listeners) and len(self._live) == len(self._listeners)
+        """Whether hits are served: caching is on (``ttl_s``), some hub is attached
+        and every attached one is subscribed to ``sessions`` (else an end could go
+        unheard)."""
+        heard = bool(self._listeners) and len(self._live) == len(self._listeners)
+        return heard and self.ttl_s > 0
 
     def get(self, token_hash: str) -> tuple[User, ApiToken] | None:
         entry = self._entries.get(token_hash)

@@ -80,6 +80,7 @@ def create_app(
             app.state.database_url = db.url
             app.state.event_hub = hub
             app.state.announcer = ChatAnnouncer(hub)
+            TOKENS.ttl_s = settings.token_cache_s
             await TOKENS.attach(hub)
             daemon = None
             if run_daemon:

@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         default=True,
         description="Answer queries through compiled plans; false = graphql-core only.",
     )
+    token_cache_s: float = Field(
+        default=5.0,
+        ge=0.0,
+        le=60.0,
+        description="How long a verified token is trusted without the database; 0 = never.",
+    )
     daemon_poll_s: float = Field(default=1.0, description="How often the daemon looks for work.")
     daemon_heartbeat_s: float = Field(default=30.0, description="Running chats' heartbeat.")
     daemon_stale_after_s: float = Field(

@@ -150,6 +150,28 @@ async def test_nothing_is_served_until_a_hub_is_heard(memory_hub: EventHub, gql:
     assert not cache.serving
 
 
+async def test_a_zero_ttl_checks_every_request(memory_hub: EventHub, gql: Any) -> None:
+    cache = TokenCache(ttl_s=0)  # AGENTGQL_TOKEN_CACHE_S=0
+    await cache.attach(memory_hub)
+    try:
+        key, user, token = await _row()
+        cache.put(key, user, token, cache.generation)
+        assert cache.get(key) is None
+        assert len(cache) == 0
+    finally:
+        await cache.detach(memory_hub)
+
+
+def test_the_ttl_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.settings import Settings
+
+    monkeypatch.setenv("AGENTGQL_TOKEN_CACHE_S", "0")
+    assert Settings().token_cache_s == 0
+    monkeypatch.setenv("AGENTGQL_TOKEN_CACHE_S", "61")
+    with pytest.raises(ValueError, match="60"):
+        Settings()
+
+
 async def test_an_expired_token_is_never_served(memory_hub: EventHub, gql: Any) -> None:
     cache = TokenCache()
     await cache.attach(memory_hub)
