@@ -265,3 +265,12 @@ async def new_person(prefix: str = "u") -> Person:
     expires = datetime.now(UTC) + timedelta(days=1)
     issued = await issue_token(user, TokenKind.SESSION, "session", expires)
     return Person(user, issued.secret)
+
+
+def redis_or_skip() -> str:
+    """The shared Redis's URL; a missing Redis skips the test, and fails it in CI."""
+    if reachable("127.0.0.1", 6379):
+        return REDIS_URL
+    if IN_CI:
+        pytest.fail("CI=true but no Redis on 127.0.0.1:6379")
+    pytest.skip("no Redis on 127.0.0.1:6379")

@@ -20,23 +20,15 @@ from events.payloads import (
     QueueChanged,
     StatusChanged,
 )
-from tests.harness import IN_CI, REDIS_URL, PostgresServer, reachable
+from tests.harness import PostgresServer, redis_or_skip
 
 BACKENDS = ["memory", "redis", "postgres"]
 CHAT = uuid.uuid4()
 
 
-def _redis_or_skip() -> str:
-    if reachable("127.0.0.1", 6379):
-        return REDIS_URL
-    if IN_CI:
-        pytest.fail("CI=true but no Redis on 127.0.0.1:6379")
-    pytest.skip("no Redis on 127.0.0.1:6379")
-
-
 def hub_url(backend: str, postgres: PostgresServer) -> str:
     if backend == "redis":
-        return _redis_or_skip()
+        return redis_or_skip()
     if backend == "postgres":
         return postgres.admin_dsn
     return "memory://"

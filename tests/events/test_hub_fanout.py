@@ -19,19 +19,11 @@ from redis import asyncio as redis
 from events.broadcaster_compat import subscribed_channels
 from events.hub import EventHub, Subscription
 from events.payloads import Event, MessageAnnounced, QueueChanged, Resync
-from tests.harness import IN_CI, REDIS_URL, PostgresServer, reachable
+from tests.harness import PostgresServer, redis_or_skip
 
 BACKENDS = ["memory", "redis", "postgres"]
 CHAT = uuid.uuid4()
 RESYNC_OVERFLOW = Resync("overflow")
-
-
-def _redis_or_skip() -> str:
-    if reachable("127.0.0.1", 6379):
-        return REDIS_URL
-    if IN_CI:
-        pytest.fail("CI=true but no Redis on 127.0.0.1:6379")
-    pytest.skip("no Redis on 127.0.0.1:6379")
 
 
 def channel() -> str:
@@ -52,7 +44,7 @@ async def connected(url: str, **options: Any) -> AsyncIterator[EventHub]:
 def url(request: pytest.FixtureRequest, postgres: PostgresServer) -> str:
     backend: str = request.param
     if backend == "redis":
-        return _redis_or_skip()
+        return redis_or_skip()
     if backend == "postgres":
         return postgres.admin_dsn
     return "memory://"
@@ -60,7 +52,7 @@ def url(request: pytest.FixtureRequest, postgres: PostgresServer) -> str:
 
 async def redis_subscribers(name: str) -> int:
     """How many connections Redis itself has subscribed to ``name``."""
-    client = redis.Redis.from_url(_redis_or_skip())
+    client = redis.Redis.from_url(redis_or_skip())
     try:
         counts = await client.pubsub_numsub(name)
     finally:
@@ -126,7 +118,7 @@ async def test_the_last_subscriber_leaving_drops_the_upstream_subscription(url: 
 
 
 async def test_a_cancelled_subscriber_still_releases_the_upstream() -> None:
-    url = _redis_or_skip()
+    url = redis_or_skip()
     name = channel()
     entered = asyncio.Event()
     async with connected(url) as hub:

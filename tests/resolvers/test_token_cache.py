@@ -20,7 +20,12 @@ from resolvers.context import RequestContext
 from resolvers.token_cache import TOKENS, TokenCache
 from resolvers.tokens import end_sessions, hash_token, issue_token
 from tests.daemon.live import eventually
-from tests.harness import IN_CI, REDIS_URL, GraphQLClient, counted_queries, new_person, reachable
+from tests.harness import (
+    GraphQLClient,
+    counted_queries,
+    new_person,
+    redis_or_skip,
+)
 
 VIEWER = "{ viewer { user { id username } } }"
 TOKEN_SELECT = "token_hash = $1"
@@ -230,18 +235,10 @@ async def test_a_resync_empties_the_cache(memory_hub: EventHub, gql: Any) -> Non
         await cache.detach(memory_hub)
 
 
-def _redis() -> str:
-    if reachable("127.0.0.1", 6379):
-        return REDIS_URL
-    if IN_CI:
-        pytest.fail("CI=true but no Redis on 127.0.0.1:6379")
-    pytest.skip("no Redis on 127.0.0.1:6379")
-
-
 async def test_a_session_ended_on_one_replica_is_evicted_on_another(gql: Any) -> None:
     """Two processes' caches, each on its own hub over the same Redis: the replica
     that revokes announces it, and the other forgets the token."""
-    here, there = EventHub(_redis()), EventHub(_redis())
+    here, there = EventHub(redis_or_skip()), EventHub(redis_or_skip())
     await here.connect()
     await there.connect()
     other = TokenCache()
