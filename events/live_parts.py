@@ -41,6 +41,7 @@ from events.channels import chat_channel
 from events.hub import MAX_PAYLOAD_BYTES, BackendUnavailable, EventHub, PayloadTooLarge
 from events.live_steps import LiveStep
 from events.payloads import Event, PartDelta, PartJson, PartsReset
+from events.redis_pubsub import pooled_client
 
 log = logging.getLogger(__name__)
 
@@ -246,8 +247,9 @@ class RedisLiveParts:
     """The step in Redis, written and published by one script per flush."""
 
     def __init__(self, url: str, *, ttl_s: float = DEFAULT_TTL_S, timeout: float = 5.0) -> None:
-        self.client = redis.Redis.from_url(
+        self.client = pooled_client(
             url,
+            timeout=timeout,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),

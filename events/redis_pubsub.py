@@ -41,6 +41,22 @@ log = logging.getLogger(__name__)
 _LOST = Event(channel="", message="")
 
 
+# Commands (publishes, live-step reads) share this many connections per process.
+# redis-py's default pool refuses the 101st concurrent command outright ("Too many
+# connections", a ConnectionError that reads as "Redis is down"): 500 clients
+# subscribing at once were refused. A blocking pool makes the excess wait instead.
+POOL_CONNECTIONS = 32
+
+
+def pooled_client(url: str, *, timeout: float, **options: Any) -> redis.Redis:
+    """A client whose commands wait (up to ``timeout``) for one of a bounded
+    number of connections, rather than failing when all are busy."""
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=POOL_CONNECTIONS, timeout=timeout, **options
+    )
+    return redis.Redis(connection_pool=pool)
+
+
 class RedisPubSub(BroadcastBackend):
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         # No retries: by default redis-py retries a broken read (and silently resubscribes).
@@ -49,7 +65,7 @@ class RedisPubSub(BroadcastBackend):
             "socket_connect_timeout": timeout,
             "socket_keepalive": True,
         }
-        self._conn = redis.Redis.from_url(url, socket_timeout=timeout, **options)
+        self._conn = pooled_client(url, timeout=timeout, socket_timeout=timeout, **options)
         self._pubsub = self._conn.pubsub()
         self._prober = redis.Redis.from_url(
             url, single_connection_client=True, socket_timeout=timeout, **options

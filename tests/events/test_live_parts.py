@@ -7,6 +7,7 @@ published in pieces, so subscribers and the snapshot both hold all of it.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ import pytest
 
 from events.hub import EventHub
 from events.live_parts import live_parts, run_tag
+from events.payloads import Resync
 from events.wire import as_json
 from tests.harness import IN_CI
 from tests.private_redis import RedisServer, free_port
@@ -72,3 +74,38 @@ async def test_a_delta_over_the_payload_cap_reaches_subscribers_and_the_snapshot
     assert seqs == sorted(seqs)
     assert step.seq == seqs[-1]
     await store.end(chat_id, run, discarded=False)
+
+
+async def test_five_hundred_readers_at_once_all_get_the_step(redis_url: str) -> None:
+    """500 clients subscribing together each read the live step: none may be told
+    the backend is down because more reads were in flight than connections."""
+    events = EventHub(redis_url)
+    await events.connect()
+    try:
+        chat_id = uuid.uuid4()
+        run = run_tag(uuid.uuid4(), None)
+        store = live_parts(events)
+        await store.begin(chat_id, run)
+        await store.append(chat_id, run, [(0, {"type": "text", "text": "hello"})])
+        steps = await asyncio.gather(*(store.snapshot(chat_id) for _ in range(500)))
+        assert [step.parts if step is not None else None for step in steps] == [
+            [{"type": "text", "text": "hello"}]
+        ] * 500
+    finally:
+        await events.disconnect()
+
+
+async def test_five_hundred_publishes_at_once_all_go_out(redis_url: str) -> None:
+    events = EventHub(redis_url)
+    await events.connect()
+    try:
+        channel = f"chat:{uuid.uuid4()}"
+        async with events.subscribe(channel) as subscription:
+            sent = [Resync(f"r{i}") for i in range(500)]
+            await asyncio.gather(*(events.publish(channel, event) for event in sent))
+            got = [await asyncio.wait_for(subscription.get(), 5) for _ in sent]
+        assert sorted(e.reason for e in got if isinstance(e, Resync)) == sorted(
+            e.reason for e in sent
+        )
+    finally:
+        await events.disconnect()
