@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 import tempfile
@@ -26,10 +27,12 @@ from httpx_ws import AsyncWebSocketSession, aconnect_ws
 from httpx_ws.transport import ASGIWebSocketTransport
 
 from db.connection import close_database, open_database, tortoise_config
+from db.costing import ModelPrices
 from db.embedded import EmbeddedCluster, database_url
 from db.migrator import apply_migrations
+from db.model_resolution import KeySource, ResolvedModel
 from db.models import User
-from db.vocabulary import TokenKind
+from db.vocabulary import ProviderKind, TokenKind
 from events.payloads import WorkAvailable
 from events.wire import as_json
 from resolvers.accounts import hash_password
@@ -274,3 +277,23 @@ def redis_or_skip() -> str:
     if IN_CI:
         pytest.fail("CI=true but no Redis on 127.0.0.1:6379")
     pytest.skip("no Redis on 127.0.0.1:6379")
+
+
+def scripted_model(**changes: Any) -> ResolvedModel:
+    """A resolved scripted model priced at $1 / $2 per million tokens (no key,
+    a 1 000-token context); ``changes`` replaces any field."""
+    model = ResolvedModel(
+        model_config_id=uuid.uuid4(),
+        provider_id=uuid.uuid4(),
+        provider_kind=ProviderKind.SCRIPTED,
+        provider_display_name="Scripted",
+        base_url=None,
+        model="scripted",
+        display_name="Scripted",
+        context_limit=1000,
+        compression_threshold=70,
+        max_output_tokens=None,
+        prices=ModelPrices(input_micros=1_000_000, output_micros=2_000_000),
+        key_source=KeySource.NONE,
+    )
+    return dataclasses.replace(model, **changes)

@@ -9,25 +9,11 @@ from datetime import UTC, datetime
 
 from daemon import compaction, prompt, spending
 from daemon.providers import Usage, make_client
-from db.costing import ModelPrices
-from db.model_resolution import KeySource, ResolvedModel
 from db.models import Chat, ChatMessage, CostChatDay, User
-from db.vocabulary import MessageRole, ProviderKind, Visibility
+from db.vocabulary import MessageRole, Visibility
+from tests.harness import scripted_model
 
-MODEL = ResolvedModel(
-    model_config_id=uuid.uuid4(),
-    provider_id=uuid.uuid4(),
-    provider_kind=ProviderKind.SCRIPTED,
-    provider_display_name="Scripted",
-    base_url=None,
-    model="scripted",
-    display_name="Scripted",
-    context_limit=1000,
-    compression_threshold=70,
-    max_output_tokens=None,
-    prices=ModelPrices(input_micros=1_000_000, output_micros=2_000_000),
-    key_source=KeySource.NONE,
-)
+MODEL = scripted_model()
 
 
 def test_pressure_uses_prompt_tokens_over_the_context_limit() -> None:

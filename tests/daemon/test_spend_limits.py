@@ -72,7 +72,7 @@ from tests.daemon.live import (
     read_chat,
     running_app,
 )
-from tests.harness import PASSWORD, GraphQLClient
+from tests.harness import PASSWORD, GraphQLClient, scripted_model
 
 LIMIT = 1_000_000  # USD 1.00
 TURN_COST = 50_000  # USD 0.05
@@ -554,20 +554,7 @@ async def test_a_compaction_interrupted_while_it_is_stored_still_settles_its_hol
     await ChatMessage.create(
         chat_id=chat.id, role=MessageRole.ASSISTANT, parts=[{"type": "text", "text": "Hi."}]
     )
-    model = ResolvedModel(
-        model_config_id=models.scripted.id,
-        provider_id=models.scripted.id,
-        provider_kind=ProviderKind.SCRIPTED,
-        provider_display_name="Scripted",
-        base_url=None,
-        model="scripted",
-        display_name="Scripted",
-        context_limit=1000,
-        compression_threshold=70,
-        max_output_tokens=None,
-        prices=ModelPrices(input_micros=1_000_000, output_micros=2_000_000),
-        key_source=KeySource.NONE,
-    )
+    model = scripted_model(model_config_id=models.scripted.id, provider_id=models.scripted.id)
     load = compaction.Pressure(
         usage_percent=80.0, threshold=70, context_tokens=800, context_limit=1000
     )

@@ -20,18 +20,15 @@ from starlette.applications import Starlette
 
 from daemon.debug_recorder import DebugRecorder
 from daemon.providers import Finish, ModelMessage, ModelRequest, TextDelta, Usage
-from db.costing import ModelPrices
-from db.model_resolution import KeySource, ResolvedModel
 from db.models import Chat, DebugRunKind
 from db.parts import TextPart
-from db.vocabulary import ProviderKind
 from events.announcer import ChatAnnouncer
 from events.channels import debug_channel
 from events.payloads import DebugRunChanged, DebugRunPhase
 from resolvers import global_id
 from resolvers.context import RequestContext
 from schema.build import build_schema
-from tests.harness import new_person
+from tests.harness import new_person, scripted_model
 
 DEBUG_RUNS = """
 subscription($id: ID!) {
@@ -41,20 +38,7 @@ subscription($id: ID!) {
   }
 }"""
 
-MODEL = ResolvedModel(
-    model_config_id=uuid.uuid4(),
-    provider_id=uuid.uuid4(),
-    provider_kind=ProviderKind.SCRIPTED,
-    provider_display_name="Scripted",
-    base_url=None,
-    model="scripted-model",
-    display_name="Scripted",
-    context_limit=100_000,
-    compression_threshold=80_000,
-    max_output_tokens=None,
-    prices=ModelPrices(input_micros=1_000_000, output_micros=2_000_000),
-    key_source=KeySource.NONE,
-)
+MODEL = scripted_model(model="scripted-model", context_limit=100_000, compression_threshold=80_000)
 REQUEST = ModelRequest(
     model="scripted-model", system=None, messages=[ModelMessage("user", [TextPart("hi")])]
 )
