@@ -10,13 +10,23 @@ Objects handed to several subscribers this way are marked with ``share``. Code
 that caches work per root object (the subscription executor keeps the GraphQL
 result of each distinct selection there) only does so for marked objects, never
 for rows made for one subscriber (its replay, its resync).
+
+A shared row can also skip the subscriber's own pipeline: the transport puts a
+``FrameLane`` in the context of each operation it runs (``current_lane``), and a
+live stream hands it the rows of events it takes directly from its
+subscription (``Subscription.direct``); the lane writes the frame encoded once
+for every subscriber with the same selection.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, TypeVar
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from events.subscription import Subscription
 
 T = TypeVar("T")
 
@@ -101,3 +111,33 @@ async def shared_read(event: object, key: Hashable, read: Callable[[], Awaitable
     if derived is not None:
         return await derived.derive_async(key, read)
     return await read()
+
+
+class FrameLane(Protocol):
+    """One operation's way to its socket that bypasses its own generator."""
+
+    executor: Any
+    """The operation's GraphQL executor, set by the schema layer when it has one."""
+
+    def try_deliver(self, row: object, subscription: Subscription) -> bool:
+        """Write ``row``'s frame now (True), or leave it to the generator (False,
+        nothing sent)."""
+        ...
+
+    def take_result(self, row: object) -> Any:
+        """The result a failed ``try_deliver`` computed for ``row`` (None: none), once:
+        the generator's execution of the same row uses it instead of running again."""
+        ...
+
+
+_LANE: ContextVar[FrameLane | None] = ContextVar("frame_lane", default=None)
+
+
+def current_lane() -> FrameLane | None:
+    """The lane of the operation running in this task, if its transport has one."""
+    return _LANE.get()
+
+
+def use_lane(lane: FrameLane) -> None:
+    """Make ``lane`` the current operation's (call at the start of its task)."""
+    _LANE.set(lane)

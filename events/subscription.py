@@ -10,14 +10,27 @@ was down.
 
 Delivered events are one object shared by every local subscriber of the channel
 (``events.sharing``): treat them as read-only. Resyncs are made per subscriber.
+
+A consumer may also take events directly (``direct``): while it is parked in
+``get`` with nothing queued and nothing held, ``offer`` hands the event to that
+callback instead of queueing it and waking the consumer's task. A live stream
+uses it to write an event's frame to its socket at once, without running its
+own generator for it. Order is kept: an event is only taken directly when
+everything before it has been handled, and a delivery that has to finish later
+``hold``s the subscription, so the consumer reads nothing queued meanwhile
+until it is ``release``d.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
+from collections.abc import Callable
 
 from events.payloads import Event, Resync
+
+log = logging.getLogger(__name__)
 
 OVERFLOW = "overflow"
 RECONNECTED = "backend reconnected"
@@ -46,6 +59,10 @@ class Subscription:
         self._resync_at_tail = False
         self._wakeup = asyncio.Event()
         self._closed = False
+        self.direct: Callable[[Event], bool] | None = None
+        """Takes an event instead of the queue (True: handled); see the module doc."""
+        self._parked = False  # the consumer waits in ``get`` for the next event
+        self._held = 0
 
     def __repr__(self) -> str:
         return f"Subscription({self.channel!r}, pending={len(self._items)})"
@@ -63,6 +80,12 @@ class Subscription:
         """Queue one event, or collapse the backlog into one resync when full."""
         if self._closed:
             return
+        if self._parked and self.direct is not None and not self._items and not self._held:
+            try:
+                if self.direct(event):
+                    return
+            except Exception:  # one subscriber's failure must not stop the fan-out
+                log.exception("direct delivery on %s failed; queueing the event", self.channel)
         if len(self._items) >= self.max_queue:
             self._overflow()
             return
@@ -79,6 +102,20 @@ class Subscription:
             return
         self._push_resync(reason)
 
+    def hold(self) -> None:
+        """A direct delivery is still being written: ``get`` returns nothing until
+        the matching ``release``, and nothing else is taken directly meanwhile."""
+        self._held += 1
+
+    def release(self) -> None:
+        self._held -= 1
+        if not self._held:
+            self._wakeup.set()
+
+    @property
+    def held(self) -> bool:
+        return self._held > 0
+
     def close(self) -> None:
         """End the subscription: queued events are still readable, then ``get`` raises."""
         self._closed = True
@@ -86,7 +123,7 @@ class Subscription:
 
     async def get(self, timeout: float | None = None) -> Event:  # noqa: ASYNC109 (the API)
         """The next event; ``TimeoutError`` after ``timeout`` seconds without one."""
-        if not self._items:
+        if not self._items or self._held:
             if timeout is None:  # the live streams' case: no timer to arm per event
                 await self._wait()
             else:
@@ -98,11 +135,15 @@ class Subscription:
         return item
 
     async def _wait(self) -> None:
-        while not self._items:
-            if self._closed:
+        while not self._items or self._held:
+            if self._closed and not self._items:
                 raise SubscriptionClosed(self.channel)
             self._wakeup.clear()
-            await self._wakeup.wait()
+            self._parked = True
+            try:
+                await self._wakeup.wait()
+            finally:
+                self._parked = False
 
     def __aiter__(self) -> Subscription:
         return self

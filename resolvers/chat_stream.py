@@ -25,6 +25,12 @@ the messages read after a cursor, the queue. The subscription executor then
 runs each distinct selection once per event. What a subscriber replays (status,
 deltas, queue) and its resyncs stay its own; only message reads of the same
 cursor are shared with whoever reads it at the same time.
+
+Live events that need no read (status, deltas, resets, errors) are taken
+straight from the hub while the stream waits for its next event
+(``Subscription.direct``): their frames go to the socket through the
+operation's lane (``events.sharing.FrameLane``) without resuming this
+generator. Whatever the lane cannot send comes through the loop below as before.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from functools import partial
+from typing import Any
 
 from tortoise.expressions import F
 
@@ -43,8 +50,19 @@ from db.vocabulary import ChatStatus, MessageRole
 from events import live_steps
 from events.channels import chat_channel
 from events.live_parts import live_parts
-from events.payloads import MessageAnnounced, QueueChanged, Resync
-from events.sharing import share, shared_read
+from events.payloads import (
+    ChatFailed,
+    HistoryReset,
+    MessageAnnounced,
+    PartDelta,
+    PartsReset,
+    QueueChanged,
+    Resync,
+    RetryScheduled,
+    StatusChanged,
+)
+from events.sharing import FrameLane, current_lane, share, shared_read
+from events.subscription import Subscription
 from resolvers.chat_event_rows import (
     MessageCreatedEvent,
     PartDeltaEvent,
@@ -201,6 +219,9 @@ async def stream_chat_events(
             yield await replay.queue()
             first = False
             resync: ResyncEvent | None = None
+            lane = current_lane()
+            if lane is not None:
+                subscription.direct = partial(_direct, lane, ctx, replay, subscription)
             async for event in subscription:
                 ctx.reset_loaders()  # loaders live for one event, never the connection
                 match event:
@@ -233,3 +254,25 @@ async def _announced(
     if any(e.message.role is MessageRole.ASSISTANT for e in delivered):
         # The viewer is watching: a new reply is read (once for all watchers).
         await shared_read(event, ("mark_read", chat_id), partial(mark_read, chat_id))
+
+
+# Hub events whose rows need no read (``live_row``): these may skip the generator.
+_DIRECT = (PartDelta, StatusChanged, PartsReset, HistoryReset, RetryScheduled, ChatFailed)
+
+
+def _direct(
+    lane: FrameLane, ctx: RequestContext, replay: _Replay, subscription: Subscription, event: Any
+) -> bool:
+    """Deliver a live event through the lane; False leaves it to the stream's loop
+    exactly as if it had been queued (the replay state is put back)."""
+    if not isinstance(event, _DIRECT):
+        return False
+    status = replay.status
+    row = live_row(replay.chat_id, event, replay)
+    if row is None:
+        return True  # this stream skips it, as the loop would
+    ctx.reset_loaders()  # as the loop does per event
+    if lane.try_deliver(row, subscription):
+        return True
+    replay.status = status
+    return False

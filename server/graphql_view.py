@@ -28,6 +28,7 @@ from resolvers.context import NoCookie, Policy, RequestContext
 from schema.engine.fast_lane import QueryFastLane
 from schema.engine.shared_execution import SharedData
 from server.error_responses import error_response
+from server.frame_fanout import encoded_data, learn_frame
 from server.graphiql import PAGE_HEADERS, graphiql_html
 from server.graphql_http import HttpGraphQL, refusal
 from server.metrics import Metrics
@@ -91,16 +92,15 @@ class TextFrames(ASGIWebSocketAdapter):
     """graphql-transport-ws messages are text frames; orjson gives bytes.
 
     An event's data shared by many subscribers is encoded once and spliced into
-    each subscriber's frame (the same bytes as encoding it every time).
+    each subscriber's frame (the same bytes as encoding it every time); events
+    delivered directly skip this (``server.frame_fanout``).
     """
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         payload = message.get("payload")
         if isinstance(payload, dict) and isinstance(payload.get("data"), SharedData):
-            data: SharedData = payload["data"]
-            if data.encoded is None:
-                data.encoded = orjson.Fragment(orjson.dumps(data))
-            message = {**message, "payload": {**payload, "data": data.encoded}}
+            message = {**message, "payload": {**payload, "data": encoded_data(payload["data"])}}
+        learn_frame(message)
         try:
             await self.ws.send_text(orjson.dumps(message).decode())
         except WebSocketDisconnect as exc:

@@ -29,6 +29,7 @@ from typing import Any, Protocol, cast
 
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     Message,
@@ -38,9 +39,11 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from events.channels import SESSIONS_CHANNEL
 from events.hub import EventHub
 from events.payloads import Event, Resync, SessionEnd
+from events.sharing import use_lane
 from resolvers.context import RequestContext
 from resolvers.errors import ApiError
 from resolvers.tokens import authenticate_hash
+from server.frame_fanout import SocketLane
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,11 @@ class SessionSocket(BaseGraphQLTransportWSHandler[RequestContext, None]):
         if self.ended:  # ended by an announcement while the check ran
             return
         await super().handle_subscribe(message)
+
+    async def run_operation(self, operation: Operation[RequestContext, None]) -> None:
+        # The operation's own task: live events may reach its socket directly.
+        use_lane(SocketLane(self, operation))
+        await super().run_operation(operation)
 
     async def shutdown(self) -> None:
         _watch_of(self.view).forget(self)

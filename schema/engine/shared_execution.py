@@ -17,7 +17,9 @@ What may be shared, and what not:
 - never a result with errors: each subscriber then executes and gets its own.
 
 A reused result's data is a ``SharedData``: the transport encodes it once for
-all the subscribers it goes to.
+all the subscribers it goes to. The executor of a subscription run by a
+transport with a ``FrameLane`` (``events.sharing``) is given to that lane, which
+executes the rows of directly delivered events with it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any, cast
 
 from graphql import ExecutionResult, OperationType
 
-from events.sharing import shared_memo
+from events.sharing import current_lane, shared_memo
 from resolvers.context import RequestContext
 from schema.engine.graphql_core_compat import own_sub_field_cache
 from schema.engine.strawberry_compat import StrawberryGraphQLCoreExecutionContext
@@ -38,13 +40,15 @@ Viewer = tuple[Any, ...]
 
 class SharedData(dict[str, Any]):
     """The data of a result several subscribers receive; read-only. ``encoded``
-    is for the transport, to keep the data's encoding once for all of them."""
+    and ``frames`` are for the transport, to keep the data's encoding (and the
+    frames made of it) once for all of them."""
 
-    __slots__ = ("encoded",)
+    __slots__ = ("encoded", "frames")
 
     def __init__(self, data: dict[str, Any]) -> None:
         super().__init__(data)
         self.encoded: Any = None
+        self.frames: dict[Any, Any] = {}
 
 
 class _Shared:
@@ -102,7 +106,18 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
         own_sub_field_cache(clone)
         return clone
 
+    def build_per_event_executor(self, payload: Any) -> Any:
+        lane = current_lane()
+        if lane is not None and lane.executor is None:
+            lane.executor = self  # the subscription's own executor, not a per-event copy
+        return super().build_per_event_executor(payload)
+
     def execute_operation(self, serially: bool | None = None) -> Any:
+        lane = current_lane()
+        if lane is not None:
+            computed = lane.take_result(self.root_value)
+            if computed is not None:
+                return computed  # computed for this subscriber, which did not send it
         memo = shared_memo(self.root_value)
         if memo is None or self.operation.operation is not OperationType.SUBSCRIPTION:
             return super().execute_operation(serially)
