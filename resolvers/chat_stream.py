@@ -272,7 +272,10 @@ def _direct(
     if row is None:
         return True  # this stream skips it, as the loop would
     ctx.reset_loaders()  # as the loop does per event
-    if lane.try_deliver(row, subscription):
-        return True
-    replay.status = status
-    return False
+    delivered = False
+    try:
+        delivered = lane.try_deliver(row, subscription)
+    finally:
+        if not delivered:  # failed or raised: the loop must see the event as new
+            replay.status = status
+    return delivered

@@ -21,7 +21,7 @@ from db.models import Chat, ChatMessage
 from db.vocabulary import ChatStatus, MessageRole
 from events.announcer import ChatAnnouncer
 from resolvers import global_id
-from server.frame_fanout import FanoutCounts
+from server.frame_fanout import FanoutCounts, SocketLane
 from tests.conftest import make_settings
 from tests.daemon.live import (
     GraphQLSocket,
@@ -155,3 +155,24 @@ async def test_direct_frames_keep_order_with_read_events_and_stop_on_unsubscribe
         await asyncio.sleep(0)  # (the reader task has filed everything before it)
         after_stop = [m for m in [leaving.queue.get_nowait() for _ in range(leaving.queue.qsize())]]
         assert all(m.get("type") == "complete" for m in after_stop), after_stop
+
+
+async def test_a_failing_direct_delivery_still_reaches_the_subscriber(
+    app: Starlette, live_server: str, client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The status a failed lane had already taken as delivered is not lost: the
+    event goes through the generator as if it had been queued."""
+    token = await new_user(client, "fallback")
+    created = await create_chat(client, token, "falls back")
+    chat = await Chat.get(id=chat_uuid(created["id"])).prefetch_related("owner")
+    events: ChatAnnouncer = app.state.announcer
+
+    def broken(*args: object) -> bool:
+        raise RuntimeError("the lane broke")
+
+    async with GraphQLSocket.open(live_server, token) as socket:
+        sub = await socket.subscribe(WATCH, {"id": created["id"]}, field="chatEvents")
+        await replayed(sub)
+        monkeypatch.setattr(SocketLane, "try_deliver", broken)
+        await events.status(chat.owner.id, chat.id, ChatStatus.RUNNING)
+        assert await sub.next() == {"__typename": "StatusChanged", "status": "RUNNING"}
