@@ -21,7 +21,8 @@ for every subscriber with the same selection.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -141,3 +142,16 @@ def current_lane() -> FrameLane | None:
 def use_lane(lane: FrameLane) -> None:
     """Make ``lane`` the current operation's (call at the start of its task)."""
     _LANE.set(lane)
+
+
+@contextmanager
+def acting_as(lane: FrameLane) -> Iterator[None]:
+    """Run a block as ``lane``'s operation. A direct delivery runs in the hub's
+    task, whose context may have been copied from another operation's (the task
+    that first subscribed the channel): without this, that operation's lane (its
+    executor, its computed result) would be used for this one."""
+    token = _LANE.set(lane)
+    try:
+        yield
+    finally:
+        _LANE.reset(token)

@@ -32,7 +32,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 
-from events.sharing import current_lane
+from events.sharing import acting_as, current_lane
 from events.subscription import Subscription
 from schema.engine.shared_execution import SharedData
 
@@ -95,7 +95,8 @@ class SocketLane:
     def try_deliver(self, row: object, subscription: Subscription) -> bool:
         if self.executor is None or self._extensions is None or not self.open:
             return False
-        outcome = self.executor.build_per_event_executor(row).execute_operation(False)
+        with acting_as(self):
+            outcome = self.executor.build_per_event_executor(row).execute_operation(False)
         if self.executor.is_awaitable(outcome):
             _drop(outcome)  # still executing: the generator will wait for it
             return False
